@@ -1,0 +1,1 @@
+"""The ``curate`` command and its orchestration: config, model registry, stages, executors, runs."""

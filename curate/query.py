@@ -1,0 +1,73 @@
+"""``curate query``: SQL over a dataset root through DuckDB, printed or saved."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Literal, TextIO
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from extractors.registry import dataset_schemas
+from manifests.store import DatasetRoot, write_parquet_atomic
+from manifests.views import connect
+
+Format = Literal["table", "csv", "json", "parquet"]
+
+
+def query(root: str | Path, sql: str) -> pa.Table:
+    """Run ``sql`` against the views of the dataset root ``root`` (see :mod:`manifests.views`)."""
+    dataset = DatasetRoot(root)
+    if not dataset.path.is_dir():
+        raise FileNotFoundError(f"dataset root {dataset.path} does not exist")
+    con = connect(dataset, dataset_schemas())
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _json_default(value: object) -> object:
+    return str(value)
+
+
+def emit(table: pa.Table, fmt: Format, output: Path | None, stream: TextIO = sys.stdout) -> None:
+    """Write ``table`` as a text table, CSV, JSON lines, or Parquet (``output`` required)."""
+    if fmt == "parquet":
+        if output is None:
+            raise ValueError("--format parquet needs --output FILE")
+        write_parquet_atomic(table, output)
+        return
+    out = open(output, "w") if output else stream
+    try:
+        if fmt == "csv":
+            flat = table.select(
+                [c for c in table.column_names if not pa.types.is_nested(table.schema.field(c).type)]
+            )
+            if flat.num_columns < table.num_columns:
+                # CSV cannot hold lists and maps: keep them as JSON text.
+                cols = {
+                    c: [json.dumps(v, default=_json_default) for v in table[c].to_pylist()]
+                    for c in table.column_names
+                }
+                flat = pa.table(
+                    {c: (table[c] if c in flat.column_names else cols[c]) for c in table.column_names}
+                )
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(flat, sink)
+            out.write(sink.getvalue().to_pybytes().decode())
+        elif fmt == "json":
+            for row in table.to_pylist():
+                out.write(json.dumps(row, default=_json_default) + "\n")
+        else:
+            out.write(
+                str(duckdb.from_arrow(table))
+                if table.num_rows
+                else f"(0 rows) columns: {table.column_names}\n"
+            )
+    finally:
+        if output:
+            out.close()

@@ -1,0 +1,135 @@
+"""``curate run``: ingest, segment and extract a set of videos into a dataset root."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from curate.config import Config
+from curate.executors import SequentialExecutor
+from curate.pipeline import CommitStage, ExtractStage, ProbeStage, SegmentStage, Stage, VideoWork
+from extractors.registry import build, dataset_schemas
+from ingest.sources import expand_sources
+from manifests.schema import error_code
+from manifests.store import DatasetRoot
+
+
+class NothingToRead(RuntimeError):
+    """The sources name no video input at all."""
+
+
+@dataclass
+class RunSummary:
+    """What one run did. Seconds of video per wall second counts the videos it processed."""
+
+    run_id: str
+    root: str
+    inputs: int = 0
+    videos_processed: int = 0
+    videos_failed: int = 0
+    videos_skipped_done: int = 0
+    videos_duplicate: int = 0
+    clips: int = 0
+    clips_with_failures: int = 0
+    video_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)  # reason code -> videos and clips with it
+
+    @property
+    def nothing_read(self) -> bool:
+        """True when no input was processed now or before: every one failed."""
+        return self.videos_processed + self.videos_skipped_done == 0
+
+    @property
+    def speed(self) -> float:
+        """Seconds of video processed per wall-clock second."""
+        return self.video_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    def add(self, work: VideoWork) -> None:
+        if work.skipped == "done":
+            self.videos_skipped_done += 1
+            return
+        if work.skipped == "duplicate":
+            self.videos_duplicate += 1
+            return
+        reasons: Counter[str] = Counter(error_code(m) for m in work.video.get("errors", {}).values())
+        if work.fatal:
+            self.videos_failed += 1
+        else:
+            self.videos_processed += 1
+            self.video_seconds += float(work.video.get("duration_s") or 0.0)
+        self.clips += len(work.clips)
+        for clip in work.clips:
+            if clip["errors"]:
+                self.clips_with_failures += 1
+            reasons.update(error_code(m) for m in clip["errors"].values())
+        for reason, n in reasons.items():
+            self.failures[reason] = self.failures.get(reason, 0) + n
+
+    def to_text(self) -> str:
+        lines = [
+            f"run {self.run_id} -> {self.root}",
+            f"  inputs              {self.inputs}",
+            f"  videos processed    {self.videos_processed}",
+            f"  videos failed       {self.videos_failed}",
+            f"  already done        {self.videos_skipped_done} (skipped)",
+            f"  duplicate inputs    {self.videos_duplicate} (skipped)",
+            f"  clips               {self.clips} ({self.clips_with_failures} with recorded failures)",
+            f"  video seconds       {self.video_seconds:.1f} in {self.wall_seconds:.1f} s wall"
+            f" = {self.speed:.2f} s of video per second",
+        ]
+        if self.failures:
+            lines.append("  failures by reason")
+            lines += [
+                f"    {reason:<18}{n}" for reason, n in sorted(self.failures.items(), key=lambda kv: -kv[1])
+            ]
+        return "\n".join(lines)
+
+    def write(self, root: DatasetRoot) -> Path:
+        path = root.path / "runs" / f"{self.run_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**asdict(self), "speed": self.speed}, indent=2))
+        tmp.replace(path)
+        return path
+
+
+def build_stages(config: Config, root: DatasetRoot) -> list[Stage]:
+    """The stage objects of a run, in order (shared by every executor)."""
+    extract = [ExtractStage(e, strict=config.run.strict) for e in build(config)]
+    return [ProbeStage(root), SegmentStage(config), *extract, CommitStage(root, dataset_schemas())]
+
+
+def run(sources: list[str], out: str | Path, config: Config, progress: bool = True) -> RunSummary:
+    """Process every video named by ``sources`` into the dataset root ``out``.
+
+    Videos committed by an earlier run are skipped, so a rerun after a crash does only what
+    is missing. Raises :class:`NothingToRead` when the sources name nothing; per-video
+    failures are recorded, not raised (unless ``[run] strict``): see ``summary.nothing_read``.
+    """
+    inputs = expand_sources(sources)
+    if not inputs:
+        raise NothingToRead(f"no video inputs found in {sources}")
+    root = DatasetRoot(out)
+    root.path.mkdir(parents=True, exist_ok=True)
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    summary = RunSummary(run_id=run_id, root=str(root.path), inputs=len(inputs))
+    started = time.perf_counter()
+    works = (VideoWork(uri, run_id) for uri in inputs)
+    bar = tqdm(total=len(inputs), unit="video", desc="curate run", disable=not progress, dynamic_ncols=True)
+    with bar:
+        for work in SequentialExecutor().run(build_stages(config, root), works):
+            summary.add(work)
+            bar.set_postfix(
+                clips=summary.clips, failed=summary.videos_failed, skipped=summary.videos_skipped_done
+            )
+            bar.update()
+    summary.wall_seconds = time.perf_counter() - started
+    summary.write(root)
+    return summary

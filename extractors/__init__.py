@@ -1,0 +1,1 @@
+"""One module per signal; each turns a clip into new, namespaced columns."""

@@ -1,0 +1,160 @@
+"""Per-frame face signals from MediaPipe Face Landmarker (VIDEO mode).
+
+Each clip is decoded once and sampled on a constant-rate grid (``[face] fps``); the landmarker
+sees every grid frame with the grid timestamp, and a grid frame that repeats the previous source
+frame reuses its result. A fresh landmarker per clip keeps results independent of what a worker
+processed before.
+
+Per frame (track columns): face count, presence, the 52 blendshapes of the primary (largest)
+face, head pose from its facial transformation matrix, and its box.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mediapipe as mp
+import numpy as np
+import pyarrow as pa
+from mediapipe.tasks.python import BaseOptions, vision
+
+from curate.models import cache_dir, resolve
+from extractors.base import ClipRef, Extraction, Extractor
+from ingest.media import iter_frames_at_rate
+from manifests.schema import BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
+
+
+def head_pose(matrix: np.ndarray) -> list[float]:
+    """(yaw, pitch, roll) in degrees and translation in cm from a 4x4 face transform.
+
+    Rotation is taken as Rz(roll) @ Ry(yaw) @ Rx(pitch) in MediaPipe's camera space
+    (x right, y up, z towards the viewer): yaw turns the head left/right, pitch nods, roll tilts.
+    """
+    r = matrix[:3, :3]
+    pitch = math.atan2(r[2, 1], r[2, 2])
+    yaw = math.asin(max(-1.0, min(1.0, -r[2, 0])))
+    roll = math.atan2(r[1, 0], r[0, 0])
+    return [math.degrees(yaw), math.degrees(pitch), math.degrees(roll), *map(float, matrix[:3, 3])]
+
+
+def _frame_values(result: Any) -> tuple[int, list[float] | None, list[float] | None, list[float] | None]:
+    """Face count and the primary face's blendshapes, head pose and box from one result."""
+    count = len(result.face_landmarks)
+    if not count:
+        return 0, None, None, None
+    boxes = []
+    for landmarks in result.face_landmarks:
+        xy = np.array([(p.x, p.y) for p in landmarks], dtype=np.float32)
+        lo, hi = np.clip(xy.min(axis=0), 0, 1), np.clip(xy.max(axis=0), 0, 1)
+        boxes.append([float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])])
+    primary = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
+    categories = result.face_blendshapes[primary]
+    names = tuple(c.category_name for c in categories)
+    if names != BLENDSHAPE_NAMES:
+        raise RuntimeError(f"the landmarker's blendshapes differ from the schema's: {names[:5]}...")
+    shapes = [min(max(float(c.score), 0.0), 1.0) for c in categories]
+    pose = head_pose(np.asarray(result.facial_transformation_matrixes[primary]))
+    return count, shapes, pose, boxes[primary]
+
+
+class FaceExtractor(Extractor):
+    name = "face"
+    version = "1"
+    clip_fields = [
+        field("face_frames", pa.int32(), "frames in the clip's track"),
+        field("face_detect_rate", pa.float32(), "share of frames with at least one face (0..1)"),
+        field("face_single_rate", pa.float32(), "share of frames with exactly one face (0..1)"),
+        field("face_count_max", pa.int32(), "most faces seen in one frame (capped by [face] max_faces)"),
+        field("face_box_area_mean", pa.float32(), "mean share of the frame covered by the primary face box"),
+    ]
+    track_fields = [
+        field(
+            "face_src_pts_s",
+            pa.list_(pa.float64()),
+            "decoder timestamp of the source frame shown at each t_s",
+        ),
+        field("face_count", pa.list_(pa.int8()), "faces detected per frame"),
+        field(
+            "blendshapes",
+            pa.list_(pa.list_(pa.float32(), len(BLENDSHAPE_NAMES))),
+            "per frame, the primary face's 52 blendshapes in [0, 1] (names in schema metadata); null: no face",
+        ),
+        field(
+            "head_pose",
+            pa.list_(pa.list_(pa.float32(), len(HEAD_POSE_NAMES))),
+            "per frame: yaw, pitch, roll (degrees), tx, ty, tz (cm); null: no face",
+        ),
+        field(
+            "face_box",
+            pa.list_(pa.list_(pa.float32(), len(FACE_BOX_NAMES))),
+            "per frame: x0, y0, x1, y1 of the primary face, normalised to the frame; null: no face",
+        ),
+    ]
+
+    def setup(self) -> None:
+        models = self.config.models
+        path = resolve(self.config.face.model, models.paths, cache_dir(models.cache_dir))
+        self._model = path.read_bytes()
+
+    def _landmarker(self) -> vision.FaceLandmarker:
+        cfg = self.config.face
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self._model),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=cfg.max_faces,
+            min_face_detection_confidence=cfg.min_detection_confidence,
+            min_face_presence_confidence=cfg.min_detection_confidence,
+            min_tracking_confidence=cfg.min_tracking_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
+        )
+        return vision.FaceLandmarker.create_from_options(options)
+
+    def extract(self, clip: ClipRef) -> Extraction:
+        src_pts: list[float] = []
+        counts: list[int] = []
+        shapes: list[list[float] | None] = []
+        poses: list[list[float] | None] = []
+        boxes: list[list[float] | None] = []
+        landmarker = self._landmarker()
+        try:
+            values: tuple[int, Any, Any, Any] = (0, None, None, None)
+            for frame in iter_frames_at_rate(clip.path, clip.start_s, clip.end_s, clip.fps):
+                if not frame.repeated or not src_pts:
+                    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=frame.image)
+                    timestamp_ms = int(round((frame.t_s - clip.start_s) * 1000))
+                    values = _frame_values(landmarker.detect_for_video(image, timestamp_ms))
+                src_pts.append(frame.src_pts_s)
+                counts.append(values[0])
+                shapes.append(values[1])
+                poses.append(values[2])
+                boxes.append(values[3])
+        finally:
+            landmarker.close()
+        return self._summarise(src_pts, counts, shapes, poses, boxes)
+
+    def _summarise(self, src_pts, counts, shapes, poses, boxes) -> Extraction:  # type: ignore[no-untyped-def]
+        n = len(counts)
+        count_arr = np.asarray(counts, dtype=np.int64)
+        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes if b is not None]
+        detect_rate = float(np.mean(count_arr > 0)) if n else 0.0
+        out = Extraction(
+            clip={
+                "face_frames": n,
+                "face_detect_rate": detect_rate,
+                "face_single_rate": float(np.mean(count_arr == 1)) if n else 0.0,
+                "face_count_max": int(count_arr.max()) if n else 0,
+                "face_box_area_mean": float(np.mean(areas)) if areas else None,
+            },
+            track={
+                "face_src_pts_s": src_pts,
+                "face_count": counts,
+                "blendshapes": shapes,
+                "head_pose": poses,
+                "face_box": boxes,
+            },
+        )
+        if detect_rate < self.config.face.min_detect_rate:
+            out.failure = ("no_face", f"a face in {int((count_arr > 0).sum())} of {n} frames")
+        return out

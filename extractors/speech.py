@@ -1,0 +1,146 @@
+"""Speech of each clip with faster-whisper: language, text, word timings, speech share.
+
+The clip's audio is decoded once at 16 kHz mono. Silero VAD (shipped inside faster-whisper)
+gives the share of the clip that is speech; a clip that is digital silence or has too little
+speech is recorded as ``no_speech`` without running the recogniser. Language is identified
+among ``[speech] languages`` (renormalised probabilities), then the clip is transcribed in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from faster_whisper import WhisperModel
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from curate.models import cache_dir, resolve
+from extractors.base import ClipRef, Extraction, Extractor, Resources
+from ingest.media import SPEECH_SR_HZ, read_audio
+from manifests.schema import field
+
+#: A clip whose loudest sample is under this level (dBFS) is digital silence.
+DIGITAL_SILENCE_DB = -60.0
+
+WORD = pa.struct(
+    [
+        pa.field("word", pa.string()),
+        pa.field("start_s", pa.float64()),
+        pa.field("end_s", pa.float64()),
+        pa.field("probability", pa.float32()),
+    ]
+)
+
+
+def cuda_available() -> bool:
+    import ctranslate2
+
+    return ctranslate2.get_cuda_device_count() > 0
+
+
+def pick_language(all_probs: list[tuple[str, float]], allowed: list[str]) -> tuple[str, float]:
+    """Most probable language among ``allowed`` (all when empty), probability renormalised over them."""
+    candidates = [(lang, p) for lang, p in all_probs if not allowed or lang in allowed] or all_probs
+    total = sum(p for _, p in candidates) or 1.0
+    lang, p = max(candidates, key=lambda lp: lp[1])
+    return lang, p / total
+
+
+class SpeechExtractor(Extractor):
+    name = "speech"
+    version = "1"
+    clip_fields = [
+        field(
+            "speech_ratio", pa.float32(), "share of the clip that voice activity detection marks as speech"
+        ),
+        field("speech_peak_db", pa.float32(), "loudest sample of the clip audio, dBFS"),
+        field("speech_language", pa.string(), "ISO 639-1 code of the spoken language"),
+        field("speech_language_prob", pa.float32(), "probability of that language among the allowed ones"),
+        field("speech_text", pa.string(), "transcript"),
+        field("speech_word_count", pa.int32(), "words in the transcript"),
+        field("speech_no_speech_prob", pa.float32(), "Whisper's no-speech probability, mean over segments"),
+        field("speech_avg_logprob", pa.float32(), "mean token log-probability of the transcript"),
+    ]
+    track_fields = [field("words", pa.list_(WORD), "transcript words with start and end in source seconds")]
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(cpus=1.0, gpus=1.0 if self._device() == "cuda" else 0.0)
+
+    def _device(self) -> str:
+        device = self.config.speech.device
+        return ("cuda" if cuda_available() else "cpu") if device == "auto" else device
+
+    def setup(self) -> None:
+        cfg, models = self.config.speech, self.config.models
+        folder = resolve(cfg.model, models.paths, cache_dir(models.cache_dir))
+        device = self._device()
+        compute = (
+            cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
+        )
+        self._model = WhisperModel(
+            str(folder), device=device, compute_type=compute, cpu_threads=cfg.cpu_threads
+        )
+        self._multilingual = self._model.model.is_multilingual
+
+    def close(self) -> None:
+        self.__dict__.pop("_model", None)
+
+    def extract(self, clip: ClipRef) -> Extraction:
+        out = self.empty()
+        if not clip.has_audio:
+            out.failure = ("no_audio", "the video has no audio stream")
+            return out
+        audio = read_audio(clip.path, clip.start_s, clip.end_s)
+        duration = max(len(audio) / SPEECH_SR_HZ, 1e-9)
+        peak_db = float(20 * np.log10(np.max(np.abs(audio)) + 1e-12)) if len(audio) else -240.0
+        spans = get_speech_timestamps(audio, VadOptions()) if len(audio) else []
+        ratio = sum(s["end"] - s["start"] for s in spans) / SPEECH_SR_HZ / duration
+        out.clip.update(speech_ratio=ratio, speech_peak_db=peak_db)
+        if peak_db < DIGITAL_SILENCE_DB:
+            out.failure = ("no_speech", f"the audio is digital silence (peak {peak_db:.1f} dBFS)")
+            return out
+        if ratio < self.config.speech.min_speech_ratio:
+            out.failure = ("no_speech", f"voice activity in {ratio:.0%} of the clip")
+            return out
+        out.clip.update(self._transcribe(audio, clip.start_s))
+        out.track["words"] = out.clip.pop("_words")
+        return out
+
+    def _transcribe(self, audio: np.ndarray, offset_s: float) -> dict[str, Any]:
+        cfg = self.config.speech
+        language, language_prob = None, 1.0
+        if self._multilingual:
+            _, _, all_probs = self._model.detect_language(audio)
+            language, language_prob = pick_language(all_probs, cfg.languages)
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=cfg.beam_size,
+            word_timestamps=True,
+            vad_filter=True,
+            condition_on_previous_text=False,
+        )
+        segments = list(segments)
+        words = [
+            {
+                "word": w.word.strip(),
+                "start_s": offset_s + w.start,
+                "end_s": offset_s + w.end,
+                "probability": w.probability,
+            }
+            for s in segments
+            for w in (s.words or [])
+        ]
+        return {
+            "speech_language": language or info.language,
+            "speech_language_prob": language_prob,
+            "speech_text": " ".join(s.text.strip() for s in segments),
+            "speech_word_count": len(words),
+            "speech_no_speech_prob": float(np.mean([s.no_speech_prob for s in segments]))
+            if segments
+            else None,
+            "speech_avg_logprob": float(np.mean([s.avg_logprob for s in segments])) if segments else None,
+            "_words": words,
+        }

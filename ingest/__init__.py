@@ -1,0 +1,1 @@
+"""Finding inputs, probing containers, decoding media and cutting videos into clips."""

@@ -1,0 +1,142 @@
+"""Decoding with PyAV: audio at 16 kHz mono, and video frames sampled by time.
+
+Nothing here re-encodes. Video frames are sampled on a constant-rate grid by their decoder
+timestamps, so a variable-frame-rate source yields evenly spaced output frames (each the
+latest source frame shown at that instant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+SPEECH_SR_HZ = 16_000
+ENVELOPE_HOP_S = 0.01
+
+
+def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+    """Mono float32 samples at 16 kHz in [start_s, end_s), shape (n,)."""
+    chunks = list(iter_audio(path, start_s, end_s))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> Iterator[np.ndarray]:
+    """Mono float32 chunks at 16 kHz covering [start_s, end_s), streamed from the decoder."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        if start_s > 0:
+            container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SPEECH_SR_HZ)
+        first = int(round(start_s * SPEECH_SR_HZ))
+        last = None if end_s is None else int(round(end_s * SPEECH_SR_HZ))
+        pos: int | None = None  # index of the next resampled sample in source time
+        for frame in container.decode(stream):
+            if pos is None:
+                pos = int(round((frame.time or 0.0) * SPEECH_SR_HZ))
+            for out in resampler.resample(frame):
+                samples = out.to_ndarray().reshape(-1)
+                lo, hi = max(first - pos, 0), len(samples) if last is None else min(last - pos, len(samples))
+                pos += len(samples)
+                if hi > lo:
+                    yield samples[lo:hi].astype(np.float32, copy=False)
+            if last is not None and pos >= last:
+                return
+
+
+def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
+    """RMS level in dBFS of consecutive ``hop_s`` windows of the whole audio track, shape (n_hops,).
+
+    Streams the track, so memory holds only the envelope (100 values a second by default).
+    """
+    hop = int(round(hop_s * SPEECH_SR_HZ))
+    levels: list[np.ndarray] = []
+    carry = np.zeros(0, np.float32)
+    for chunk in iter_audio(path):
+        buf = np.concatenate([carry, chunk])
+        n = len(buf) // hop
+        if n:
+            frames = buf[: n * hop].reshape(n, hop).astype(np.float64)
+            levels.append(10 * np.log10(np.mean(frames**2, axis=1) + 1e-12))
+        carry = buf[n * hop :]
+    return np.concatenate(levels) if levels else np.zeros(0)
+
+
+def envelope_at(envelope_db: np.ndarray, t_s: np.ndarray, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
+    """Envelope values at times ``t_s`` (seconds), nearest hop; shape of ``t_s``."""
+    idx = np.clip(np.round(np.asarray(t_s) / hop_s).astype(int), 0, max(len(envelope_db) - 1, 0))
+    return envelope_db[idx]
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One output frame: ``t_s`` on the constant-rate grid, ``src_pts_s`` of the source frame shown then."""
+
+    t_s: float
+    src_pts_s: float
+    image: np.ndarray  # (H, W, 3) uint8 RGB or (H, W) uint8 gray, C-contiguous
+    repeated: bool  # same source frame as the previous output frame
+
+
+def frame_grid(start_s: float, end_s: float, fps: float) -> np.ndarray:
+    """Output times ``start_s + k / fps`` for k = 0.. while below ``end_s``; shape (n,)."""
+    n = max(int(np.floor((end_s - start_s) * fps - 1e-6)) + 1, 0)
+    return start_s + np.arange(n) / fps
+
+
+def iter_frames_at_rate(
+    path: Path,
+    start_s: float,
+    end_s: float,
+    fps: float,
+    fmt: str = "rgb24",
+    size: tuple[int, int] | None = None,
+) -> Iterator[SampledFrame]:
+    """Decode [start_s, end_s) once and yield frames on the grid :func:`frame_grid`.
+
+    A grid time takes the latest source frame whose timestamp is at or before it (sample and
+    hold), so output frames stay evenly spaced whatever the source's frame timing. ``size`` is
+    (width, height) to scale to in the decoder's converter.
+    """
+    grid = frame_grid(start_s, end_s, fps)
+    kwargs = {"width": size[0], "height": size[1]} if size else {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if start_s > 0:
+            container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+        k = 0
+        held: av.VideoFrame | None = None
+        held_image: np.ndarray | None = None
+        last_pts: float | None = None
+
+        def emit(t: float) -> SampledFrame:
+            nonlocal held_image, last_pts
+            assert held is not None and held.time is not None
+            if held_image is None:  # convert only frames that some grid time shows
+                held_image = np.ascontiguousarray(held.to_ndarray(format=fmt, **kwargs))
+            pts = float(held.time)
+            out = SampledFrame(float(t), pts, held_image, repeated=last_pts == pts)
+            last_pts = pts
+            return out
+
+        for frame in container.decode(stream):
+            if k >= len(grid):
+                break
+            if frame.time is None:
+                continue
+            pts = float(frame.time)
+            if held is None and pts > start_s + 1e-6:
+                held = frame  # grid times before the first decoded frame show that frame
+            # Every grid time before this frame shows the frame held until now.
+            while held is not None and k < len(grid) and grid[k] < pts - 1e-6:
+                yield emit(grid[k])
+                k += 1
+            held, held_image = frame, None
+        # The last frame stays on screen until the end of the clip.
+        while held is not None and k < len(grid):
+            yield emit(grid[k])
+            k += 1

@@ -1,0 +1,87 @@
+"""Turning what the user names (folders, globs, list files, URIs) into a list of video inputs,
+and making remote inputs local.
+
+A name that matches nothing is kept as an input, so it is recorded as a ``missing_file``
+failure instead of vanishing from the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
+)
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".csv"})
+
+
+def is_uri(name: str) -> bool:
+    """True for ``scheme://...`` names other than ``file://``."""
+    return "://" in name and not name.startswith("file://")
+
+
+def _from_list_file(path: Path) -> list[str]:
+    base = path.parent
+    if path.suffix == ".csv":
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or "uri" not in reader.fieldnames:
+                raise ValueError(f"{path}: a CSV list needs a 'uri' column (found {reader.fieldnames})")
+            names = [row["uri"].strip() for row in reader if row["uri"] and row["uri"].strip()]
+    else:
+        lines = (line.strip() for line in path.read_text().splitlines())
+        names = [line for line in lines if line and not line.startswith("#")]
+    return [n if is_uri(n) or Path(n).is_absolute() else str(base / n) for n in names]
+
+
+def expand_sources(sources: Iterable[str]) -> list[str]:
+    """Video inputs named by ``sources``, in order, without repeating a name.
+
+    - a folder: every file with a video suffix below it (recursive, sorted);
+    - a file with a list suffix (.txt .lst .list: one path or URI a line, ``#`` comments;
+      .csv: a ``uri`` column); relative entries are relative to the list file;
+    - a glob pattern (``*``, ``?``, ``[``): the files it matches;
+    - anything else: taken as one video path or URI.
+    """
+    out: list[str] = []
+    for source in sources:
+        path = Path(source.removeprefix("file://"))
+        if is_uri(source):
+            out.append(source)
+        elif path.is_dir():
+            out.extend(
+                str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+            )
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            out.extend(expand_sources(_from_list_file(path)))
+        elif glob.has_magic(source):
+            out.extend(sorted(glob.glob(source, recursive=True)))
+        else:
+            out.append(str(path))
+    return list(dict.fromkeys(out))
+
+
+def localize(name: str, staging: Path) -> Path:
+    """A local path holding the bytes of ``name``; URIs are copied into ``staging`` with fsspec.
+
+    Raises ``FileNotFoundError`` for a URI that does not exist and ``OSError`` (or the
+    filesystem's own error) when the store cannot be read.
+    """
+    if not is_uri(name):
+        return Path(name.removeprefix("file://"))
+    import fsspec  # imported here: only remote inputs need it
+
+    staging.mkdir(parents=True, exist_ok=True)
+    suffix = Path(name.split("?")[0]).suffix
+    target = staging / (hashlib.sha256(name.encode()).hexdigest()[:24] + suffix)
+    if not target.exists():
+        tmp = target.with_name("." + target.name + ".tmp")
+        with fsspec.open(name, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        tmp.replace(target)
+    return target

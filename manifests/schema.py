@@ -1,0 +1,148 @@
+"""Schemas of every table in a dataset root: the single source of truth.
+
+Core columns live here. Each extractor declares its own namespaced columns (``face_*``,
+``speech_*``) next to its code; :func:`compose` joins core and extractor columns into the
+schema a writer must use. Column names carry units (``_s``, ``_hz``, ``_fps``, ``_db``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+#: The 52 MediaPipe Face Landmarker blendshapes, in model output order (ARKit names plus ``_neutral``).
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
+    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
+    "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
+    "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+
+#: Head pose components per frame: rotation in degrees, translation in centimetres (camera space).
+HEAD_POSE_NAMES: tuple[str, ...] = ("yaw_deg", "pitch_deg", "roll_deg", "tx_cm", "ty_cm", "tz_cm")
+
+#: Face box components per frame, normalised to [0, 1] of the frame width and height.
+FACE_BOX_NAMES: tuple[str, ...] = ("x0", "y0", "x1", "y1")
+
+#: Reason codes of recorded failures. An ``errors`` map holds ``stage -> "code: detail"``.
+FAILURE_REASONS: dict[str, str] = {
+    "missing_file": "the path or URI does not exist",
+    "unreachable": "the object store could not be read",
+    "empty_file": "the file has zero bytes",
+    "unreadable": "not a media file the decoder can open",
+    "no_video_stream": "the container has no video stream",
+    "truncated": "the file ends before its declared duration",
+    "no_audio": "the container has no audio stream",
+    "no_face": "no face was detected in the clip",
+    "no_speech": "digital silence, or voice activity detection found too little speech",
+    "extractor_error": "an extractor raised an unexpected error",
+}
+
+VERDICTS = ("accept", "reject", "review")
+
+ERRORS = pa.map_(pa.string(), pa.string())
+
+
+def field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    """A column with its documentation stored in the Parquet field metadata."""
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+
+
+def error_text(code: str, detail: str) -> str:
+    """Format an ``errors`` map value; ``code`` must be one of :data:`FAILURE_REASONS`."""
+    if code not in FAILURE_REASONS:
+        raise ValueError(f"unknown failure reason {code!r}")
+    return f"{code}: {detail}"
+
+
+def error_code(text: str) -> str:
+    """The reason code of an ``errors`` map value (the part before the first colon)."""
+    return text.split(":", 1)[0].strip()
+
+
+VIDEO_FIELDS = [
+    field(
+        "video_id",
+        pa.string(),
+        "content hash of the file (sha256 prefix), or uri- hash when unreadable",
+        False,
+    ),
+    field("uri", pa.string(), "path or URI the video was first read from", False),
+    field("size_bytes", pa.int64(), "file size"),
+    field("duration_s", pa.float64(), "duration from the demuxed packets (container field not trusted)"),
+    field("container_duration_s", pa.float64(), "duration the container declares, null when absent"),
+    field("fps_nominal", pa.float64(), "frame rate the video stream declares"),
+    field("fps_avg", pa.float64(), "frames per second actually present (frame count / duration)"),
+    field("vfr", pa.bool_(), "variable frame rate: frame intervals vary or average differs from nominal"),
+    field("n_frames", pa.int64(), "video packets demuxed"),
+    field("width", pa.int32(), "pixels"),
+    field("height", pa.int32(), "pixels"),
+    field("video_codec", pa.string(), "decoder name"),
+    field("has_audio", pa.bool_(), "an audio stream is present"),
+    field("audio_codec", pa.string(), "decoder name"),
+    field("audio_sr_hz", pa.int32(), "audio sample rate"),
+    field("audio_channels", pa.int32(), "audio channel count"),
+    field("audio_loudest_db", pa.float64(), "loudest 10 ms RMS level of the audio track, dBFS"),
+    field("n_clips", pa.int32(), "clips cut from this video"),
+    field("errors", ERRORS, "stage -> 'reason: detail' for failures of the whole video"),
+    field("run_id", pa.string(), "run that committed this row"),
+]
+
+CLIP_FIELDS = [
+    field("clip_id", pa.string(), "video_id + start and end in milliseconds", False),
+    field("video_id", pa.string(), "video this clip was cut from", False),
+    field("clip_index", pa.int32(), "position of the clip within its video"),
+    field("start_s", pa.float64(), "clip start in source time"),
+    field("end_s", pa.float64(), "clip end in source time"),
+    field("duration_s", pa.float64(), "end_s - start_s"),
+    field("cut_start", pa.string(), "why the clip starts here: start | shot | silence | max_length"),
+    field("cut_end", pa.string(), "why the clip ends here: end | shot | silence | max_length"),
+    field("fps", pa.float64(), "constant rate the clip's tracks were resampled to"),
+    field("errors", ERRORS, "stage -> 'reason: detail' for failures of this clip"),
+]
+
+TRACK_FIELDS = [
+    field("clip_id", pa.string(), "clip these per-frame arrays belong to", False),
+    field("video_id", pa.string(), "video of the clip", False),
+    field(
+        "t_s", pa.list_(pa.float64()), "output frame times in source seconds, evenly spaced at the clip fps"
+    ),
+]
+
+DECISION_FIELDS = [
+    field("clip_id", pa.string(), "clip the decision is about", False),
+    field("verdict", pa.string(), "accept | reject | review", False),
+    field("reasons", pa.list_(pa.string()), "reason codes behind the verdict"),
+    field("source", pa.string(), "filter | review"),
+    field("who", pa.string(), "filter name or annotator"),
+    field("decided_at", pa.timestamp("us", tz="UTC"), "when the decision was made"),
+    field("config_hash", pa.string(), "hash of the thresholds that produced it"),
+    field("decision_set", pa.string(), "id of the batch of decisions it was appended with"),
+]
+
+TABLES = ("videos", "clips", "tracks", "decisions")
+
+
+def compose(core: Iterable[pa.Field], extra: Iterable[pa.Field], table: str) -> pa.Schema:
+    """Join core columns and extractor columns into one schema; a name may appear once."""
+    fields = list(core) + list(extra)
+    seen: set[str] = set()
+    for f in fields:
+        if f.name in seen:
+            raise ValueError(f"column {f.name!r} declared twice in table {table!r}")
+        seen.add(f.name)
+    metadata = {"table": table, "schema_version": SCHEMA_VERSION}
+    if table == "tracks":
+        metadata["blendshape_names"] = ",".join(BLENDSHAPE_NAMES)
+        metadata["head_pose_names"] = ",".join(HEAD_POSE_NAMES)
+        metadata["face_box_names"] = ",".join(FACE_BOX_NAMES)
+    return pa.schema(fields, metadata=metadata)

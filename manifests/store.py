@@ -1,0 +1,104 @@
+"""A dataset root on disk: one folder per table, one Parquet part per work unit.
+
+Layout::
+
+    ROOT/videos/part-<video_id>.parquet    one row; written last, so it marks the video done
+    ROOT/clips/part-<video_id>.parquet     the video's clips
+    ROOT/tracks/part-<video_id>.parquet    per-frame arrays of those clips
+    ROOT/decisions/part-<set_id>.parquet   one decision set each (append-only)
+    ROOT/runs/<run_id>.json                run summaries
+
+Every part is written to a hidden temporary file in the same folder, flushed and renamed into
+place, so a reader sees either the whole part or none of it, and rewriting a part with the same
+key replaces it instead of adding rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class SchemaMismatch(ValueError):
+    """Records do not agree with the table schema they are written with."""
+
+
+def records_to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Build a table from row dicts, refusing keys the schema does not declare.
+
+    Missing keys become nulls (and fail for non-nullable columns); pyarrow alone would drop
+    unknown keys silently, hiding a column that an extractor forgot to declare.
+    """
+    names = set(schema.names)
+    for i, rec in enumerate(records):
+        unknown = set(rec) - names
+        if unknown:
+            raise SchemaMismatch(
+                f"row {i} has columns not in the {schema.metadata!r} schema: {sorted(unknown)}"
+            )
+    try:
+        table = pa.Table.from_pylist(list(records), schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaMismatch(str(exc)) from exc
+    table.validate(full=True)
+    for f in schema:
+        if not f.nullable and table.column(f.name).null_count:
+            raise SchemaMismatch(f"column {f.name!r} must not be null")
+    return table
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> Path:
+    """Write ``table`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class DatasetRoot:
+    """The Parquet tables of one curation dataset."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    def table_dir(self, table: str) -> Path:
+        return self.path / table
+
+    def part_path(self, table: str, key: str) -> Path:
+        return self.table_dir(table) / f"part-{key}.parquet"
+
+    def parts(self, table: str) -> list[Path]:
+        folder = self.table_dir(table)
+        return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+    def write_part(
+        self, table: str, key: str, records: Sequence[Mapping[str, Any]], schema: pa.Schema
+    ) -> Path:
+        """Validate ``records`` against ``schema`` and commit them as the part ``key`` of ``table``."""
+        return write_parquet_atomic(records_to_table(records, schema), self.part_path(table, key))
+
+    def has_part(self, table: str, key: str) -> bool:
+        return self.part_path(table, key).exists()
+
+    def committed_keys(self, table: str) -> set[str]:
+        """Keys of the committed parts of ``table`` (for ``videos``: the finished video ids)."""
+        return {p.name[len("part-") : -len(".parquet")] for p in self.parts(table)}
+
+    def read(self, table: str, schema: pa.Schema) -> pa.Table:
+        """All rows of ``table`` with ``schema`` (an empty table when nothing is committed)."""
+        parts = self.parts(table)
+        if not parts:
+            return schema.empty_table()
+        return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])

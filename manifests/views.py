@@ -1,0 +1,54 @@
+"""DuckDB views over a dataset root: the query layer of every table.
+
+Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, typed even when empty),
+``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
+(the latest decision of each clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import pyarrow as pa
+
+from manifests.store import DatasetRoot
+
+
+def _sql_path(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per table of ``root``."""
+    con = duckdb.connect()
+    for table, schema in schemas.items():
+        if root.parts(table):
+            glob = str(root.table_dir(table) / "part-*.parquet")
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_sql_path(glob)}, union_by_name=true)"
+            )
+        else:
+            con.register(f"_{table}_empty", schema.empty_table())
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+    con.execute(
+        """
+        CREATE VIEW failures AS
+        SELECT 'video' AS level, video_id, NULL::VARCHAR AS clip_id, uri, e.key AS stage,
+               trim(split_part(e.value, ':', 1)) AS reason, e.value AS message
+        FROM (SELECT video_id, uri, unnest(map_entries(errors)) AS e FROM videos)
+        UNION ALL
+        SELECT 'clip', c.video_id, c.clip_id, v.uri, e.key, trim(split_part(e.value, ':', 1)), e.value
+        FROM (SELECT video_id, clip_id, unnest(map_entries(errors)) AS e FROM clips) c
+        LEFT JOIN videos v USING (video_id)
+        """
+    )
+    con.execute(
+        """
+        CREATE VIEW current_decisions AS
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT *, row_number() OVER (PARTITION BY clip_id ORDER BY decided_at DESC, decision_set DESC) AS rn
+            FROM decisions) WHERE rn = 1
+        """
+    )
+    return con

@@ -1,0 +1,1 @@
+"""Label Studio review of borderline clips. Coming after scoring and filters."""
