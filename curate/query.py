@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -41,33 +42,28 @@ def emit(table: pa.Table, fmt: Format, output: Path | None, stream: TextIO = sys
             raise ValueError("--format parquet needs --output FILE")
         write_parquet_atomic(table, output)
         return
-    out = open(output, "w") if output else stream
-    try:
-        if fmt == "csv":
-            flat = table.select(
-                [c for c in table.column_names if not pa.types.is_nested(table.schema.field(c).type)]
+    with open(output, "w") if output else nullcontext(stream) as out:
+        _write_text(table, fmt, out)
+
+
+def _write_text(table: pa.Table, fmt: Format, out: TextIO) -> None:
+    if fmt == "json":
+        for row in table.to_pylist():
+            out.write(json.dumps(row, default=_json_default) + "\n")
+    elif fmt == "csv":
+        # CSV cannot hold lists, structs and maps: those columns become JSON text.
+        columns = {
+            name: (
+                [json.dumps(v, default=_json_default) for v in table[name].to_pylist()]
+                if pa.types.is_nested(table.schema.field(name).type)
+                else table[name]
             )
-            if flat.num_columns < table.num_columns:
-                # CSV cannot hold lists and maps: keep them as JSON text.
-                cols = {
-                    c: [json.dumps(v, default=_json_default) for v in table[c].to_pylist()]
-                    for c in table.column_names
-                }
-                flat = pa.table(
-                    {c: (table[c] if c in flat.column_names else cols[c]) for c in table.column_names}
-                )
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(flat, sink)
-            out.write(sink.getvalue().to_pybytes().decode())
-        elif fmt == "json":
-            for row in table.to_pylist():
-                out.write(json.dumps(row, default=_json_default) + "\n")
-        else:
-            out.write(
-                str(duckdb.from_arrow(table))
-                if table.num_rows
-                else f"(0 rows) columns: {table.column_names}\n"
-            )
-    finally:
-        if output:
-            out.close()
+            for name in table.column_names
+        }
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(pa.table(columns), sink)
+        out.write(sink.getvalue().to_pybytes().decode())
+    elif table.num_rows:
+        out.write(str(duckdb.from_arrow(table)))
+    else:
+        out.write(f"(0 rows) columns: {table.column_names}\n")

@@ -12,7 +12,7 @@ face, head pose from its facial transformation matrix, and its box.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import mediapipe as mp
 import numpy as np
@@ -61,14 +61,14 @@ def _frame_values(result: Any) -> tuple[int, list[float] | None, list[float] | N
 class FaceExtractor(Extractor):
     name = "face"
     version = "1"
-    clip_fields = [
+    clip_fields: ClassVar[list[pa.Field]] = [
         field("face_frames", pa.int32(), "frames in the clip's track"),
         field("face_detect_rate", pa.float32(), "share of frames with at least one face (0..1)"),
         field("face_single_rate", pa.float32(), "share of frames with exactly one face (0..1)"),
         field("face_count_max", pa.int32(), "most faces seen in one frame (capped by [face] max_faces)"),
         field("face_box_area_mean", pa.float32(), "mean share of the frame covered by the primary face box"),
     ]
-    track_fields = [
+    track_fields: ClassVar[list[pa.Field]] = [
         field(
             "face_src_pts_s",
             pa.list_(pa.float64()),
@@ -123,7 +123,7 @@ class FaceExtractor(Extractor):
             for frame in iter_frames_at_rate(clip.path, clip.start_s, clip.end_s, clip.fps):
                 if not frame.repeated or not src_pts:
                     image = mp.Image(image_format=mp.ImageFormat.SRGB, data=frame.image)
-                    timestamp_ms = int(round((frame.t_s - clip.start_s) * 1000))
+                    timestamp_ms = round((frame.t_s - clip.start_s) * 1000)
                     values = _frame_values(landmarker.detect_for_video(image, timestamp_ms))
                 src_pts.append(frame.src_pts_s)
                 counts.append(values[0])

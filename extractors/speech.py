@@ -8,7 +8,7 @@ among ``[speech] languages`` (renormalised probabilities), then the clip is tran
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +50,7 @@ def pick_language(all_probs: list[tuple[str, float]], allowed: list[str]) -> tup
 class SpeechExtractor(Extractor):
     name = "speech"
     version = "1"
-    clip_fields = [
+    clip_fields: ClassVar[list[pa.Field]] = [
         field(
             "speech_ratio", pa.float32(), "share of the clip that voice activity detection marks as speech"
         ),
@@ -62,7 +62,9 @@ class SpeechExtractor(Extractor):
         field("speech_no_speech_prob", pa.float32(), "Whisper's no-speech probability, mean over segments"),
         field("speech_avg_logprob", pa.float32(), "mean token log-probability of the transcript"),
     ]
-    track_fields = [field("words", pa.list_(WORD), "transcript words with start and end in source seconds")]
+    track_fields: ClassVar[list[pa.Field]] = [
+        field("words", pa.list_(WORD), "transcript words with start and end in source seconds")
+    ]
 
     @property
     def resources(self) -> Resources:

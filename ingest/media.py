@@ -31,12 +31,12 @@ def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
         if start_s > 0:
             container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SPEECH_SR_HZ)
-        first = int(round(start_s * SPEECH_SR_HZ))
-        last = None if end_s is None else int(round(end_s * SPEECH_SR_HZ))
+        first = round(start_s * SPEECH_SR_HZ)
+        last = None if end_s is None else round(end_s * SPEECH_SR_HZ)
         pos: int | None = None  # index of the next resampled sample in source time
         for frame in container.decode(stream):
             if pos is None:
-                pos = int(round((frame.time or 0.0) * SPEECH_SR_HZ))
+                pos = round((frame.time or 0.0) * SPEECH_SR_HZ)
             for out in resampler.resample(frame):
                 samples = out.to_ndarray().reshape(-1)
                 lo, hi = max(first - pos, 0), len(samples) if last is None else min(last - pos, len(samples))
@@ -52,7 +52,7 @@ def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
 
     Streams the track, so memory holds only the envelope (100 values a second by default).
     """
-    hop = int(round(hop_s * SPEECH_SR_HZ))
+    hop = round(hop_s * SPEECH_SR_HZ)
     levels: list[np.ndarray] = []
     carry = np.zeros(0, np.float32)
     for chunk in iter_audio(path):

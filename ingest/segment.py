@@ -8,6 +8,7 @@ measure the video and audio it plans from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +98,7 @@ def plan_clips(
     bounds = [0.0, *sorted(t for t in shots if 0.0 < t < duration_s), duration_s]
     kinds = ["start", *["shot"] * (len(bounds) - 2), "end"]
     plans: list[ClipPlan] = []
-    for (start, end), (kind_start, kind_end) in zip(
-        zip(bounds, bounds[1:], strict=False), zip(kinds, kinds[1:], strict=False), strict=True
-    ):
+    for (start, end), (kind_start, kind_end) in zip(pairwise(bounds), pairwise(kinds), strict=True):
         cur, cur_kind = start, kind_start
         while end - cur > params.max_clip_s:
             hi = min(cur + params.max_clip_s, end - params.min_clip_s)
