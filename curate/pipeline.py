@@ -127,10 +127,10 @@ class ProbeStage(CheapStage):
 
     def _already(self, work: VideoWork) -> bool:
         vid = work.video_id
-        if self.root.has_part("videos", vid):
-            work.skipped = "done"
-        elif vid in self._seen:
+        if vid in self._seen:
             work.skipped = "duplicate"
+        elif self.root.has_part("videos", vid):
+            work.skipped = "done"
         self._seen.add(vid)
         return work.skipped is not None
 

@@ -18,6 +18,12 @@ SPEECH_SR_HZ = 16_000
 ENVELOPE_HOP_S = 0.01
 
 
+def _seek(container: av.container.InputContainer, stream: av.stream.Stream, start_s: float) -> None:
+    """Seek to the keyframe at or before ``start_s`` (decoding then runs up to it)."""
+    if start_s > 0 and stream.time_base is not None:
+        container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+
+
 def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
     """Mono float32 samples at 16 kHz in [start_s, end_s), shape (n,)."""
     chunks = list(iter_audio(path, start_s, end_s))
@@ -28,8 +34,7 @@ def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     """Mono float32 chunks at 16 kHz covering [start_s, end_s), streamed from the decoder."""
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
-        if start_s > 0:
-            container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+        _seek(container, stream, start_s)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SPEECH_SR_HZ)
         first = round(start_s * SPEECH_SR_HZ)
         last = None if end_s is None else round(end_s * SPEECH_SR_HZ)
@@ -102,12 +107,10 @@ def iter_frames_at_rate(
     (width, height) to scale to in the decoder's converter.
     """
     grid = frame_grid(start_s, end_s, fps)
-    kwargs = {"width": size[0], "height": size[1]} if size else {}
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start_s > 0:
-            container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+        _seek(container, stream, start_s)
         k = 0
         held: av.VideoFrame | None = None
         held_image: np.ndarray | None = None
@@ -117,7 +120,8 @@ def iter_frames_at_rate(
             nonlocal held_image, last_pts
             assert held is not None and held.time is not None
             if held_image is None:  # convert only frames that some grid time shows
-                held_image = np.ascontiguousarray(held.to_ndarray(format=fmt, **kwargs))
+                converted = held.reformat(width=size[0], height=size[1], format=fmt) if size else held
+                held_image = np.ascontiguousarray(converted.to_ndarray(format=fmt))
             pts = float(held.time)
             out = SampledFrame(float(t), pts, held_image, repeated=last_pts == pts)
             last_pts = pts

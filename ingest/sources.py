@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,7 +64,8 @@ def expand_sources(sources: Iterable[str]) -> list[str]:
             out.extend(sorted(glob.glob(source, recursive=True)))
         else:
             out.append(str(path))
-    return list(dict.fromkeys(out))
+    # Local names are recorded absolute, so manifests stay valid from any working directory.
+    return list(dict.fromkeys(n if is_uri(n) else os.path.abspath(n) for n in out))
 
 
 def localize(name: str, staging: Path) -> Path:

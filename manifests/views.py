@@ -2,7 +2,8 @@
 
 Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, typed even when empty),
 ``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
-(the latest decision of each clip).
+(the latest decision of each clip); macro ``blendshape_index(name)`` gives the 1-based position
+of a blendshape channel, so queries address channels by name.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
+from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 
 
@@ -51,4 +53,6 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
             FROM decisions) WHERE rn = 1
         """
     )
+    names = ", ".join(f"'{n}'" for n in BLENDSHAPE_NAMES)
+    con.execute(f"CREATE MACRO blendshape_index(name) AS list_position([{names}], name)")
     return con

