@@ -166,12 +166,9 @@ class ChecksumMismatch(RuntimeError):
     """A model file's bytes differ from the registry's sha256."""
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def spec_of(name: str) -> ModelSpec:

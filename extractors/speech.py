@@ -106,11 +106,12 @@ class SpeechExtractor(Extractor):
         if ratio < self.config.speech.min_speech_ratio:
             out.failure = ("no_speech", f"voice activity in {ratio:.0%} of the clip")
             return out
-        out.clip.update(self._transcribe(audio, clip.start_s))
-        out.track["words"] = out.clip.pop("_words")
+        values, out.track["words"] = self._transcribe(audio, clip.start_s)
+        out.clip.update(values)
         return out
 
-    def _transcribe(self, audio: np.ndarray, offset_s: float) -> dict[str, Any]:
+    def _transcribe(self, audio: np.ndarray, offset_s: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Clip columns and the word list of ``audio`` (16 kHz mono) starting at ``offset_s`` in the source."""
         cfg = self.config.speech
         language, language_prob = None, 1.0
         if self._multilingual:
@@ -135,7 +136,7 @@ class SpeechExtractor(Extractor):
             for s in segments
             for w in (s.words or [])
         ]
-        return {
+        values = {
             "speech_language": language or info.language,
             "speech_language_prob": language_prob,
             "speech_text": " ".join(s.text.strip() for s in segments),
@@ -144,5 +145,5 @@ class SpeechExtractor(Extractor):
             if segments
             else None,
             "speech_avg_logprob": float(np.mean([s.avg_logprob for s in segments])) if segments else None,
-            "_words": words,
         }
+        return values, words

@@ -70,12 +70,6 @@ def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
     return np.concatenate(levels) if levels else np.zeros(0)
 
 
-def envelope_at(envelope_db: np.ndarray, t_s: np.ndarray, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
-    """Envelope values at times ``t_s`` (seconds), nearest hop; shape of ``t_s``."""
-    idx = np.clip(np.round(np.asarray(t_s) / hop_s).astype(int), 0, max(len(envelope_db) - 1, 0))
-    return envelope_db[idx]
-
-
 @dataclass(frozen=True)
 class SampledFrame:
     """One output frame: ``t_s`` on the constant-rate grid, ``src_pts_s`` of the source frame shown then."""

@@ -30,13 +30,10 @@ class ProbeFailure(Exception):
         self.code = code
 
 
-def content_id(path: Path, chunk: int = 1 << 20) -> str:
+def content_id(path: Path) -> str:
     """Identity of a file's bytes: the first hex digits of its sha256."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()[:VIDEO_ID_HEX]
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:VIDEO_ID_HEX]
 
 
 def uri_id(uri: str) -> str:

@@ -47,8 +47,6 @@ FAILURE_REASONS: dict[str, str] = {
     "extractor_error": "an extractor raised an unexpected error",
 }
 
-VERDICTS = ("accept", "reject", "review")
-
 ERRORS = pa.map_(pa.string(), pa.string())
 
 
@@ -128,8 +126,6 @@ DECISION_FIELDS = [
     field("config_hash", pa.string(), "hash of the thresholds that produced it"),
     field("decision_set", pa.string(), "id of the batch of decisions it was appended with"),
 ]
-
-TABLES = ("videos", "clips", "tracks", "decisions")
 
 
 def compose(core: Iterable[pa.Field], extra: Iterable[pa.Field], table: str) -> pa.Schema:

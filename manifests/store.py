@@ -95,10 +95,3 @@ class DatasetRoot:
     def committed_keys(self, table: str) -> set[str]:
         """Keys of the committed parts of ``table`` (for ``videos``: the finished video ids)."""
         return {p.name[len("part-") : -len(".parquet")] for p in self.parts(table)}
-
-    def read(self, table: str, schema: pa.Schema) -> pa.Table:
-        """All rows of ``table`` with ``schema`` (an empty table when nothing is committed)."""
-        parts = self.parts(table)
-        if not parts:
-            return schema.empty_table()
-        return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])

@@ -1,0 +1,52 @@
+"""An extractor that raises: recorded as a row and the run goes on, or raised in strict mode.
+
+The real extractors cannot be made to raise on demand, so a subclass injects the fault.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from curate.config import Config, RunConfig
+from curate.query import query
+from curate.run import build_stages, run
+from extractors import registry
+from extractors.base import ClipRef, Extraction
+from extractors.speech import SpeechExtractor
+from manifests import DatasetRoot
+
+
+class BrokenSpeech(SpeechExtractor):
+    def setup(self) -> None:  # no model needed to fail
+        pass
+
+    def extract(self, clip: ClipRef) -> Extraction:
+        raise RuntimeError("decoder exploded")
+
+
+@pytest.fixture
+def broken_speech(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(registry.EXTRACTORS, "speech", BrokenSpeech)
+
+
+def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broken_speech) -> None:
+    config = Config(run=RunConfig(extractors=["speech"]))
+    summary = run(
+        [str(video("vr_face_3.mp4")), str(video("vr_face_5.mp4"))], tmp_path, config, progress=False
+    )
+    assert summary.videos_processed == 2
+    assert summary.failures == {"extractor_error": 2}
+    rows = query(tmp_path, "select stage, message from failures").to_pylist()
+    assert rows == [{"stage": "speech", "message": "extractor_error: RuntimeError: decoder exploded"}] * 2
+
+
+def test_strict_mode_raises(tmp_path, video, broken_speech) -> None:
+    config = Config(run=RunConfig(extractors=["speech"], strict=True))
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        run([str(video("vr_face_3.mp4"))], tmp_path, config, progress=False)
+    assert not (tmp_path / "videos").exists()  # nothing committed for the failed video
+
+
+def test_stages_are_in_pipeline_order(tmp_path) -> None:
+    names = [s.name for s in build_stages(Config(), DatasetRoot(tmp_path))]
+    assert names == ["probe", "segment", "face", "speech", "commit"]

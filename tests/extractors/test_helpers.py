@@ -1,0 +1,30 @@
+"""Pure helpers of the extractors: language choice and head pose from a face transform."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from extractors.face import head_pose
+from extractors.speech import pick_language
+
+# What Whisper base reports for the English fixture r3p_May_5s.mp4 (top three languages).
+R3P_PROBS = [("cy", 0.698), ("en", 0.280), ("la", 0.006)]
+
+
+def test_language_is_chosen_among_the_allowed_ones() -> None:
+    lang, prob = pick_language(R3P_PROBS, ["en", "de"])
+    assert lang == "en" and prob == pytest.approx(1.0)
+    assert pick_language(R3P_PROBS, [])[0] == "cy"  # all languages allowed
+    assert pick_language(R3P_PROBS, ["fr"])[0] == "cy"  # none allowed present: fall back to all
+
+
+def test_head_pose_angles_and_translation() -> None:
+    assert head_pose(np.eye(4)) == pytest.approx([0, 0, 0, 0, 0, 0])
+    yaw = math.radians(20)
+    m = np.eye(4)
+    m[:3, :3] = [[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]]
+    m[:3, 3] = [1.0, -2.0, -30.0]
+    assert head_pose(m) == pytest.approx([20, 0, 0, 1.0, -2.0, -30.0])
