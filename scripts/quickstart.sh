@@ -6,5 +6,5 @@ bash scripts/setup.sh
 FIXTURES=${CURATE_FIXTURES:-../shared/fixtures}
 OUT=${1:-runs/sample}
 .venv/bin/curate run "$FIXTURES/video" --out "$OUT"
-.venv/bin/curate query "$OUT" "select v.uri, c.clip_id, round(c.duration_s, 2) as duration_s, round(c.face_detect_rate, 2) as faces, c.speech_language as lang, map_keys(c.errors) as failed_stages from clips c join videos v using (video_id) order by v.uri, c.start_s"
+.venv/bin/curate query "$OUT" "select regexp_extract(v.uri, '[^/]+$') as video, round(c.start_s, 1) as start_s, round(c.duration_s, 1) as duration_s, round(c.face_detect_rate, 2) as faces, c.speech_language as lang, left(c.speech_text, 40) as text, map_keys(c.errors) as failed from clips c join videos v using (video_id) order by video, c.start_s"
 .venv/bin/curate query "$OUT" "select reason, count(*) as n from failures group by reason order by n desc"
