@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from curate import models as registry
-from curate.config import ConfigError, load_config
+from curate.config import Config, ConfigError, load_config
 
 app = typer.Typer(
     pretty_exceptions_show_locals=False,
@@ -36,7 +36,7 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _config(path: Path | None):  # type: ignore[no-untyped-def]
+def _config(path: Path | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:

@@ -95,9 +95,7 @@ class ProbeStage(CheapStage):
         work.video = {"uri": work.uri, "run_id": work.run_id, "errors": {}, "n_clips": 0}
         try:
             work.path = localize(work.uri, self.root.path / "_staging")
-            if not work.path.exists():
-                raise ProbeFailure("missing_file", f"{work.uri} does not exist")
-            if work.path.stat().st_size == 0:
+            if work.path.stat().st_size == 0:  # before hashing: empty files must not share one id
                 raise ProbeFailure("empty_file", f"{work.uri} has zero bytes")
             work.video["video_id"] = content_id(work.path)
         except FileNotFoundError:

@@ -134,7 +134,14 @@ class FaceExtractor(Extractor):
             landmarker.close()
         return self._summarise(src_pts, counts, shapes, poses, boxes)
 
-    def _summarise(self, src_pts, counts, shapes, poses, boxes) -> Extraction:  # type: ignore[no-untyped-def]
+    def _summarise(
+        self,
+        src_pts: list[float],
+        counts: list[int],
+        shapes: list[list[float] | None],
+        poses: list[list[float] | None],
+        boxes: list[list[float] | None],
+    ) -> Extraction:
         n = len(counts)
         count_arr = np.asarray(counts, dtype=np.int64)
         areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes if b is not None]

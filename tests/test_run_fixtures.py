@@ -47,7 +47,7 @@ def test_english_positive_has_one_face_and_52_blendshapes(fixture_run, name: str
     assert np.mean(counts == 1) >= 0.95
     assert clip["face_single_rate"] >= 0.95
     frames = [f for f in clip["blendshapes"] if f is not None]
-    assert len(frames) == len(clip["t_s"]) * clip["face_detect_rate"]
+    assert len(frames) == pytest.approx(len(clip["t_s"]) * clip["face_detect_rate"], abs=0.5)
     values = np.array(frames)
     assert values.shape[1] == len(BLENDSHAPE_NAMES) == 52
     assert values.min() >= 0.0 and values.max() <= 1.0
