@@ -59,7 +59,7 @@ def test_run_with_recorded_failures_exits_0_and_prints_a_summary(tmp_path, video
     csv = curate("query", str(out), "select speech_language, speech_text from clips", "--format", "csv")
     assert csv.returncode == 0 and "regulation" in csv.stdout and csv.stdout.startswith('"speech_language"')
     lines = curate(
-        "query", str(out), "select uri, errors from videos order by uri", "-f", "json"
+        "query", str(out), "select uri, errors from videos order by regexp_extract(uri, '[^/]+$')", "-f", "json"
     ).stdout.splitlines()
     assert [json.loads(line)["uri"].rsplit("/", 1)[-1] for line in lines] == ["fake.mp4", "vr_face_5.mp4"]
     target = tmp_path / "clips.parquet"
