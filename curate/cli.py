@@ -1,7 +1,7 @@
 """The ``curate`` command line: each subcommand parses its options and calls one library function.
 
 Exit status: 0 when a run completed (recorded failures included); 1 when nothing could be read
-or a query failed; 2 for invalid configuration or arguments.
+or a query failed; 2 for invalid configuration or arguments; 3 when the dataset root is in use.
 """
 
 from __future__ import annotations
@@ -54,18 +54,45 @@ def run_cmd(
         bool, typer.Option(help="Raise unexpected extractor errors instead of recording them.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="ray (default: local cluster or --ray-address) | sequential (one process)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS", help="Join the Ray cluster at this address instead of starting one."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="CPUs the Ray executor uses (default: all of the cluster's).")
+    ] = None,
 ) -> None:
-    """Probe, segment and extract every video into OUT; rerunning resumes where a run stopped."""
+    """Probe, segment and extract every video into OUT; rerunning resumes where a run stopped.
+
+    Exit status: 0 when the run completed (recorded failures included), 1 when nothing could be
+    read, 2 for an invalid config, 3 when another live run holds OUT.
+    """
     from curate.models import ModelUnavailable
     from curate.run import NothingToRead, run
+    from manifests.lock import RootBusy
 
     cfg = _config(config)
-    if strict:
-        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"strict": True})})
+    run_opts: dict[str, object] = {"strict": True} if strict else {}
+    if executor is not None:
+        if executor not in ("ray", "sequential"):
+            raise _fail(f"--executor must be ray or sequential, not {executor!r}", 2)
+        run_opts["executor"] = executor
+    ray_opts = {k: v for k, v in {"address": ray_address, "workers": workers}.items() if v is not None}
+    cfg = cfg.model_copy(
+        update={"run": cfg.run.model_copy(update=run_opts), "ray": cfg.ray.model_copy(update=ray_opts)}
+    )
     try:
         summary = run(sources, out, cfg, progress=progress)
     except (NothingToRead, ModelUnavailable) as exc:
         raise _fail(str(exc), 1) from None
+    except RootBusy as exc:
+        raise _fail(str(exc), 3) from None
     typer.echo(summary.to_text())
     if summary.nothing_read:
         raise _fail("no input could be read", 1)

@@ -102,6 +102,25 @@ ExtractorName = Literal["face", "speech"]
 class RunConfig(Section):
     strict: bool = Field(False, description="raise unexpected extractor errors instead of recording them")
     extractors: list[ExtractorName] = Field(default_factory=lambda: list[ExtractorName](["face", "speech"]))
+    executor: Literal["ray", "sequential"] = "ray"
+
+
+class RayConfig(Section):
+    """The Ray executor: where the cluster is and how much of it a run uses."""
+
+    address: str | None = Field(
+        None, description="join this cluster (also RAY_ADDRESS); none: start a local one"
+    )
+    workers: int | None = Field(
+        None, ge=1, description="CPUs to use (local cluster size); none: every CPU of the cluster"
+    )
+    object_store_mb: int | None = Field(
+        None, ge=64, description="local cluster object store; none: Ray's default"
+    )
+    own_pool: list[ExtractorName] = Field(
+        default_factory=list, description="extractors given their own worker pool even without GPUs"
+    )
+    task_retries: int = Field(1, ge=0, le=10, description="retries of a clip whose worker process died")
 
 
 class Config(Section):
@@ -112,10 +131,12 @@ class Config(Section):
     face: FaceConfig = FaceConfig()
     speech: SpeechConfig = SpeechConfig()
     models: ModelsConfig = ModelsConfig()
+    ray: RayConfig = RayConfig()
 
     def digest(self) -> str:
-        """Short hash of the settings, recorded with what they produced."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Short hash of the settings that shape results (not where they ran), recorded with them."""
+        settings = self.model_dump(mode="json", exclude={"ray": True, "run": {"executor"}})
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -1,31 +1,48 @@
-"""Executors: run the stage objects of :mod:`curate.pipeline` over the inputs.
+"""Executors: run the stage objects of a :class:`~curate.pipeline.Pipeline` over the inputs.
 
-The sequential executor runs everything in this process, one video after another; it is the
-reference for tests and debugging.
+Both yield each :class:`~curate.pipeline.VideoWork` once its video is committed (or skipped).
+The sequential executor runs everything in this process, one clip after another: the reference
+for tests and debugging. The Ray executor is in :mod:`curate.ray_executor`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
-from curate.pipeline import Stage, VideoWork
+from curate.pipeline import DuplicateInputs, Pipeline, VideoWork, peak_rss_mb
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]: ...
+
+    def peak_worker_rss_mb(self) -> float: ...
 
 
 class SequentialExecutor:
-    """Set every stage up once, pass each video through all stages in order, close them."""
+    """Set every extract stage up once, pass each clip through all of them in order, close them."""
 
     name = "sequential"
 
-    def run(self, stages: Sequence[Stage], works: Iterable[VideoWork]) -> Iterator[VideoWork]:
-        ready: list[Stage] = []
+    def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
+        ready = []
+        duplicates = DuplicateInputs()
         try:
-            for stage in stages:
+            for stage in pipeline.clip_stages:
                 stage.setup()
                 ready.append(stage)
             for work in works:
-                for stage in stages:
-                    work = stage(work)
-                yield work
+                work = duplicates.check(pipeline.prepare(work))
+                for clip in pipeline.pending_clips(work):
+                    for stage in pipeline.clip_stages:
+                        clip = stage(clip)
+                    work.outcomes.append(pipeline.commit_clip(clip))
+                yield pipeline.commit_video(work)
         finally:
             for stage in reversed(ready):
                 stage.close()
+
+    def peak_worker_rss_mb(self) -> float:
+        return peak_rss_mb()

@@ -1,15 +1,21 @@
-"""The stages of ``curate run``, each a callable over one video's work record.
+"""The stages of ``curate run`` and the two work units they pass along.
 
-    ProbeStage -> SegmentStage -> ExtractStage(face) -> ExtractStage(speech) -> CommitStage
+    per video:  ProbeStage -> SegmentStage                 (VideoWork, cheap)
+    per clip:   ExtractStage(face), ExtractStage(speech)   (ClipWork, models loaded in setup())
+                -> CommitClipStage                         (writes the clip's parts)
+    per video:  CommitVideoStage                           (writes the videos row: the done marker)
 
-A stage with a model loads it in ``setup()``; executors (sequential now, Ray too) run the same
-stage objects. Failures become rows: a stage records ``errors[stage] = "reason: detail"`` and
-later stages skip what cannot be done. The commit writes the clips and tracks parts first and
-the videos part last, so a video counts as done only when all of its outputs are on disk.
+Executors (sequential and Ray) run the same stage objects through :class:`Pipeline`. Work is
+spread per clip, so a worker holds one clip's arrays at a time however long the video is.
+Failures become rows: a stage records ``errors[stage] = "reason: detail"`` and later stages
+skip what cannot be done. A clip is done when its ``clips`` part exists (its ``tracks`` part
+is written just before), a video when its ``videos`` part exists; a rerun skips both.
 """
 
 from __future__ import annotations
 
+import resource
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,22 +33,33 @@ from manifests.store import DatasetRoot
 
 
 @dataclass
-class VideoWork:
-    """One input on its way through the stages.
+class ClipOutcome:
+    """What the driver learns about a committed clip: its id, its failures and who did it."""
 
-    ``video``, ``clips`` and ``tracks`` hold rows of the tables of the same names. ``fatal``:
-    the video cannot be processed further; ``skipped``: already committed by an earlier run or
-    a duplicate of another input of this run.
+    clip_id: str
+    errors: dict[str, str]
+    node: str = "local"
+
+
+@dataclass
+class VideoWork:
+    """One input on its way through the stages; small, so executors pass it around freely.
+
+    ``video`` is the row of the ``videos`` table; ``clips`` the planned clip rows (no arrays).
+    ``fatal``: the video cannot be processed further; ``skipped``: ``"done"`` (committed by an
+    earlier run) or ``"duplicate"`` (same content as another input of this run).
+    ``outcomes``: the clips committed now; ``clips_resumed``: clips an earlier run committed.
     """
 
     uri: str
     run_id: str
     video: dict[str, Any] = field(default_factory=dict)
     clips: list[dict[str, Any]] = field(default_factory=list)
-    tracks: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
     fatal: bool = False
-    skipped: str | None = None  # "done" | "duplicate"
+    skipped: str | None = None
+    outcomes: list[ClipOutcome] = field(default_factory=list)
+    clips_resumed: int = 0
 
     @property
     def active(self) -> bool:
@@ -53,43 +70,51 @@ class VideoWork:
         return str(self.video.get("video_id", ""))
 
 
-class Stage(Protocol):
-    name: str
+@dataclass
+class ClipWork:
+    """One clip on its way through the extract stages.
+
+    ``clip`` and ``track`` are its rows of the ``clips`` and ``tracks`` tables, filled in by
+    each extractor (``track["t_s"]``: output frame times in source seconds, shape (frames,)).
+    """
+
+    clip: dict[str, Any]
+    track: dict[str, Any]
+    path: Path
+    has_audio: bool
 
     @property
-    def resources(self) -> Resources: ...
+    def ref(self) -> ClipRef:
+        c = self.clip
+        return ClipRef(
+            self.path, c["video_id"], c["clip_id"], c["start_s"], c["end_s"], c["fps"], self.has_audio
+        )
 
-    def setup(self) -> None: ...
+    def merge(self, other: ClipWork, stages: Iterable[str]) -> None:
+        """Take the columns and failures that ``stages`` wrote into ``other`` (another worker's copy)."""
+        for key, value in other.clip.items():
+            if key != "errors" and self.clip.get(key) is None:
+                self.clip[key] = value
+        for key, value in other.track.items():
+            self.track.setdefault(key, value)
+        for stage in stages:
+            if stage in other.clip["errors"]:
+                self.clip["errors"][stage] = other.clip["errors"][stage]
+
+
+class VideoStage(Protocol):
+    name: str
 
     def __call__(self, work: VideoWork) -> VideoWork: ...
 
-    def close(self) -> None: ...
 
-
-class CheapStage:
-    """A stage with nothing to load."""
-
-    name = "stage"
-
-    @property
-    def resources(self) -> Resources:
-        return Resources()
-
-    def setup(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class ProbeStage(CheapStage):
+class ProbeStage:
     """Make the input local, identify it by content, skip it if done, read its container facts."""
 
     name = "probe"
 
     def __init__(self, root: DatasetRoot):
         self.root = root
-        self._seen: set[str] = set()
 
     def __call__(self, work: VideoWork) -> VideoWork:
         work.video = {"uri": work.uri, "run_id": work.run_id, "errors": {}, "n_clips": 0}
@@ -99,41 +124,34 @@ class ProbeStage(CheapStage):
                 raise ProbeFailure("empty_file", f"{work.uri} has zero bytes")
             work.video["video_id"] = content_id(work.path)
         except FileNotFoundError:
-            return self._fail(work, ProbeFailure("missing_file", f"{work.uri} does not exist"))
+            return self._fail(
+                work, ProbeFailure("missing_file", f"{work.uri} does not exist"), uri_id(work.uri)
+            )
         except ProbeFailure as exc:
-            return self._fail(work, exc)
+            return self._fail(work, exc, uri_id(work.uri))
         except OSError as exc:
-            return self._fail(work, ProbeFailure("unreachable", f"{work.uri}: {exc}"))
-        if self._already(work):
+            return self._fail(work, ProbeFailure("unreachable", f"{work.uri}: {exc}"), uri_id(work.uri))
+        if self.root.has_part("videos", work.video_id):
+            work.skipped = "done"
             return work
         try:
             result = probe(work.path)
         except ProbeFailure as exc:
-            work.fatal = True
-            work.video["errors"][self.name] = str(exc)
-            return work
+            return self._fail(work, exc, work.video_id)
         work.video.update(result.facts)
         work.video["errors"].update(result.errors)
         return work
 
-    def _fail(self, work: VideoWork, exc: ProbeFailure) -> VideoWork:
-        work.video["video_id"] = uri_id(work.uri)
+    def _fail(self, work: VideoWork, exc: ProbeFailure, video_id: str) -> VideoWork:
+        work.video["video_id"] = video_id
         work.video["errors"][self.name] = str(exc)
         work.fatal = True
-        self._already(work)
+        if self.root.has_part("videos", video_id):
+            work.skipped = "done"
         return work
 
-    def _already(self, work: VideoWork) -> bool:
-        vid = work.video_id
-        if vid in self._seen:
-            work.skipped = "duplicate"
-        elif self.root.has_part("videos", vid):
-            work.skipped = "done"
-        self._seen.add(vid)
-        return work.skipped is not None
 
-
-class SegmentStage(CheapStage):
+class SegmentStage:
     """Plan the clips of a video from its silences and shot changes."""
 
     name = "segment"
@@ -162,10 +180,9 @@ class SegmentStage(CheapStage):
         shots = shot_changes(work.path, duration, self.params) if self.detect_shots else []
         vid = work.video_id
         for index, plan in enumerate(plan_clips(duration, shots, silent, self.params)):
-            cid = clip_id(vid, plan.start_s, plan.end_s)
             work.clips.append(
                 {
-                    "clip_id": cid,
+                    "clip_id": clip_id(vid, plan.start_s, plan.end_s),
                     "video_id": vid,
                     "clip_index": index,
                     "start_s": plan.start_s,
@@ -177,19 +194,12 @@ class SegmentStage(CheapStage):
                     "errors": {},
                 }
             )
-            work.tracks.append(
-                {
-                    "clip_id": cid,
-                    "video_id": vid,
-                    "t_s": frame_grid(plan.start_s, plan.end_s, self.fps).tolist(),
-                }
-            )
         work.video["n_clips"] = len(work.clips)
         return work
 
 
 class ExtractStage:
-    """Run one extractor over every clip of a video; its failures go to ``errors[extractor]``."""
+    """Run one extractor on a clip; its failures go to ``errors[extractor]``."""
 
     def __init__(self, extractor: Extractor, strict: bool = False):
         self.extractor = extractor
@@ -206,43 +216,101 @@ class ExtractStage:
     def close(self) -> None:
         self.extractor.close()
 
-    def __call__(self, work: VideoWork) -> VideoWork:
-        if not work.active or work.path is None:
-            return work
-        for clip, track in zip(work.clips, work.tracks, strict=True):
-            ref = ClipRef(
-                work.path, clip["video_id"], clip["clip_id"], clip["start_s"], clip["end_s"], clip["fps"],
-                bool(work.video["has_audio"]),
-            )  # fmt: skip
-            try:
-                result = self.extractor.extract(ref)
-            except Exception as exc:
-                if self.strict:
-                    raise
-                result = self.extractor.empty()
-                result.failure = ("extractor_error", f"{type(exc).__name__}: {exc}")
-            clip.update(result.clip)
-            track.update(result.track)
-            if result.failure:
-                clip["errors"][self.name] = error_text(*result.failure)
+    def __call__(self, work: ClipWork) -> ClipWork:
+        try:
+            result = self.extractor.extract(work.ref)
+        except Exception as exc:
+            if self.strict:
+                raise
+            result = self.extractor.empty()
+            result.failure = ("extractor_error", f"{type(exc).__name__}: {exc}")
+        work.clip.update(result.clip)
+        work.track.update(result.track)
+        if result.failure:
+            work.clip["errors"][self.name] = error_text(*result.failure)
+        return work
+
+    def fail(self, work: ClipWork, code: str, detail: str) -> ClipWork:
+        """Record that this stage could not run on ``work`` (its columns stay null)."""
+        empty = self.extractor.empty()
+        work.clip.update(empty.clip)
+        work.track.update(empty.track)
+        work.clip["errors"][self.name] = error_text(code, detail)
         return work
 
 
-class CommitStage(CheapStage):
-    """Write the video's parts: clips and tracks first, the videos row (the done marker) last."""
+class Pipeline:
+    """The stage objects of a run and the commits between them; shared by every executor.
 
-    name = "commit"
+    Picklable before :meth:`setup`: the Ray executor ships it to each worker, which sets up
+    only the extract stages it runs.
+    """
 
-    def __init__(self, root: DatasetRoot, schemas: dict[str, pa.Schema]):
+    def __init__(
+        self, root: DatasetRoot, config: Config, extractors: list[Extractor], schemas: dict[str, pa.Schema]
+    ):
         self.root = root
+        self.video_stages: list[VideoStage] = [ProbeStage(root), SegmentStage(config)]
+        self.clip_stages = [ExtractStage(e, strict=config.run.strict) for e in extractors]
         self.schemas = schemas
 
-    def __call__(self, work: VideoWork) -> VideoWork:
-        if work.skipped:
-            return work
-        vid = work.video_id
-        if work.clips:
-            self.root.write_part("clips", vid, work.clips, self.schemas["clips"])
-            self.root.write_part("tracks", vid, work.tracks, self.schemas["tracks"])
-        self.root.write_part("videos", vid, [work.video], self.schemas["videos"])
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.video_stages] + [s.name for s in self.clip_stages]
+
+    def prepare(self, work: VideoWork) -> VideoWork:
+        """Run the per-video stages (probe, segment)."""
+        for stage in self.video_stages:
+            work = stage(work)
         return work
+
+    def pending_clips(self, work: VideoWork) -> list[ClipWork]:
+        """The clips of ``work`` not yet committed; counts the others in ``work.clips_resumed``."""
+        if not work.active or work.path is None:
+            return []
+        todo = [c for c in work.clips if not self.root.has_part("clips", c["clip_id"])]
+        work.clips_resumed = len(work.clips) - len(todo)
+        return [
+            ClipWork(
+                dict(c, errors={}),
+                {
+                    "clip_id": c["clip_id"],
+                    "video_id": c["video_id"],
+                    "t_s": frame_grid(c["start_s"], c["end_s"], c["fps"]).tolist(),
+                },
+                work.path,
+                bool(work.video["has_audio"]),
+            )
+            for c in todo
+        ]
+
+    def commit_clip(self, work: ClipWork, node: str = "local") -> ClipOutcome:
+        """Write the clip's tracks part, then its clips part (the clip's done marker)."""
+        cid = work.clip["clip_id"]
+        self.root.write_part("tracks", cid, [work.track], self.schemas["tracks"])
+        self.root.write_part("clips", cid, [work.clip], self.schemas["clips"])
+        return ClipOutcome(cid, dict(work.clip["errors"]), node)
+
+    def commit_video(self, work: VideoWork) -> VideoWork:
+        """Write the videos row once all of its clips are committed: the video is done."""
+        if not work.skipped:
+            self.root.write_part("videos", work.video_id, [work.video], self.schemas["videos"])
+        return work
+
+
+class DuplicateInputs:
+    """Marks inputs whose content another input of this run already has (driver side)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def check(self, work: VideoWork) -> VideoWork:
+        if work.video_id in self._seen:
+            work.skipped = "duplicate"
+        self._seen.add(work.video_id)
+        return work
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

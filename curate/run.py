@@ -12,10 +12,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from curate.config import Config
-from curate.executors import SequentialExecutor
-from curate.pipeline import CommitStage, ExtractStage, ProbeStage, SegmentStage, Stage, VideoWork
+from curate.executors import Executor, SequentialExecutor
+from curate.pipeline import Pipeline, VideoWork
+from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas
 from ingest.sources import expand_sources
+from manifests.lock import hold
 from manifests.schema import error_code
 from manifests.store import DatasetRoot
 
@@ -30,16 +32,20 @@ class RunSummary:
 
     run_id: str
     root: str
+    executor: str = "sequential"
     inputs: int = 0
     videos_processed: int = 0
     videos_failed: int = 0
     videos_skipped_done: int = 0
     videos_duplicate: int = 0
     clips: int = 0
+    clips_resumed: int = 0
     clips_with_failures: int = 0
     video_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)  # reason code -> videos and clips with it
+    clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
+    worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
 
     @property
     def nothing_read(self) -> bool:
@@ -63,12 +69,14 @@ class RunSummary:
             self.videos_failed += 1
         else:
             self.videos_processed += 1
-            self.video_seconds += float(work.video.get("duration_s") or 0.0)
-        self.clips += len(work.clips)
-        for clip in work.clips:
-            if clip["errors"]:
+            self.video_seconds += _seconds_processed(work)
+        self.clips += len(work.outcomes)
+        self.clips_resumed += work.clips_resumed
+        for clip in work.outcomes:
+            if clip.errors:
                 self.clips_with_failures += 1
-            reasons.update(error_code(m) for m in clip["errors"].values())
+            reasons.update(error_code(m) for m in clip.errors.values())
+            self.clips_by_node[clip.node] = self.clips_by_node.get(clip.node, 0) + 1
         for reason, n in reasons.items():
             self.failures[reason] = self.failures.get(reason, 0) + n
 
@@ -81,8 +89,11 @@ class RunSummary:
             f"  already done        {self.videos_skipped_done} (skipped)",
             f"  duplicate inputs    {self.videos_duplicate} (skipped)",
             f"  clips               {self.clips} ({self.clips_with_failures} with recorded failures)",
+            f"  clips resumed       {self.clips_resumed} (committed by an earlier run)",
             f"  video seconds       {self.video_seconds:.1f} in {self.wall_seconds:.1f} s wall"
             f" = {self.speed:.2f} s of video per second",
+            f"  executor            {self.executor}, {len(self.clips_by_node)} node(s),"
+            f" peak worker memory {self.worker_peak_rss_mb:.0f} MiB",
         ]
         if self.failures:
             lines.append("  failures by reason")
@@ -100,36 +111,53 @@ class RunSummary:
         return path
 
 
-def build_stages(config: Config, root: DatasetRoot) -> list[Stage]:
+def _seconds_processed(work: VideoWork) -> float:
+    """Seconds of video this run processed: the whole video, or the clips it did after a resume."""
+    if not work.clips_resumed:
+        return float(work.video.get("duration_s") or 0.0)
+    done = {o.clip_id for o in work.outcomes}
+    return sum(float(c["duration_s"]) for c in work.clips if c["clip_id"] in done)
+
+
+def build_pipeline(config: Config, root: DatasetRoot) -> Pipeline:
     """The stage objects of a run, in order (shared by every executor)."""
-    extract = [ExtractStage(e, strict=config.run.strict) for e in build(config)]
-    return [ProbeStage(root), SegmentStage(config), *extract, CommitStage(root, dataset_schemas())]
+    return Pipeline(root, config, build(config), dataset_schemas())
+
+
+def build_executor(config: Config) -> Executor:
+    return RayExecutor(config.ray) if config.run.executor == "ray" else SequentialExecutor()
 
 
 def run(sources: list[str], out: str | Path, config: Config, progress: bool = True) -> RunSummary:
     """Process every video named by ``sources`` into the dataset root ``out``.
 
-    Videos committed by an earlier run are skipped, so a rerun after a crash does only what
-    is missing. Raises :class:`NothingToRead` when the sources name nothing; per-video
+    Videos and clips committed by an earlier run are skipped, so a rerun after a crash does only
+    what is missing. Raises :class:`NothingToRead` when the sources name nothing and
+    :class:`~manifests.lock.RootBusy` when another live run writes to ``out``; per-video
     failures are recorded, not raised (unless ``[run] strict``): see ``summary.nothing_read``.
     """
     inputs = expand_sources(sources)
     if not inputs:
         raise NothingToRead(f"no video inputs found in {sources}")
     root = DatasetRoot(out)
-    root.path.mkdir(parents=True, exist_ok=True)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    summary = RunSummary(run_id=run_id, root=str(root.path), inputs=len(inputs))
-    started = time.perf_counter()
-    works = (VideoWork(uri, run_id) for uri in inputs)
-    bar = tqdm(total=len(inputs), unit="video", desc="curate run", disable=not progress, dynamic_ncols=True)
-    with bar:
-        for work in SequentialExecutor().run(build_stages(config, root), works):
-            summary.add(work)
-            bar.set_postfix(
-                clips=summary.clips, failed=summary.videos_failed, skipped=summary.videos_skipped_done
-            )
-            bar.update()
-    summary.wall_seconds = time.perf_counter() - started
-    summary.write(root)
+    executor = build_executor(config)
+    summary = RunSummary(run_id=run_id, root=str(root.path), executor=executor.name, inputs=len(inputs))
+    with hold(root, run_id):
+        root.remove_stale_temps()
+        started = time.perf_counter()
+        works = (VideoWork(uri, run_id) for uri in inputs)
+        bar = tqdm(
+            total=len(inputs), unit="video", desc="curate run", disable=not progress, dynamic_ncols=True
+        )
+        with bar:
+            for work in executor.run(build_pipeline(config, root), works):
+                summary.add(work)
+                bar.set_postfix(
+                    clips=summary.clips, failed=summary.videos_failed, skipped=summary.videos_skipped_done
+                )
+                bar.update()
+        summary.wall_seconds = time.perf_counter() - started
+        summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()
+        summary.write(root)
     return summary

@@ -68,7 +68,8 @@ class SpeechExtractor(Extractor):
 
     @property
     def resources(self) -> Resources:
-        return Resources(cpus=1.0, gpus=1.0 if self._device() == "cuda" else 0.0)
+        """Half a GPU when the cluster has GPUs (two workers share one), unless ``device = "cpu"``."""
+        return Resources(cpus=1.0, gpus=0.0 if self.config.speech.device == "cpu" else 0.5)
 
     def _device(self) -> str:
         device = self.config.speech.device

@@ -45,6 +45,7 @@ FAILURE_REASONS: dict[str, str] = {
     "no_face": "no face was detected in the clip",
     "no_speech": "digital silence, or voice activity detection found too little speech",
     "extractor_error": "an extractor raised an unexpected error",
+    "worker_lost": "the worker process died on it repeatedly (after its retries)",
 }
 
 ERRORS = pa.map_(pa.string(), pa.string())

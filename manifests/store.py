@@ -2,11 +2,12 @@
 
 Layout::
 
-    ROOT/videos/part-<video_id>.parquet    one row; written last, so it marks the video done
-    ROOT/clips/part-<video_id>.parquet     the video's clips
-    ROOT/tracks/part-<video_id>.parquet    per-frame arrays of those clips
+    ROOT/videos/part-<video_id>.parquet    one row; written after all its clips: the video is done
+    ROOT/clips/part-<clip_id>.parquet      one clip row; written after its tracks: the clip is done
+    ROOT/tracks/part-<clip_id>.parquet     the clip's per-frame arrays
     ROOT/decisions/part-<set_id>.parquet   one decision set each (append-only)
     ROOT/runs/<run_id>.json                run summaries
+    ROOT/.lock                             held by the run writing the root (manifests.lock)
 
 Every part is written to a hidden temporary file in the same folder, flushed and renamed into
 place, so a reader sees either the whole part or none of it, and rewriting a part with the same
@@ -91,6 +92,13 @@ class DatasetRoot:
 
     def has_part(self, table: str, key: str) -> bool:
         return self.part_path(table, key).exists()
+
+    def remove_stale_temps(self) -> int:
+        """Delete temporary files a killed writer left behind; call only while holding the lock."""
+        stale = [p for p in self.path.glob("*/.part-*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
 
     def committed_keys(self, table: str) -> set[str]:
         """Keys of the committed parts of ``table`` (for ``videos``: the finished video ids)."""

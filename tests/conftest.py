@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fixtures_dir() -> Path:
     return Path(os.environ.get("CURATE_FIXTURES", REPO.parent / "shared" / "fixtures")).resolve()
+
+
+def curate_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "curate.cli", *args]
+
+
+@pytest.fixture(scope="session")
+def curate_argv() -> Callable[..., list[str]]:
+    """``curate_argv("run", ...)``: the argv of the command line, for tests that start it themselves."""
+    return curate_command
+
+
+@pytest.fixture(scope="session")
+def curate() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``curate("run", ...)``: run the command line as a user does; stdout and stderr captured."""
+    return lambda *args: subprocess.run(curate_command(*args), capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
 
 
-def curate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "curate.cli", *args], capture_output=True, text=True, timeout=600
-    )
-
-
-def test_help_lists_the_commands() -> None:
+def test_help_lists_the_commands(curate) -> None:
     done = curate("--help")
     assert done.returncode == 0
     for command in ("run", "query", "models"):
         assert command in done.stdout
 
 
-def test_invalid_config_exits_2_with_the_problem(tmp_path, video) -> None:
+def test_invalid_config_exits_2_with_the_problem(curate, tmp_path, video) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[face]\nfps = -3\nsurprise = 1\n")
     done = curate("run", str(video("vr_face_3.mp4")), "--out", str(tmp_path / "out"), "--config", str(config))
@@ -32,7 +24,7 @@ def test_invalid_config_exits_2_with_the_problem(tmp_path, video) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_nothing_readable_exits_1(tmp_path, broken) -> None:
+def test_nothing_readable_exits_1(curate, tmp_path, broken) -> None:
     done = curate(
         "run", str(broken.zero_byte), str(broken.fake), "--out", str(tmp_path / "out"), "--no-progress"
     )
@@ -41,7 +33,7 @@ def test_nothing_readable_exits_1(tmp_path, broken) -> None:
     assert "no input could be read" in done.stderr
 
 
-def test_run_with_recorded_failures_exits_0_and_prints_a_summary(tmp_path, video, broken) -> None:
+def test_run_with_recorded_failures_exits_0_and_prints_a_summary(curate, tmp_path, video, broken) -> None:
     config = tmp_path / "fast.toml"
     config.write_text('[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n')
     out = tmp_path / "out"
@@ -59,7 +51,11 @@ def test_run_with_recorded_failures_exits_0_and_prints_a_summary(tmp_path, video
     csv = curate("query", str(out), "select speech_language, speech_text from clips", "--format", "csv")
     assert csv.returncode == 0 and "regulation" in csv.stdout and csv.stdout.startswith('"speech_language"')
     lines = curate(
-        "query", str(out), "select uri, errors from videos order by regexp_extract(uri, '[^/]+$')", "-f", "json"
+        "query",
+        str(out),
+        "select uri, errors from videos order by regexp_extract(uri, '[^/]+$')",
+        "-f",
+        "json",
     ).stdout.splitlines()
     assert [json.loads(line)["uri"].rsplit("/", 1)[-1] for line in lines] == ["fake.mp4", "vr_face_5.mp4"]
     target = tmp_path / "clips.parquet"
@@ -73,12 +69,12 @@ def test_run_with_recorded_failures_exits_0_and_prints_a_summary(tmp_path, video
 
 
 @pytest.mark.parametrize("sql", ["select * from nowhere", "selec 1"])
-def test_bad_sql_is_a_clear_error(tmp_path, sql: str) -> None:
+def test_bad_sql_is_a_clear_error(curate, tmp_path, sql: str) -> None:
     done = curate("query", str(tmp_path), sql)
     assert done.returncode == 1 and done.stderr.startswith("error:")
 
 
-def test_models_list_shows_licences() -> None:
+def test_models_list_shows_licences(curate) -> None:
     done = curate("models", "list")
     assert done.returncode == 0
     assert "face-landmarker" in done.stdout and "Apache-2.0" in done.stdout and "whisper-base" in done.stdout

@@ -1,6 +1,7 @@
 """An extractor that raises: recorded as a row and the run goes on, or raised in strict mode.
 
-The real extractors cannot be made to raise on demand, so a subclass injects the fault.
+The real extractors cannot be made to raise on demand, so a subclass injects the fault (in this
+process: the sequential executor).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pytest
 
 from curate.config import Config, RunConfig
 from curate.query import query
-from curate.run import build_stages, run
+from curate.run import build_pipeline, run
 from extractors import registry
 from extractors.base import ClipRef, Extraction
 from extractors.speech import SpeechExtractor
@@ -30,7 +31,7 @@ def broken_speech(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broken_speech) -> None:
-    config = Config(run=RunConfig(extractors=["speech"]))
+    config = Config(run=RunConfig(extractors=["speech"], executor="sequential"))
     summary = run(
         [str(video("vr_face_3.mp4")), str(video("vr_face_5.mp4"))], tmp_path, config, progress=False
     )
@@ -41,12 +42,12 @@ def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broke
 
 
 def test_strict_mode_raises(tmp_path, video, broken_speech) -> None:
-    config = Config(run=RunConfig(extractors=["speech"], strict=True))
+    config = Config(run=RunConfig(extractors=["speech"], strict=True, executor="sequential"))
     with pytest.raises(RuntimeError, match="decoder exploded"):
         run([str(video("vr_face_3.mp4"))], tmp_path, config, progress=False)
     assert not (tmp_path / "videos").exists()  # nothing committed for the failed video
 
 
 def test_stages_are_in_pipeline_order(tmp_path) -> None:
-    names = [s.name for s in build_stages(Config(), DatasetRoot(tmp_path))]
-    assert names == ["probe", "segment", "face", "speech", "commit"]
+    names = build_pipeline(Config(), DatasetRoot(tmp_path)).stage_names
+    assert names == ["probe", "segment", "face", "speech"]

@@ -1,0 +1,358 @@
+"""The Ray executor: the same stage objects as the sequential executor, spread over a cluster.
+
+With no address it starts a local cluster sized to the machine (or to ``workers``); with an
+address (``--ray-address``, ``RAY_ADDRESS``) it joins a running cluster. Stages become actor
+pools (:func:`plan_pools`): the extract stages that run on CPUs are fused into one pool of
+workers, each loading every model once; a stage that can use a GPU gets its own pool on the
+cluster's GPUs (or on CPUs when asked in ``[ray] own_pool``). Work is spread per clip: the
+driver sends small work records, never media; workers read the media from the shared dataset
+root and write their parts themselves. A worker killed mid-clip is restarted and its clip
+retried; a clip that keeps killing its worker is recorded as ``worker_lost``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from curate.config import RayConfig
+from curate.pipeline import (
+    ClipOutcome,
+    ClipWork,
+    DuplicateInputs,
+    ExtractStage,
+    Pipeline,
+    VideoWork,
+    peak_rss_mb,
+)
+from extractors.base import Resources
+from ingest.probe import uri_id
+from manifests.schema import error_text
+
+#: Jobs queued per worker beyond the one it runs, so it never waits for the driver.
+QUEUE_PER_WORKER = 1
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """One actor pool: the extract stages its workers run and what each worker asks for.
+
+    The first pool of a plan (``main``) also probes, segments and commits.
+    """
+
+    stages: tuple[str, ...]
+    actors: int
+    cpus: float
+    gpus: float = 0.0
+
+
+def plan_pools(
+    stages: list[tuple[str, Resources]],
+    cluster_cpus: float,
+    cluster_gpus: float,
+    workers: int | None = None,
+    own_pool: Iterable[str] = (),
+) -> list[PoolPlan]:
+    """Divide the cluster between actor pools; the first is the main pool.
+
+    A stage that declares ``gpus`` gets its own pool when the cluster has GPUs (as many workers
+    as the GPUs hold); a stage named in ``own_pool`` gets its own one-worker CPU pool; the
+    other stages share the main pool, one worker per remaining CPU (``workers`` caps the CPUs
+    used). When the CPUs cannot hold one worker per pool, workers get a fraction of a CPU.
+    """
+    own = set(own_pool)
+    slots = min(float(workers), cluster_cpus) if workers else cluster_cpus
+    separate: list[PoolPlan] = []
+    for name, res in stages:
+        if res.gpus > 0 and cluster_gpus > 0:
+            actors = max(1, math.floor(cluster_gpus / res.gpus))
+            separate.append(PoolPlan((name,), actors, res.cpus, res.gpus))
+        elif name in own:
+            separate.append(PoolPlan((name,), 1, res.cpus))
+    taken = {n for p in separate for n in p.stages}
+    used = sum(p.actors * p.cpus for p in separate)
+    main_actors = max(1, math.floor(slots - used))
+    main = PoolPlan(tuple(n for n, _ in stages if n not in taken), main_actors, 1.0)
+    plans = [main, *separate]
+    demand = sum(p.actors * p.cpus for p in plans)
+    if demand > slots:
+        scale = slots / demand
+        plans = [PoolPlan(p.stages, p.actors, p.cpus * scale, p.gpus) for p in plans]
+    return plans
+
+
+class StageWorker:
+    """One worker process of a pool: the pipeline plus the extract stages it runs, set up once."""
+
+    def __init__(self, pipeline: Pipeline, stages: tuple[str, ...]):
+        import ray
+
+        self.pipeline = pipeline
+        self.stages: list[ExtractStage] = [s for s in pipeline.clip_stages if s.name in stages]
+        for stage in self.stages:
+            stage.setup()
+        self.node = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"
+
+    def prepare(self, work: VideoWork) -> VideoWork:
+        return self.pipeline.prepare(work)
+
+    def extract(self, work: ClipWork) -> ClipWork:
+        for stage in self.stages:
+            work = stage(work)
+        return work
+
+    def run_clip(self, work: ClipWork, upstream: list[tuple[tuple[str, ...], Any]]) -> ClipOutcome:
+        """Run this worker's stages, merge what other pools computed (``upstream``: their stage
+        names and result refs), commit the clip."""
+        import ray
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        work = self.extract(work)
+        for names, ref in upstream:
+            try:
+                work.merge(ray.get(ref), names)
+            except (RayActorError, WorkerCrashedError) as exc:
+                self._lost(work, names, _lost(exc))
+        return self.pipeline.commit_clip(work, self.node)
+
+    def commit_lost(self, work: ClipWork, stages: tuple[str, ...], detail: str) -> ClipOutcome:
+        """Commit a clip whose extraction kept killing its worker, with ``worker_lost`` recorded."""
+        return self.pipeline.commit_clip(self._lost(work, stages, detail), self.node)
+
+    def _lost(self, work: ClipWork, stages: tuple[str, ...], detail: str) -> ClipWork:
+        for stage in self.pipeline.clip_stages:
+            if stage.name in stages:
+                stage.fail(work, "worker_lost", detail)
+        return work
+
+    def commit_video(self, work: VideoWork) -> VideoWork:
+        return self.pipeline.commit_video(work)
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb()
+
+
+def _lost(exc: BaseException) -> str:
+    return f"its worker process died on it, retries exhausted ({type(exc).__name__})"
+
+
+class _Pool:
+    """Actors of one pool, each with a count of the jobs sent to it and not yet finished."""
+
+    def __init__(self, actors: list[Any]):
+        self.actors = actors
+        self.load = [0] * len(actors)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.actors) * (1 + QUEUE_PER_WORKER) - sum(self.load)
+
+    def submit(self, method: str, *args: Any) -> tuple[Any, int]:
+        index = min(range(len(self.actors)), key=self.load.__getitem__)
+        self.load[index] += 1
+        return getattr(self.actors[index], method).remote(*args), index
+
+    def done(self, index: int) -> None:
+        self.load[index] -= 1
+
+
+class RayExecutor:
+    """Run a pipeline on Ray: a local cluster by default, or the cluster at ``config.address``."""
+
+    name = "ray"
+
+    def __init__(self, config: RayConfig):
+        self.config = config
+        self._peak_rss_mb = 0.0
+        self.pools: list[PoolPlan] = []
+
+    def _connect(self) -> None:
+        import ray
+
+        address = self.config.address or os.environ.get("RAY_ADDRESS") or None
+        options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            store = self.config.object_store_mb
+            ray.init(
+                num_cpus=self.config.workers or os.cpu_count(),
+                include_dashboard=False,
+                object_store_memory=store * 1024**2 if store else None,
+                **options,
+            )
+
+    def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
+        import ray
+
+        self._connect()
+        try:
+            cluster = ray.cluster_resources()
+            self.pools = plan_pools(
+                [(s.name, s.resources) for s in pipeline.clip_stages],
+                cluster.get("CPU", 0.0),
+                cluster.get("GPU", 0.0),
+                self.config.workers,
+                self.config.own_pool,
+            )
+            remote = ray.remote(StageWorker)
+            pools = [
+                _Pool(
+                    [
+                        remote.options(  # type: ignore[attr-defined]
+                            num_cpus=plan.cpus,
+                            num_gpus=plan.gpus,
+                            max_restarts=-1,
+                            max_task_retries=self.config.task_retries,
+                        ).remote(pipeline, plan.stages)
+                        for _ in range(plan.actors)
+                    ]
+                )
+                for plan in self.pools
+            ]
+            try:
+                yield from _Scheduler(pipeline, pools, self.pools).run(works)
+                rss = ray.get([a.peak_rss_mb.remote() for pool in pools for a in pool.actors])
+                self._peak_rss_mb = max(rss, default=0.0)
+            finally:
+                for pool in pools:
+                    for actor in pool.actors:
+                        ray.kill(actor)
+        finally:
+            ray.shutdown()
+
+    def peak_worker_rss_mb(self) -> float:
+        return self._peak_rss_mb
+
+
+@dataclass
+class _Open:
+    """A video whose clips are in flight (``remaining`` is -1 until it is prepared)."""
+
+    work: VideoWork
+    remaining: int
+
+
+@dataclass
+class _Job:
+    """A job sent to a main-pool worker: which video (``key``), which clip, which queue slots."""
+
+    method: str
+    key: int
+    clip: ClipWork | None = None
+    slots: list[tuple[_Pool, int]] = field(default_factory=list)  # (pool, actor index) it occupies
+
+
+class _Scheduler:
+    """The driver loop: keeps every worker busy, video commits first, then clips, then new videos.
+
+    At most ``2 x workers`` videos are open at once, so the driver's memory does not grow with
+    the number of inputs. The driver holds only work records and clip outcomes.
+    """
+
+    def __init__(self, pipeline: Pipeline, pools: list[_Pool], plans: list[PoolPlan]):
+        self.pipeline = pipeline
+        self.main, self.others = pools[0], list(zip(plans[1:], pools[1:], strict=True))
+        self.duplicates = DuplicateInputs()
+        self.clips: deque[tuple[int, ClipWork]] = deque()
+        self.commits: deque[int] = deque()
+        self.open: dict[int, _Open] = {}
+        self.opened = 0
+        self.inflight: dict[Any, _Job] = {}
+
+    def run(self, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
+        import ray
+
+        inputs = iter(works)
+        exhausted = False
+        while True:
+            while self.main.capacity > 0:
+                if self.commits:
+                    key = self.commits.popleft()
+                    self._submit(_Job("commit_video", key), self.open[key].work)
+                elif self.clips:
+                    self._submit_clip(*self.clips.popleft())
+                elif not exhausted and len(self.open) < 2 * len(self.main.actors):
+                    work = next(inputs, None)
+                    if work is None:
+                        exhausted = True
+                        continue
+                    self.opened += 1
+                    self.open[self.opened] = _Open(work, -1)
+                    self._submit(_Job("prepare", self.opened), work)
+                else:
+                    break
+            if not self.inflight:
+                return
+            (ref,), _ = ray.wait(list(self.inflight), num_returns=1)
+            job = self.inflight.pop(ref)
+            for pool, index in job.slots:
+                pool.done(index)
+            done = self._finish(job, ref)
+            if done is not None:
+                yield done
+
+    def _submit(self, job: _Job, *args: Any) -> None:
+        ref, index = self.main.submit(job.method, *args)
+        job.slots.append((self.main, index))
+        self.inflight[ref] = job
+
+    def _submit_clip(self, key: int, clip: ClipWork) -> None:
+        """Send the clip to the other pools first; the main worker merges their results and commits."""
+        job, upstream = _Job("run_clip", key, clip), []
+        for plan, pool in self.others:
+            ref, index = pool.submit("extract", clip)
+            upstream.append((plan.stages, ref))
+            job.slots.append((pool, index))
+        self._submit(job, clip, upstream)
+
+    def _finish(self, job: _Job, ref: Any) -> VideoWork | None:
+        """Take a finished job's result; returns the video when it is committed."""
+        import ray
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        try:
+            result = ray.get(ref)
+        except (RayActorError, WorkerCrashedError) as exc:
+            if job.method == "run_clip":
+                stages = tuple(s.name for s in self.pipeline.clip_stages)
+                self._submit(_Job("commit_lost", job.key), job.clip, stages, _lost(exc))
+                return None
+            if job.method != "prepare":
+                raise
+            result = _video_lost(self.open[job.key].work, _lost(exc))
+        if job.method == "prepare":
+            work = self.duplicates.check(result)
+            clips = self.pipeline.pending_clips(work)
+            self.open[job.key] = _Open(work, len(clips))
+            self.clips.extend((job.key, c) for c in clips)
+            if not clips:
+                self.commits.append(job.key)
+        elif job.method in ("run_clip", "commit_lost"):
+            entry = self.open[job.key]
+            entry.work.outcomes.append(result)
+            entry.remaining -= 1
+            if entry.remaining == 0:
+                self.commits.append(job.key)
+        else:
+            del self.open[job.key]
+            return result
+        return None
+
+
+def _video_lost(work: VideoWork, detail: str) -> VideoWork:
+    """The record of a video whose probe or segmentation kept killing its worker."""
+    work.video = {
+        "uri": work.uri,
+        "run_id": work.run_id,
+        "video_id": uri_id(work.uri),
+        "errors": {"segment": error_text("worker_lost", detail)},
+        "n_clips": 0,
+    }
+    work.fatal = True
+    return work

@@ -1,0 +1,256 @@
+"""The Ray executor for real: a local cluster, a two-node cluster on loopback, a driver killed
+with SIGKILL and rerun, a worker process killed mid-run, and the lock on a dataset root.
+
+Fixture facts used: the 11 fixture videos give 13 clips (see tests/test_run_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from curate.query import query
+from curate.ray_executor import PoolPlan, plan_pools
+from extractors.base import Resources
+from manifests.lock import RootBusy, hold
+from manifests.store import DatasetRoot
+
+FIXTURE_VIDEOS, FIXTURE_CLIPS = 11, 13
+EXPECTED_FAILURES = {"no_speech": 5, "no_face": 3, "no_audio": 2}
+FAST = '[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n[ray]\nobject_store_mb = 256\n'
+RAY = Path(sys.executable).with_name("ray")
+
+FACE, SPEECH = ("face", Resources(cpus=1.0)), ("speech", Resources(cpus=1.0, gpus=0.5))
+
+
+def test_pools_on_cpus_fuse_every_stage_one_worker_per_cpu() -> None:
+    assert plan_pools([FACE, SPEECH], cluster_cpus=2, cluster_gpus=0) == [
+        PoolPlan(("face", "speech"), 2, 1.0)
+    ]
+    assert plan_pools([FACE, SPEECH], 16, 0, workers=1) == [PoolPlan(("face", "speech"), 1, 1.0)]
+
+
+def test_a_gpu_stage_gets_its_own_pool_on_the_gpus() -> None:
+    assert plan_pools([FACE, SPEECH], cluster_cpus=16, cluster_gpus=1) == [
+        PoolPlan(("face",), 14, 1.0),
+        PoolPlan(("speech",), 2, 1.0, 0.5),
+    ]
+    cpu_only_speech = ("speech", Resources(cpus=1.0))
+    assert plan_pools([FACE, cpu_only_speech], 16, 1)[0].stages == ("face", "speech")
+
+
+def test_own_pool_on_one_cpu_shares_it() -> None:
+    plans = plan_pools([FACE, SPEECH], cluster_cpus=1, cluster_gpus=0, own_pool=["speech"])
+    assert [p.stages for p in plans] == [("face",), ("speech",)]
+    assert sum(p.actors * p.cpus for p in plans) == pytest.approx(1.0)
+
+
+def counts(root: Path) -> dict[str, int]:
+    sql = (
+        "select (select count(*) from videos) videos, (select count(distinct video_id) from videos) uvideos,"
+        " (select count(*) from clips) clips, (select count(distinct clip_id) from clips) uclips,"
+        " (select count(*) from tracks) tracks"
+    )
+    return query(root, sql).to_pylist()[0]
+
+
+def failures(root: Path) -> dict[str, int]:
+    rows = query(root, "select reason, count(*) n from failures group by reason").to_pylist()
+    return {r["reason"]: r["n"] for r in rows}
+
+
+def last_summary(root: Path) -> dict:
+    latest = max((root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(latest.read_text())
+
+
+def wait_for(condition, timeout_s: float = 300, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s} s for {what}")
+        time.sleep(0.2)
+
+
+def stage_workers() -> list[int]:
+    done = subprocess.run(["pgrep", "-f", "ray::StageWorker"], capture_output=True, text=True)
+    return [int(p) for p in done.stdout.split()]
+
+
+@pytest.fixture
+def fast_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST)
+    return path
+
+
+def test_kill_9_of_the_driver_then_the_same_command_resumes(
+    tmp_path, fixtures, fast_config, curate, curate_argv
+) -> None:
+    out = tmp_path / "out"
+    argv = curate_argv("run", str(fixtures / "video"), "--out", str(out), "--config", str(fast_config))
+    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(DatasetRoot(out).parts("videos")) >= 3, what="three committed videos")
+        busy = curate(*argv[3:])  # a second run while the first is live
+        assert busy.returncode == 3 and "is in use by run" in busy.stderr, busy.stderr
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        driver.kill()
+    root = DatasetRoot(out)
+    for part in root.parts("videos") + root.parts("clips") + root.parts("tracks"):
+        pq.read_table(part)  # every visible part is whole
+    before = counts(out)
+    assert 3 <= before["videos"] < FIXTURE_VIDEOS
+    assert before["clips"] == before["uclips"] and before["videos"] == before["uvideos"]
+
+    again = curate(*argv[3:])  # the same command: the killed run's lock does not block it
+    assert again.returncode == 0, again.stderr
+    summary = last_summary(out)
+    assert summary["videos_skipped_done"] == before["videos"]
+    assert summary["videos_processed"] == FIXTURE_VIDEOS - before["videos"]
+    assert f"already done        {before['videos']} (skipped)" in again.stdout
+    after = counts(out)
+    assert after == {
+        "videos": FIXTURE_VIDEOS, "uvideos": FIXTURE_VIDEOS,
+        "clips": FIXTURE_CLIPS, "uclips": FIXTURE_CLIPS, "tracks": FIXTURE_CLIPS,
+    }  # fmt: skip
+    assert failures(out) == EXPECTED_FAILURES
+    assert not list(out.glob("*/.part-*.tmp"))  # temporaries of the killed run are swept
+
+
+def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
+    tmp_path, fixtures, fast_config, curate_argv
+) -> None:
+    out = tmp_path / "out"
+    argv = curate_argv("run", str(fixtures / "video"), "--out", str(out), "--config", str(fast_config))
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_for(lambda: len(DatasetRoot(out).parts("clips")) >= 2, what="two committed clips")
+        victims = stage_workers()
+        assert victims, "no StageWorker process to kill"
+        os.kill(victims[0], signal.SIGKILL)
+        stdout, _ = driver.communicate(timeout=600)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stdout
+    after = counts(out)
+    assert after["clips"] == after["uclips"] == FIXTURE_CLIPS and after["videos"] == FIXTURE_VIDEOS
+    assert failures(out) == EXPECTED_FAILURES  # retried, so nothing lost
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def two_node_cluster(monkeypatch):  # type: ignore[no-untyped-def]
+    """A head and a worker node started with `ray start` on loopback, one CPU each.
+
+    `ray start --head` turns on token authentication; the joining node and the driver find the
+    token in ~/.ray only when told that the cluster uses it.
+    """
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    port = free_port()
+    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    head = [
+        str(RAY),
+        "start",
+        "--head",
+        f"--port={port}",
+        "--include-dashboard=false",
+        "--object-store-memory=200000000",
+    ]
+    worker = [str(RAY), "start", f"--address=127.0.0.1:{port}", "--object-store-memory=200000000"]
+    try:
+        for argv in (head + common, worker + common):
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_run_on_a_two_node_cluster(tmp_path, video, fast_config, curate, two_node_cluster) -> None:
+    out = tmp_path / "out"
+    names = ["vr_face_3.mp4", "vr_face_5.mp4", "r3p_May_5s.mp4", "vr_face_1.mp4", "lp_driving_d20.mp4"]
+    done = curate(
+        "run", *[str(video(n)) for n in names], "--out", str(out), "--config", str(fast_config),
+        "--ray-address", two_node_cluster,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 node(s)" in done.stdout
+    summary = last_summary(out)
+    assert summary["executor"] == "ray" and summary["videos_processed"] == 5
+    assert len(summary["clips_by_node"]) == 2 and sum(summary["clips_by_node"].values()) == 5
+    rows = query(out, "select speech_text, face_detect_rate from clips").to_pylist()
+    assert len(rows) == 5 and all(r["face_detect_rate"] > 0.9 and r["speech_text"] for r in rows)
+
+
+def test_a_speech_pool_of_its_own_gives_the_same_columns(tmp_path, video, fast_config, curate) -> None:
+    config = tmp_path / "own.toml"
+    config.write_text(fast_config.read_text() + 'own_pool = ["speech"]\n')
+    out = tmp_path / "out"
+    done = curate(
+        "run",
+        str(video("vr_face_5.mp4")),
+        str(video("lp_driving_d18.mp4")),
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = query(out, "select speech_text, face_frames, errors from clips order by duration_s").to_pylist()
+    assert "regulation" in rows[0]["speech_text"] and rows[0]["face_frames"] > 100 and rows[0]["errors"] == []
+    assert rows[1]["face_frames"] > 100 and dict(rows[1]["errors"])["speech"].startswith("no_speech")
+
+
+def test_a_live_lock_refuses_and_a_dead_holders_lock_does_not_block(
+    tmp_path, video, fast_config, curate
+) -> None:
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import time; from manifests.lock import hold; from manifests.store import DatasetRoot\n"
+         f"with hold(DatasetRoot({str(out)!r}), 'holder-run'):\n    print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(RootBusy, match=r"in use by run holder-run \(pid \d+"),
+            hold(DatasetRoot(out), "me"),
+        ):
+            pass
+        args = (
+            "run",
+            str(video("vr_face_5.mp4")),
+            "--out",
+            str(out),
+            "--config",
+            str(fast_config),
+            "--executor",
+            "sequential",
+        )
+        refused = curate(*args)
+        assert refused.returncode == 3 and "holder-run" in refused.stderr
+        assert not (out / "videos").exists()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        assert "holder-run" in (out / ".lock").read_text()  # the dead holder's note is still there
+        done = curate(*args)
+        assert done.returncode == 0, done.stderr
+    finally:
+        holder.kill()
