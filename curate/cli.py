@@ -98,6 +98,30 @@ def run_cmd(
         raise _fail("no input could be read", 1)
 
 
+@app.command("filter")
+def filter_cmd(
+    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    config: ConfigOption = None,
+) -> None:
+    """Apply the [filter] thresholds to every clip (no model runs) and append a new decision set.
+
+    Earlier decision sets stay readable; `current_decisions` shows each clip's latest verdict.
+    """
+    from curate.filter import NoClips, UnknownColumn, apply_filters
+    from manifests.lock import RootBusy
+
+    cfg = _config(config)
+    try:
+        summary = apply_filters(root, cfg)
+    except NoClips as exc:
+        raise _fail(str(exc), 1) from None
+    except UnknownColumn as exc:
+        raise _fail(str(exc), 2) from None
+    except RootBusy as exc:
+        raise _fail(str(exc), 3) from None
+    typer.echo(summary.to_text())
+
+
 @app.command("query")
 def query_cmd(
     root: Annotated[Path, typer.Argument(help="Dataset root.")],

@@ -10,7 +10,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -123,6 +123,57 @@ class RayConfig(Section):
     task_retries: int = Field(1, ge=0, le=10, description="retries of a clip whose worker process died")
 
 
+class Rule(Section):
+    """One threshold on a numeric ``clips`` column; within ``band`` of a limit the clip goes to review."""
+
+    column: str
+    min: float | None = None
+    max: float | None = None
+    band: float = Field(0.0, ge=0, description="half-width of the review band around each limit")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> Rule:
+        if self.min is None and self.max is None:
+            raise ValueError("a rule needs min or max")
+        return self
+
+
+def _default_rules() -> dict[str, Rule]:
+    return {
+        "face_missing": Rule(column="face_detect_rate", min=0.9, band=0.05),
+        "multiple_faces": Rule(column="face_single_rate", min=0.9, band=0.05),
+        "little_speech": Rule(column="speech_ratio", min=0.3, band=0.1),
+        "language_uncertain": Rule(column="speech_language_prob", min=0.5, band=0.1),
+        "too_short": Rule(column="duration_s", min=2.0),
+    }
+
+
+class FilterConfig(Section):
+    """Thresholds of ``curate filter``: rule name (the reason code) -> rule.
+
+    Rules given in the file are merged over the defaults, key by key: ``[filter.rules.face_missing]
+    min = 0.8`` changes one limit and keeps the rest; ``enabled = false`` turns a rule off.
+    """
+
+    rules: dict[str, Rule] = Field(default_factory=_default_rules)
+    languages: list[str] = Field(default_factory=list, description="accepted languages; empty: any")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("rules"), dict):
+            merged = {name: rule.model_dump() for name, rule in _default_rules().items()}
+            for name, given in data["rules"].items():
+                merged[name] = {**merged.get(name, {}), **given} if isinstance(given, dict) else given
+            data = {**data, "rules": merged}
+        return data
+
+    @property
+    def active(self) -> dict[str, Rule]:
+        return {name: rule for name, rule in self.rules.items() if rule.enabled}
+
+
 class Config(Section):
     """The whole configuration (``curate.toml``)."""
 
@@ -132,6 +183,7 @@ class Config(Section):
     speech: SpeechConfig = SpeechConfig()
     models: ModelsConfig = ModelsConfig()
     ray: RayConfig = RayConfig()
+    filter: FilterConfig = FilterConfig()
 
     def digest(self) -> str:
         """Short hash of the settings that shape results (not where they ran), recorded with them."""

@@ -1,0 +1,101 @@
+"""Thresholds to verdicts: the pure rules, and `curate filter` over the fixture run (no model runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from curate.config import Config, ConfigError, FilterConfig, Rule, load_config
+from curate.filter import NoClips, UnknownColumn, apply_filters
+from filters.rules import Verdict, check, judge
+
+RATE = Rule(column="face_detect_rate", min=0.9, band=0.05)
+
+
+@pytest.mark.parametrize(
+    ("value", "outcome"),
+    [(0.99, "pass"), (0.96, "pass"), (0.94, "review"), (0.86, "review"), (0.84, "fail"), (None, "fail")],
+)
+def test_a_min_rule_has_a_review_band(value, outcome) -> None:
+    assert check(RATE, value) == outcome
+
+
+def test_a_max_rule_mirrors_it() -> None:
+    jitter = Rule(column="x", max=0.1, band=0.02)
+    assert [check(jitter, v) for v in (0.05, 0.09, 0.11, 0.13)] == ["pass", "review", "review", "fail"]
+
+
+def test_recorded_failures_reject_with_their_codes_and_skip_the_rules() -> None:
+    row = {"errors": [("face", "no_face: no face in 100% of frames"), ("speech", "no_audio: none")]}
+    assert judge(row, FilterConfig()) == Verdict("reject", ["no_audio", "no_face"])
+
+
+def test_every_failed_and_borderline_rule_is_named() -> None:
+    row = {
+        "errors": {}, "face_detect_rate": 0.5, "face_single_rate": 0.92, "speech_ratio": 0.9,
+        "speech_language_prob": 0.99, "duration_s": 5.0, "speech_language": "de",
+    }  # fmt: skip
+    assert judge(row, FilterConfig()) == Verdict("reject", ["face_missing", "multiple_faces"])
+    row["face_detect_rate"] = 1.0
+    assert judge(row, FilterConfig()) == Verdict("review", ["multiple_faces"])
+    assert judge(row, FilterConfig(languages=["en"])) == Verdict("reject", ["language", "multiple_faces"])
+    row["face_single_rate"] = 1.0
+    assert judge(row, FilterConfig()) == Verdict("accept", [])
+
+
+def test_rules_in_the_file_merge_over_the_defaults(tmp_path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[filter.rules.face_missing]\nmin = 0.5\n[filter.rules.too_short]\nenabled = false\n")
+    rules = load_config(path).filter.rules
+    assert rules["face_missing"] == Rule(column="face_detect_rate", min=0.5, band=0.05)
+    assert not rules["too_short"].enabled and "multiple_faces" in rules
+    path.write_text("[filter.rules.mine]\nband = 0.1\n")
+    with pytest.raises(ConfigError, match="column"):
+        load_config(path)
+
+
+def verdicts(fixture_run, decision_set: str) -> dict[str, tuple[str, list[str]]]:
+    rows = fixture_run.sql(
+        "select regexp_extract(v.uri, '[^/]+$') name, c.clip_index, d.verdict, d.reasons from decisions d"
+        " join clips c using (clip_id) join videos v using (video_id)"
+        f" where d.decision_set = '{decision_set}'"
+    )
+    return {f"{r['name']}#{r['clip_index']}": (r["verdict"], r["reasons"]) for r in rows}
+
+
+def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tmp_path) -> None:
+    first = apply_filters(fixture_run.root, Config())
+    before = verdicts(fixture_run, first.decision_set)
+    for name in (
+        "vr_face_3.mp4#0",
+        "vr_face_5.mp4#0",
+        "r3p_May_5s.mp4#0",
+        "vr_face_1.mp4#0",
+        "lp_driving_d20.mp4#0",
+    ):
+        assert before[name] == ("accept", []), name
+    assert before["iplap_129.mp4#0"] == ("reject", ["no_audio"])
+    assert before["lp_driving_d18.mp4#0"] == ("reject", ["no_speech"])
+    assert before["lp_driving_d14.mp4#0"] == ("reject", ["no_speech"])
+    assert {before[f"moviepy_big_buck_bunny_0_30.webm#{i}"][1][0] for i in range(3)} == {"no_face"}
+
+    english_only = Config(filter=FilterConfig(languages=["en"]))
+    second = apply_filters(fixture_run.root, english_only)
+    after = verdicts(fixture_run, second.decision_set)
+    changed = {k for k in before if after[k] != before[k]}
+    assert changed == {"lp_driving_d20.mp4#0", "geneface_zozo_radnerf.mp4#0"}  # the two non-English voices
+    assert all(after[k] == ("reject", ["language"]) for k in changed)
+    assert second.config_hash != first.config_hash
+    assert verdicts(fixture_run, first.decision_set) == before  # the earlier set stays readable
+    current = fixture_run.sql(
+        "select d.verdict, d.decision_set from current_decisions d join clips c using (clip_id)"
+        " join videos v using (video_id) where v.uri like '%lp_driving_d20.mp4'"
+    )
+    assert current == [{"verdict": "reject", "decision_set": second.decision_set}]
+
+
+def test_filter_errors_are_clear(tmp_path, fixture_run) -> None:
+    with pytest.raises(NoClips, match="curate run"):
+        apply_filters(tmp_path, Config())
+    bad = Config(filter=FilterConfig(rules={"x": Rule(column="nope", min=1)}))
+    with pytest.raises(UnknownColumn, match="nope"):
+        apply_filters(fixture_run.root, bad)
