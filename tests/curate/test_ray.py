@@ -105,6 +105,8 @@ def test_kill_9_of_the_driver_then_the_same_command_resumes(
         assert busy.returncode == 3 and "is in use by run" in busy.stderr, busy.stderr
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
+        # the local cluster dies with its driver; a worker may finish the part it was writing
+        wait_for(lambda: not stage_workers(), timeout_s=120, what="the killed run's workers to exit")
     finally:
         driver.kill()
     root = DatasetRoot(out)
