@@ -10,7 +10,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -45,6 +45,14 @@ class ConfigError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Fields left out of :meth:`digest` (where a run ran, not what it produced).
+    _not_hashed: ClassVar[dict[str, Any]] = {}
+
+    def digest(self) -> str:
+        """Short hash of the settings, recorded with what they produced."""
+        settings = self.model_dump(mode="json", exclude=self._not_hashed)
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class SegmentConfig(Section):
@@ -185,11 +193,7 @@ class Config(Section):
     ray: RayConfig = RayConfig()
     filter: FilterConfig = FilterConfig()
 
-    def digest(self) -> str:
-        """Short hash of the settings that shape results (not where they ran), recorded with them."""
-        settings = self.model_dump(mode="json", exclude={"ray": True, "run": {"executor"}})
-        text = json.dumps(settings, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+    _not_hashed: ClassVar[dict[str, Any]] = {"ray": True, "run": {"executor"}}
 
 
 def load_config(path: str | Path | None) -> Config:

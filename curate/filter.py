@@ -7,8 +7,6 @@ readable, and ``current_decisions`` shows the latest decision of each clip.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -46,11 +44,6 @@ class FilterSummary:
         return "\n".join(lines)
 
 
-def thresholds_hash(config: Config) -> str:
-    text = json.dumps(config.filter.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     """Judge every clip of the root with ``config.filter`` and append the decisions as one set."""
     root = DatasetRoot(root_path)
@@ -64,7 +57,7 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
         raise NoClips(f"{root.path} has no clips: run `curate run` first")
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    digest = thresholds_hash(config)
+    digest = config.filter.digest()
     decisions = []
     for row in rows:
         verdict = judge(row, config.filter)
