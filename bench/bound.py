@@ -126,7 +126,7 @@ def _speech_cost(video: Path, speech: SpeechExtractor) -> float:
         if not container.streams.audio:
             return 0.0
     started = time.perf_counter()
-    speech.extract(ClipRef(video, "bench", "bench", 0.0, duration_s(video), 30.0, has_audio=True))
+    speech.extract(ClipRef(video, "bench", "bench", 0.0, duration_s(video), 30.0, has_audio=True), {})
     return time.perf_counter() - started
 
 

@@ -1,7 +1,8 @@
 """Benchmark inputs made from fixture videos by remuxing packets with PyAV, never re-encoding.
 
 :func:`distinct_copy` gives the same media under different bytes (a new sha256), so that a
-content-hash deduplication does not fold copies together; :func:`concatenate` repeats a clip back
+content-hash deduplication does not fold copies together; :func:`delayed_audio_copy` puts the
+audio out of sync by a known delay (tests use it too); :func:`concatenate` repeats a clip back
 to back into a long mp4. Both verify their output by decoding it and raise :class:`MediaCheckError`
 when it does not match the source.
 """
@@ -72,6 +73,24 @@ def distinct_copy(src: Path, dst: Path, tag: str) -> Path:
             target.mux(packet)
     expected = duration_s(src)
     _check(dst, expected, _DURATION_TOLERANCE_S)
+    return dst
+
+
+def delayed_audio_copy(src: Path, dst: Path, delay_s: float) -> Path:
+    """Remux ``src`` into ``dst`` with every audio packet ``delay_s`` seconds later (as
+    ``ffmpeg -itsoffset`` makes an out-of-sync negative); the video is untouched. Returns ``dst``."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as source, av.open(str(dst), "w") as target:
+        outputs = _template_streams(source, target)
+        for packet in source.demux(*(stream for stream in source.streams if stream.index in outputs)):
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "audio":
+                ticks = round(delay_s / packet.time_base)
+                packet.pts, packet.dts = packet.pts + ticks, packet.dts + ticks
+            packet.stream = outputs[packet.stream.index]
+            target.mux(packet)
+    _check(dst, duration_s(src), _DURATION_TOLERANCE_S + abs(delay_s))
     return dst
 
 

@@ -24,6 +24,11 @@ models_app = typer.Typer(
     help="The model registry: list models and fill the local cache.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+sync_app = typer.Typer(
+    help="The sync model: train it on a dataset root, measure it on shifted and swapped audio.",
+    no_args_is_help=True,
+)
+app.add_typer(sync_app, name="sync")
 
 ConfigOption = Annotated[
     Path | None,
@@ -73,6 +78,7 @@ def run_cmd(
     Exit status: 0 when the run completed (recorded failures included), 1 when nothing could be
     read, 2 for an invalid config, 3 when another live run holds OUT.
     """
+    from curate.filter import UnknownColumn
     from curate.models import ModelUnavailable
     from curate.run import NothingToRead, run
     from manifests.lock import RootBusy
@@ -93,6 +99,8 @@ def run_cmd(
         raise _fail(str(exc), 1) from None
     except RootBusy as exc:
         raise _fail(str(exc), 3) from None
+    except (ConfigError, UnknownColumn) as exc:
+        raise _fail(str(exc), 2) from None
     typer.echo(summary.to_text())
     if summary.nothing_read:
         raise _fail("no input could be read", 1)
@@ -147,6 +155,54 @@ def query_cmd(
         raise _fail(str(exc), 1) from None
 
 
+@sync_app.command("train")
+def sync_train(
+    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz).")],
+    accepted_only: Annotated[
+        bool, typer.Option(help="Learn only from clips whose current verdict is accept.")
+    ] = False,
+) -> None:
+    """Fit the audio -> mouth sync model on every usable clip of ROOT.
+
+    Score with it by naming the file in the config: `[sync] model = "FILE.npz"`.
+    """
+    from extractors.sync_training import NotEnoughClips, train
+
+    try:
+        model = train(root, accepted_only)
+    except NotEnoughClips as exc:
+        raise _fail(str(exc), 1) from None
+    model.save(out)
+    info = model.recipe
+    typer.echo(
+        f"{out}: {info['clips']} clips, {info['frames']} frames ({info['seconds']:.1f} s) at {model.fps:g} fps"
+    )
+
+
+@sync_app.command("eval")
+def sync_eval(
+    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+    accepted_only: Annotated[
+        bool, typer.Option(help="Use only clips whose current verdict is accept.")
+    ] = False,
+) -> None:
+    """Measure sync on negatives made from ROOT's clips (shifted by 2, 3, 5, 8, 12 frames each
+    way; swapped between clips), each clip scored by a model trained without its group."""
+    import json
+
+    from extractors.sync_training import NotEnoughClips, evaluate
+
+    try:
+        result = evaluate(root, accepted_only=accepted_only)
+    except NotEnoughClips as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(result.to_text())
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+
+
 @models_app.command("list")
 def models_list(config: ConfigOption = None) -> None:
     """Show every registered model, its licence, and whether a verified copy is available."""
@@ -179,6 +235,27 @@ def models_fetch(
         except registry.ModelUnavailable as exc:
             raise _fail(str(exc), 1) from None
         typer.echo(f"{name}: {path} ({'already verified' if source == 'local' else 'from ' + source})")
+
+
+@app.command("report")
+def report_cmd(
+    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: ROOT/report.html).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write one self-contained HTML page: counts, verdicts, score histograms with the thresholds,
+    languages, blendshape channel statistics and example clips with their curves.
+    """
+    from curate.report import NoClips, write_report
+
+    cfg = _config(config)
+    try:
+        path = write_report(root, out, cfg)
+    except NoClips as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(str(path))
 
 
 if __name__ == "__main__":

@@ -99,17 +99,43 @@ class SpeechConfig(Section):
     cpu_threads: int = Field(0, ge=0, description="0: let CTranslate2 choose")
 
 
+class SyncConfig(Section):
+    """Audio-visual sync scored with a model learned across clips (``curate sync train``)."""
+
+    model: str = Field(
+        "sync-default", description="registry name of the sync model, or a .npz file from `curate sync train`"
+    )
+    search_frames: int = Field(15, ge=1, le=60, description="shifts tried either way, frames")
+
+
+class EmotionConfig(Section):
+    """Expression classes from face crops, and expressiveness."""
+
+    model: str = "expression-fer"
+    frames: int = Field(16, ge=1, le=256, description="face crops classified per clip")
+
+
+class QualityConfig(Section):
+    """Technical quality."""
+
+    frames: int = Field(8, ge=1, le=256, description="face crops measured per clip")
+
+
 class ModelsConfig(Section):
     cache_dir: str | None = None
     paths: dict[str, str] = Field(default_factory=dict, description="model name -> local folder or file")
 
 
-ExtractorName = Literal["face", "speech"]
+ExtractorName = Literal["face", "speech", "fingerprint", "sync", "emotion", "quality"]
+ALL_EXTRACTORS: list[ExtractorName] = ["face", "speech", "fingerprint", "sync", "emotion", "quality"]
 
 
 class RunConfig(Section):
     strict: bool = Field(False, description="raise unexpected extractor errors instead of recording them")
-    extractors: list[ExtractorName] = Field(default_factory=lambda: list[ExtractorName](["face", "speech"]))
+    extractors: list[ExtractorName] = Field(
+        default_factory=lambda: list(ALL_EXTRACTORS),
+        description="in order; one that needs another comes after it",
+    )
     executor: Literal["ray", "sequential"] = "ray"
 
 
@@ -154,6 +180,12 @@ def _default_rules() -> dict[str, Rule]:
         "little_speech": Rule(column="speech_ratio", min=0.3, band=0.1),
         "language_uncertain": Rule(column="speech_language_prob", min=0.5, band=0.1),
         "too_short": Rule(column="duration_s", min=2.0),
+        "out_of_sync": Rule(column="sync_confidence", min=0.15, band=0.05),
+        "sync_offset": Rule(column="sync_offset_frames", min=-6, max=6, band=2),
+        "face_too_small": Rule(column="quality_face_px", min=64, band=16),
+        "too_dark": Rule(column="quality_brightness", min=40, band=10),
+        "noisy_audio": Rule(column="quality_snr_db", min=12, band=4),
+        "clipped_audio": Rule(column="quality_clipping", max=0.01, band=0.005),
     }
 
 
@@ -166,6 +198,12 @@ class FilterConfig(Section):
 
     rules: dict[str, Rule] = Field(default_factory=_default_rules)
     languages: list[str] = Field(default_factory=list, description="accepted languages; empty: any")
+    duplicates: Literal["reject", "review", "off"] = Field(
+        "reject", description="what happens to a clip whose audio duplicates a better clip's"
+    )
+    duplicate_max_bit_error: float = Field(
+        0.35, gt=0, lt=0.5, description="audio fingerprints closer than this share of bits are one recording"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +227,9 @@ class Config(Section):
     segment: SegmentConfig = SegmentConfig()
     face: FaceConfig = FaceConfig()
     speech: SpeechConfig = SpeechConfig()
+    sync: SyncConfig = SyncConfig()
+    emotion: EmotionConfig = EmotionConfig()
+    quality: QualityConfig = QualityConfig()
     models: ModelsConfig = ModelsConfig()
     ray: RayConfig = RayConfig()
     filter: FilterConfig = FilterConfig()

@@ -1,5 +1,9 @@
 """``curate filter``: apply the thresholds to every clip of a dataset root, with no model run.
 
+Near-duplicates are found here too, from the fingerprints stored in ``tracks``: among clips
+without recorded failures, each group of twins keeps its best source (audio sample rate, then
+face size in pixels, then duration) and the others carry ``duplicate_of``.
+
 Each call appends one decision set (``ROOT/decisions/part-<set_id>.parquet``); earlier sets stay
 readable, and ``current_decisions`` shows the latest decision of each clip.
 """
@@ -11,9 +15,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from duckdb import DuckDBPyConnection
 
 from curate.config import Config
 from extractors.registry import dataset_schemas
+from filters.duplicates import find_twins
 from filters.rules import judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot
@@ -44,23 +53,31 @@ class FilterSummary:
         return "\n".join(lines)
 
 
+def check_rules(config: Config) -> None:
+    """Raise :class:`UnknownColumn` when a rule names a column the clips table does not have."""
+    clip_columns = set(dataset_schemas()["clips"].names)
+    for name, rule in config.filter.active.items():
+        if rule.column not in clip_columns:
+            raise UnknownColumn(f"rule {name!r}: the clips table has no column {rule.column!r}")
+
+
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     """Judge every clip of the root with ``config.filter`` and append the decisions as one set."""
     root = DatasetRoot(root_path)
     schemas = dataset_schemas()
-    clip_columns = set(schemas["clips"].names)
-    for name, rule in config.filter.active.items():
-        if rule.column not in clip_columns:
-            raise UnknownColumn(f"rule {name!r}: the clips table has no column {rule.column!r}")
-    rows = connect(root, schemas).sql("select * from clips order by clip_id").to_arrow_table().to_pylist()
+    check_rules(config)
+    con = connect(root, schemas)
+    rows = con.sql("select * from clips order by clip_id").to_arrow_table().to_pylist()
     if not rows:
         raise NoClips(f"{root.path} has no clips: run `curate run` first")
+    twins = duplicates(con, config.filter.duplicate_max_bit_error)
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     digest = config.filter.digest()
     decisions = []
     for row in rows:
-        verdict = judge(row, config.filter)
+        twin = twins.get(row["clip_id"])
+        verdict = judge({**row, "duplicate_of": twin}, config.filter)
         decisions.append(
             {
                 "clip_id": row["clip_id"],
@@ -70,6 +87,7 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
                 "who": "curate filter",
                 "decided_at": now,
                 "config_hash": digest,
+                "duplicate_of": twin,
                 "decision_set": set_id,
             }
         )
@@ -77,3 +95,26 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
         root.write_part("decisions", set_id, decisions, schemas["decisions"])
     reasons = Counter(r for d in decisions for r in d["reasons"])
     return FilterSummary(set_id, digest, dict(Counter(d["verdict"] for d in decisions)), dict(reasons))
+
+
+def duplicates(con: DuckDBPyConnection, max_bit_error: float) -> dict[str, str]:
+    """Clip id -> the clip kept in its place, over clips without recorded failures."""
+    rows: list[dict[str, Any]] = (
+        con.sql(
+            """select c.clip_id, t.audio_fingerprint, t.audio_embedding, v.audio_sr_hz, c.quality_face_px, c.duration_s
+           from clips c join tracks t using (clip_id) join videos v on v.video_id = c.video_id
+           where cardinality(c.errors) = 0 and t.audio_fingerprint is not null"""
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+    rank = {
+        r["clip_id"]: (r["audio_sr_hz"] or 0, r["quality_face_px"] or 0, r["duration_s"] or 0) for r in rows
+    }
+    twins = find_twins(
+        {r["clip_id"]: np.asarray(r["audio_fingerprint"], np.uint32) for r in rows},
+        {r["clip_id"]: np.asarray(r["audio_embedding"], np.float32) for r in rows if r["audio_embedding"]},
+        rank=rank.__getitem__,
+        max_bit_error=max_bit_error,
+    )
+    return {clip: kept for clip, (kept, _) in twins.items()}

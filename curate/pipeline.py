@@ -218,7 +218,7 @@ class ExtractStage:
 
     def __call__(self, work: ClipWork) -> ClipWork:
         try:
-            result = self.extractor.extract(work.ref)
+            result = self.extractor.extract(work.ref, {**work.clip, **work.track})
         except Exception as exc:
             if self.strict:
                 raise

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from curate.config import Config
 from curate.executors import Executor, SequentialExecutor
+from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork
 from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas
@@ -46,6 +47,7 @@ class RunSummary:
     failures: dict[str, int] = field(default_factory=dict)  # reason code -> videos and clips with it
     clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
     worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
+    filter: FilterSummary | None = None  # the decision set appended at the end of the run
 
     @property
     def nothing_read(self) -> bool:
@@ -100,6 +102,8 @@ class RunSummary:
             lines += [
                 f"    {reason:<18}{n}" for reason, n in sorted(self.failures.items(), key=lambda kv: -kv[1])
             ]
+        if self.filter:
+            lines.append("  " + self.filter.to_text().replace("\n", "\n  "))
         return "\n".join(lines)
 
     def write(self, root: DatasetRoot) -> Path:
@@ -135,7 +139,9 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     what is missing. Raises :class:`NothingToRead` when the sources name nothing and
     :class:`~manifests.lock.RootBusy` when another live run writes to ``out``; per-video
     failures are recorded, not raised (unless ``[run] strict``): see ``summary.nothing_read``.
+    The filters then judge every clip of the root (one new decision set, as ``curate filter``).
     """
+    check_rules(config)
     inputs = expand_sources(sources)
     if not inputs:
         raise NothingToRead(f"no video inputs found in {sources}")
@@ -159,5 +165,7 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
                 bar.update()
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()
-        summary.write(root)
+    if not summary.nothing_read:
+        summary.filter = apply_filters(root.path, config)
+    summary.write(root)
     return summary

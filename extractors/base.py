@@ -1,13 +1,16 @@
 """What every extractor is: a model loaded once in ``setup()``, then one clip in, new namespaced
 columns out.
 
-An extractor never decides keep or reject. When it cannot produce its signal for a clip (no
+An extractor that reads another's output names it in ``needs`` and gets the clip's columns so
+far in ``earlier`` (the face track's blendshapes, for example); it must run after them, in the
+same worker. An extractor never decides keep or reject. When it cannot produce its signal for a clip (no
 face, no speech) it still returns what it measured and names the reason in ``failure``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,6 +61,7 @@ class Extractor(ABC):
     version: ClassVar[str]
     clip_fields: ClassVar[list[pa.Field]]
     track_fields: ClassVar[list[pa.Field]]
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Config):
         self.config = config
@@ -70,8 +74,8 @@ class Extractor(ABC):
         """Load models; called once per worker before the first clip."""
 
     @abstractmethod
-    def extract(self, clip: ClipRef) -> Extraction:
-        """Measure one clip."""
+    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
+        """Measure one clip; ``earlier``: the columns the extractors before this one produced for it."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`setup` loaded."""

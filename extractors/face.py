@@ -12,6 +12,7 @@ face, head pose from its facial transformation matrix, and its box.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import mediapipe as mp
@@ -111,7 +112,7 @@ class FaceExtractor(Extractor):
         )
         return vision.FaceLandmarker.create_from_options(options)
 
-    def extract(self, clip: ClipRef) -> Extraction:
+    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         src_pts: list[float] = []
         counts: list[int] = []
         shapes: list[list[float] | None] = []

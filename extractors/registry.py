@@ -7,21 +7,43 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from curate.config import Config
+from curate.config import Config, ConfigError
 from extractors.base import Extractor
+from extractors.emotion import EmotionExtractor
 from extractors.face import FaceExtractor
+from extractors.fingerprint import FingerprintExtractor
+from extractors.quality import QualityExtractor
 from extractors.speech import SpeechExtractor
+from extractors.sync import SyncExtractor
 from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
 
 EXTRACTORS: dict[str, type[Extractor]] = {
     "face": FaceExtractor,
     "speech": SpeechExtractor,
+    "fingerprint": FingerprintExtractor,
+    "sync": SyncExtractor,
+    "emotion": EmotionExtractor,
+    "quality": QualityExtractor,
 }
 
 
 def build(config: Config) -> list[Extractor]:
-    """The extractors ``[run] extractors`` names, in that order, not yet set up."""
-    return [EXTRACTORS[name](config) for name in config.run.extractors]
+    """The extractors ``[run] extractors`` names, in that order, not yet set up.
+
+    An extractor that needs another must come after it and share its worker pool, so neither
+    may be given a pool of its own (``[ray] own_pool``).
+    """
+    names = config.run.extractors
+    for i, name in enumerate(names):
+        for need in EXTRACTORS[name].needs:
+            if need not in names[:i]:
+                raise ConfigError(f"[run] extractors: {name!r} reads {need!r}, which must come before it")
+            shared = {name, need} & set(config.ray.own_pool)
+            if shared:
+                raise ConfigError(
+                    f"[ray] own_pool: {sorted(shared)[0]!r} cannot have its own pool: {name!r} reads {need!r} in the same worker"
+                )
+    return [EXTRACTORS[name](config) for name in names]
 
 
 def dataset_schemas() -> dict[str, pa.Schema]:

@@ -8,6 +8,7 @@ among ``[speech] languages`` (renormalised probabilities), then the clip is tran
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -90,7 +91,7 @@ class SpeechExtractor(Extractor):
     def close(self) -> None:
         self.__dict__.pop("_model", None)
 
-    def extract(self, clip: ClipRef) -> Extraction:
+    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         if not clip.has_audio:
             out.failure = ("no_audio", "the video has no audio stream")

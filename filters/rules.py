@@ -2,7 +2,9 @@
 
 A clip is rejected for every failure an extractor recorded (``errors``: ``no_face``,
 ``no_speech``...) and for every rule it fails by more than the rule's review band; within the
-band it goes to review; otherwise it is accepted. Every reason is named.
+band it goes to review; otherwise it is accepted. A clip whose audio duplicates a better clip's
+(``duplicate_of``, found by :mod:`filters.duplicates`) is rejected or sent to review as
+``[filter] duplicates`` says. Every reason is named.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def check(rule: Rule, value: float | None) -> str:
 
 
 def judge(row: Mapping[str, Any], config: FilterConfig) -> Verdict:
-    """The verdict on one clip row (a dict of the ``clips`` table's columns)."""
+    """The verdict on one clip row (a dict of the ``clips`` table's columns, plus ``duplicate_of``)."""
     errors = row.get("errors") or {}
     if not isinstance(errors, Mapping):  # DuckDB and pyarrow hand maps over as (key, value) pairs
         errors = dict(errors)
@@ -60,6 +62,8 @@ def judge(row: Mapping[str, Any], config: FilterConfig) -> Verdict:
                 review.append(name)
         if config.languages and row.get("speech_language") not in config.languages:
             rejected.append("language")
+        if row.get("duplicate_of") and config.duplicates != "off":
+            (rejected if config.duplicates == "reject" else review).append("duplicate")
     if rejected:
         return Verdict("reject", rejected + review)
     return Verdict("review", review) if review else Verdict("accept")

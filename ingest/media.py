@@ -7,7 +7,7 @@ latest source frame shown at that instant).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,9 @@ def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
         for frame in container.decode(stream):
             if pos is None:
                 pos = round((frame.time or 0.0) * SPEECH_SR_HZ)
+                if pos > first:  # the track starts after start_s: silence until it does
+                    gap = pos - first if last is None else min(pos, last) - first
+                    yield np.zeros(gap, np.float32)
             for out in resampler.resample(frame):
                 samples = out.to_ndarray().reshape(-1)
                 lo, hi = max(first - pos, 0), len(samples) if last is None else min(last - pos, len(samples))
@@ -74,6 +77,7 @@ def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
 class SampledFrame:
     """One output frame: ``t_s`` on the constant-rate grid, ``src_pts_s`` of the source frame shown then."""
 
+    index: int  # position on the grid
     t_s: float
     src_pts_s: float
     image: np.ndarray  # (H, W, 3) uint8 RGB or (H, W) uint8 gray, C-contiguous
@@ -93,12 +97,14 @@ def iter_frames_at_rate(
     fps: float,
     fmt: str = "rgb24",
     size: tuple[int, int] | None = None,
+    only: Container[int] | None = None,
 ) -> Iterator[SampledFrame]:
     """Decode [start_s, end_s) once and yield frames on the grid :func:`frame_grid`.
 
     A grid time takes the latest source frame whose timestamp is at or before it (sample and
     hold), so output frames stay evenly spaced whatever the source's frame timing. ``size`` is
-    (width, height) to scale to in the decoder's converter.
+    (width, height) to scale to in the decoder's converter; ``only``: the grid indices to yield
+    (the others are decoded but never converted).
     """
     grid = frame_grid(start_s, end_s, fps)
     with av.open(str(path)) as container:
@@ -110,14 +116,14 @@ def iter_frames_at_rate(
         held_image: np.ndarray | None = None
         last_pts: float | None = None
 
-        def emit(t: float) -> SampledFrame:
+        def emit(k: int) -> SampledFrame:
             nonlocal held_image, last_pts
             assert held is not None and held.time is not None
             if held_image is None:  # convert only frames that some grid time shows
                 converted = held.reformat(width=size[0], height=size[1], format=fmt) if size else held
                 held_image = np.ascontiguousarray(converted.to_ndarray(format=fmt))
             pts = float(held.time)
-            out = SampledFrame(float(t), pts, held_image, repeated=last_pts == pts)
+            out = SampledFrame(k, float(grid[k]), pts, held_image, repeated=last_pts == pts)
             last_pts = pts
             return out
 
@@ -131,10 +137,12 @@ def iter_frames_at_rate(
                 held = frame  # grid times before the first decoded frame show that frame
             # Every grid time before this frame shows the frame held until now.
             while held is not None and k < len(grid) and grid[k] < pts - 1e-6:
-                yield emit(grid[k])
+                if only is None or k in only:
+                    yield emit(k)
                 k += 1
             held, held_image = frame, None
         # The last frame stays on screen until the end of the clip.
         while held is not None and k < len(grid):
-            yield emit(grid[k])
+            if only is None or k in only:
+                yield emit(k)
             k += 1

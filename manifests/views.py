@@ -1,6 +1,7 @@
 """DuckDB views over a dataset root: the query layer of every table.
 
-Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, typed even when empty),
+Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, with every column of its
+schema even when empty or when older parts lack a column),
 ``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
 (the latest decision of each clip); macro ``blendshape_index(name)`` gives the 1-based position
 of a blendshape channel, so queries address channels by name.
@@ -25,13 +26,16 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
     """An in-memory DuckDB connection with a view per table of ``root``."""
     con = duckdb.connect()
     for table, schema in schemas.items():
+        # The empty typed table gives every column of the schema, also those that parts written
+        # before an extractor existed lack (null there).
+        con.register(f"_{table}_empty", schema.empty_table())
         if root.parts(table):
             glob = str(root.table_dir(table) / "part-*.parquet")
             con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_sql_path(glob)}, union_by_name=true)"
+                f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet({_sql_path(glob)}, union_by_name=true)"
             )
         else:
-            con.register(f"_{table}_empty", schema.empty_table())
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
     con.execute(
         """

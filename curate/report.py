@@ -1,0 +1,349 @@
+"""``curate report``: one self-contained HTML page about a dataset root.
+
+Sections: summary, verdicts by reason, score distributions with the filter thresholds, emotion
+mix, languages, per-channel blendshape statistics, and example clips (a frame and their curves).
+Plots are matplotlib PNGs and frames JPEGs, both inlined as base64: the page needs no network.
+Everything is read through the DuckDB views of :mod:`manifests.views`; nothing is written but
+the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import io
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import cv2
+import duckdb
+import numpy as np
+import pyarrow as pa
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from curate.config import Config
+from extractors.registry import dataset_schemas
+from ingest.media import iter_frames_at_rate
+from manifests.schema import BLENDSHAPE_NAMES
+from manifests.store import DatasetRoot
+from manifests.views import connect
+
+NOT_SCORES = {"clip_index", "start_s", "end_s", "fps"}  # numeric, but positions rather than scores
+CURVES = ("jawOpen", "mouthClose", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
+EXAMPLES = 4
+FRAME_WIDTH = 320  # px, widest embedded frame
+NEAR_ZERO = 0.01  # a channel whose p95 is below this barely moves
+VERDICT_COLORS = {"accept": "#2e7d32", "review": "#ef6c00", "reject": "#c62828"}
+STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222}
+figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:.85em;max-width:420px}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px}
+.cols{columns:3}.grid{display:grid;grid-template-columns:repeat(3,1fr)}.card{display:flex;gap:1em;border-top:1px solid #ddd;padding:.5em 0}.muted{color:#777}"""
+ON_LOAD = """<script>window.addEventListener("load",function(){var i=Array.from(document.images);
+document.body.dataset.rendered=i.filter(function(m){return m.complete&&m.naturalWidth>0}).length+"/"+i.length;});
+</script>"""
+
+
+class NoClips(RuntimeError):
+    """The dataset root has no clips to report on."""
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    return con.sql(sql).to_arrow_table().to_pylist()
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure(src: str, caption: str) -> str:
+    return f'<figure><img src="{src}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+
+
+def _bars(counts: dict[str, int], xlabel: str, ylabel: str, caption: str) -> str:
+    """A horizontal bar chart of ``label -> count``, largest at the top."""
+    items = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    fig = Figure(figsize=(5, 0.4 * len(items) + 1))
+    ax = fig.subplots()
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#4a78b0")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return _figure(_png(fig), caption)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return '<p class="muted">none</p>'
+    head = "".join(f"<th>{escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> str:
+    """Counts of videos, clips, failed clips, seconds and current verdicts."""
+    (s,) = _rows(
+        con,
+        "select (select count(*) from videos) videos, count(*) clips,"
+        " count(*) filter (where cardinality(errors) > 0) failed, sum(duration_s) as total_s from clips",
+    )
+    verdicts = {
+        r["verdict"]: r["n"]
+        for r in _rows(con, "select verdict, count(*) n from current_decisions group by 1")
+    }
+    if verdicts:
+        verdict_text = ", ".join(f"{v}: {verdicts.get(v, 0)}" for v in VERDICT_COLORS)
+    else:
+        verdict_text = "no decisions yet: run <code>curate filter ROOT</code> to judge the clips"
+    return (
+        f"<ul><li>videos: {s['videos']}</li><li>clips: {s['clips']}</li>"
+        f"<li>clips with recorded failures: {s['failed']}</li>"
+        f"<li>total clip seconds: {s['total_s'] or 0:.1f}</li><li>verdicts: {verdict_text}</li></ul>"
+    )
+
+
+def verdict_reasons(con: duckdb.DuckDBPyConnection) -> str:
+    """Current verdicts per reason (stacked by verdict) and the recorded failures per stage."""
+    rows = _rows(
+        con,
+        "select r reason, verdict, count(*) n from (select verdict, unnest(if(len(reasons) = 0,"
+        " ['(no reason)'], reasons)) r from current_decisions) group by all order by reason",
+    )
+    out = ""
+    if rows:
+        reasons = sorted({r["reason"] for r in rows})
+        fig = Figure(figsize=(6, 0.4 * len(reasons) + 1))
+        ax = fig.subplots()
+        left = np.zeros(len(reasons))
+        for verdict, color in VERDICT_COLORS.items():
+            n = np.array(
+                [sum(r["n"] for r in rows if r["reason"] == k and r["verdict"] == verdict) for k in reasons]
+            )
+            ax.barh(reasons, n, left=left, color=color, label=verdict)
+            left += n
+        ax.set_xlabel("clips")
+        ax.set_ylabel("reason")
+        ax.legend()
+        out += _figure(_png(fig), "Current verdict of each clip by reason (a clip counts once per reason).")
+    else:
+        out += '<p class="muted">No decisions yet: run <code>curate filter ROOT</code>.</p>'
+    failures = _rows(
+        con, "select level, stage, reason, count(*) as count from failures group by all order by count desc"
+    )
+    return out + "<h3>Recorded failures by stage</h3>" + _table(failures)
+
+
+def score_distributions(clips: pa.Table, config: Config, docs: dict[str, str]) -> str:
+    """A histogram per numeric clip column, with the filter's limits (lines) and review bands (shaded)."""
+    rules = list(config.filter.active.values())
+    out = []
+    for f in clips.schema:
+        if f.name in NOT_SCORES or not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)):
+            continue
+        values = np.array([v for v in clips.column(f.name).to_pylist() if v is not None], dtype=float)
+        if len(values) < 2:
+            continue
+        fig = Figure(figsize=(4, 2.6))
+        ax = fig.subplots()
+        ax.hist(values, bins=20, color="#4a78b0")
+        limits = []
+        for rule in (r for r in rules if r.column == f.name):
+            for limit in (rule.min, rule.max):
+                if limit is not None:
+                    ax.axvline(limit, color="#c62828")
+                    if rule.band:
+                        ax.axvspan(limit - rule.band, limit + rule.band, color="#ef6c00", alpha=0.2)
+                    limits.append(f"{limit:g} ± {rule.band:g}")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel(f.name)
+        ax.set_ylabel("clips")
+        caption = f"{f.name}: {docs.get(f.name, '')} (n={len(values)})"
+        if limits:
+            caption += "; filter limit " + ", ".join(limits) + " (line; review band shaded)"
+        out.append(_figure(_png(fig), caption))
+    return (
+        f'<div class="grid">{"".join(out)}</div>'
+        if out
+        else '<p class="muted">No numeric clip column has two values yet.</p>'
+    )
+
+
+def _emotion_classes() -> list[str] | None:
+    try:
+        return list(importlib.import_module("extractors.emotion").EMOTION_CLASSES)
+    except (ImportError, AttributeError):
+        return None
+
+
+def emotion_mix(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
+    """Counts of the dominant emotion, and the mean class probabilities when their names are known."""
+    out = ""
+    if "emotion_dominant" in columns:
+        counts = {
+            r["e"]: r["n"]
+            for r in _rows(
+                con, "select coalesce(emotion_dominant, '(none)') e, count(*) n from clips group by 1"
+            )
+        }
+        out += _bars(counts, "clips", "dominant emotion", "Dominant facial expression of each clip.")
+    classes = _emotion_classes()
+    if "emotion_probs" in columns and classes:
+        probs = [
+            r["p"] for r in _rows(con, "select emotion_probs p from clips where emotion_probs is not null")
+        ]
+        if probs and all(len(p) == len(classes) for p in probs):
+            fig = Figure(figsize=(5, 2.8))
+            ax = fig.subplots()
+            ax.bar(classes, np.mean(np.array(probs, dtype=float), axis=0), color="#4a78b0")
+            ax.tick_params(axis="x", labelrotation=45)
+            ax.set_xlabel("emotion class")
+            ax.set_ylabel("mean probability")
+            out += _figure(_png(fig), f"emotion_probs averaged over {len(probs)} clips.")
+    return out or '<p class="muted">No emotion columns in this root.</p>'
+
+
+def languages(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
+    """Clips per detected spoken language (none: no speech or no audio)."""
+    if "speech_language" not in columns:
+        return '<p class="muted">No speech_language column in this root.</p>'
+    rows = _rows(con, "select coalesce(speech_language, '(none)') l, count(*) n from clips group by 1")
+    return _bars(
+        {r["l"]: r["n"] for r in rows}, "clips", "language", "Clips per spoken language (ISO 639-1)."
+    )
+
+
+def blendshape_stats(con: duckdb.DuckDBPyConnection) -> str:
+    """Mean, p5 and p95 of every channel over all frames with a face; near-zero channels flagged."""
+    rows = _rows(
+        con,
+        "with f as (select unnest(blendshapes) b from tracks),"
+        " v as (select generate_subscripts(b, 1) i, unnest(b) x from f where b is not null)"
+        " select i, avg(x) mean, quantile_cont(x, 0.05) p5, quantile_cont(x, 0.95) p95, count(*) n"
+        " from v group by i order by i",
+    )
+    if not rows:
+        return '<p class="muted">No frames with a face.</p>'
+    names = [BLENDSHAPE_NAMES[r["i"] - 1] for r in rows]
+    mean, p5, p95 = (np.array([r[k] for r in rows], dtype=float) for k in ("mean", "p5", "p95"))
+    fig = Figure(figsize=(14, 4))
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    ax.bar(x, mean, color=["#999" if q < NEAR_ZERO else "#4a78b0" for q in p95])
+    ax.errorbar(x, mean, yerr=[mean - p5, p95 - mean], fmt="none", ecolor="#333", lw=0.8)
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_xlabel("blendshape channel")
+    ax.set_ylabel("value (0..1)")
+    caption = (
+        f"Per-channel mean (bar) and p5..p95 (whiskers) over {rows[0]['n']} frames with a face;"
+        f" grey: near zero (p95 < {NEAR_ZERO})."
+    )
+    table = [
+        {
+            "channel": n,
+            "mean": f"{m:.3f}",
+            "p5": f"{a:.3f}",
+            "p95": f"{b:.3f}",
+            "": "near zero" if b < NEAR_ZERO else "",
+        }
+        for n, m, a, b in zip(names, mean, p5, p95, strict=True)
+    ]
+    return _figure(_png(fig), caption) + f'<div class="cols">{_table(table)}</div>'
+
+
+def _frame(uri: str, t_s: float) -> str:
+    """The frame shown at ``t_s`` as a JPEG data URI, at most FRAME_WIDTH wide."""
+    frame = next(iter_frames_at_rate(Path(uri), t_s, t_s + 0.5, 2.0), None)
+    if frame is None:
+        raise ValueError("no frame decoded")
+    image = frame.image
+    if image.shape[1] > FRAME_WIDTH:
+        height = round(image.shape[0] * FRAME_WIDTH / image.shape[1])
+        image = cv2.resize(image, (FRAME_WIDTH, height), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+
+
+def examples(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
+    """Up to EXAMPLES clips with blendshapes, accepted first: a middle frame beside five curves."""
+    text = "c.speech_text" if "speech_text" in columns else "null"
+    rows = _rows(
+        con,
+        f"select regexp_extract(v.uri, '[^/]+$') name, v.uri, c.clip_index, c.start_s, c.end_s,"
+        f" {text} speech_text, d.verdict, d.reasons, t.t_s, t.blendshapes"
+        " from clips c join tracks t using (clip_id) left join videos v on v.video_id = c.video_id"
+        " left join current_decisions d on d.clip_id = c.clip_id"
+        " where len(list_filter(t.blendshapes, lambda b: b is not null)) > 0"
+        f" order by d.verdict = 'accept' desc nulls last, name, c.clip_index limit {EXAMPLES}",
+    )
+    cards = []
+    for r in rows:
+        try:
+            frame = _frame(r["uri"], (r["start_s"] + r["end_s"]) / 2)
+            picture = f'<img src="{frame}" alt="middle frame of {escape(r["name"])}">'
+        except Exception as exc:  # a moved or remote video: the card still shows the curves
+            picture = f'<p class="muted">frame unavailable: {escape(str(exc))}</p>'
+        nan = [np.nan] * len(BLENDSHAPE_NAMES)
+        values = np.array([b if b is not None else nan for b in r["blendshapes"]], dtype=float)
+        fig = Figure(figsize=(6, 2.6))
+        ax = fig.subplots()
+        for name in CURVES:
+            ax.plot(r["t_s"], values[:, BLENDSHAPE_NAMES.index(name)], label=name, lw=1)
+        ax.set_xlabel("source time (s)")
+        ax.set_ylabel("blendshape value")
+        ax.legend(fontsize=7, loc="upper right")
+        reasons = ", ".join(r["reasons"] or [])
+        info = (
+            f"<b>{escape(r['name'])}</b> clip {r['clip_index']} ({r['start_s']:.2f}–{r['end_s']:.2f} s):"
+            f" {escape(r['verdict'] or 'no decision')}{escape(' (' + reasons + ')' if reasons else '')}"
+            f"<br><i>{escape(r['speech_text'] or '(no transcript)')}</i>"
+        )
+        curves = _figure(_png(fig), f"Five channels of {r['name']} over the clip; gaps: no face.")
+        cards.append(f'<div class="card">{picture}<div>{info}<br>{curves}</div></div>')
+    return "".join(cards) or '<p class="muted">No clip has blendshapes.</p>'
+
+
+def _sections(con: duckdb.DuckDBPyConnection, config: Config) -> list[tuple[str, str]]:
+    clips = con.sql("select * from clips order by clip_id").to_arrow_table()
+    columns = set(clips.column_names)
+    docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in dataset_schemas()["clips"]}
+    faces = "blendshapes" in {c for (c, *_) in con.sql("describe tracks").fetchall()}
+    no_faces = '<p class="muted">No blendshapes column in the tracks table.</p>'
+    return [
+        ("Summary", summary(con)),
+        ("Verdicts by reason", verdict_reasons(con)),
+        ("Score distributions", score_distributions(clips, config, docs)),
+        ("Emotion mix", emotion_mix(con, columns)),
+        ("Languages", languages(con, columns)),
+        ("Blendshape channels", blendshape_stats(con) if faces else no_faces),
+        ("Example clips", examples(con, columns) if faces else no_faces),
+    ]
+
+
+def write_report(root: str | Path, out: Path | None = None, config: Config | None = None) -> Path:
+    """Write the HTML report of the dataset root ``root`` to ``out`` (default ``ROOT/report.html``).
+
+    ``config`` gives the filter thresholds drawn on the histograms (default: ``Config()``).
+    Raises :class:`NoClips` when ``root`` is missing or has no clips.
+    """
+    dataset = DatasetRoot(root)
+    if not dataset.path.is_dir() or not dataset.parts("clips"):
+        raise NoClips(f"{dataset.path} has no clips: run `curate run` first")
+    con = connect(dataset, dataset_schemas())
+    try:
+        sections = _sections(con, config or Config())
+    finally:
+        con.close()
+    body = "".join(f"<h2>{title}</h2>\n{content}\n" for title, content in sections)
+    title = f"Dataset report: {escape(str(dataset.path))}"
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head>\n<body><h1>{title}</h1>\n{body}{ON_LOAD}</body></html>\n"
+    )
+    path = Path(out) if out is not None else dataset.path / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
