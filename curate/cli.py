@@ -29,6 +29,11 @@ sync_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sync_app, name="sync")
+review_app = typer.Typer(
+    help="Human review in Label Studio: serve, push borderline clips, pull verdicts, calibrate the filters.",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
 
 ConfigOption = Annotated[
     Path | None,
@@ -201,6 +206,89 @@ def sync_eval(
     typer.echo(result.to_text())
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
+
+
+@review_app.command("serve")
+def review_serve(
+    root: Annotated[Path, typer.Argument(help="Dataset root whose review media the server serves.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Label Studio's own data (default: ROOT/_labelstudio).")
+    ] = None,
+) -> None:
+    """Start Label Studio on loopback from .venv-labelstudio and keep it running (Ctrl-C stops it).
+
+    The admin user and API token come from LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD and
+    LABEL_STUDIO_API_TOKEN.
+    """
+    from review.server import ServerError, start
+
+    try:
+        proc = start(root, data_dir or root / "_labelstudio", port)
+    except ServerError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(f"Label Studio is up at http://127.0.0.1:{port} (Ctrl-C stops it)")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+
+
+@review_app.command("push")
+def review_push(
+    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    config: ConfigOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Send every clip whose current verdict is review to Label Studio (most borderline first).
+
+    Pushing again adds only the clips not yet there.
+    """
+    from review.client import ReviewError
+    from review.project import connect
+    from review.push import push
+
+    cfg = _config(config)
+    try:
+        summary = push(root, cfg, connect(cfg.review), progress)
+    except ReviewError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(summary.to_text())
+
+
+@review_app.command("pull")
+def review_pull(
+    root: Annotated[Path, typer.Argument(help="Dataset root.")], config: ConfigOption = None
+) -> None:
+    """Append reviewers' verdicts to the decisions log (new and edited annotations only)."""
+    from manifests.lock import RootBusy
+    from review.client import ReviewError
+    from review.project import connect
+    from review.pull import pull
+
+    cfg = _config(config)
+    try:
+        summary = pull(root, connect(cfg.review), cfg.review.project)
+    except ReviewError as exc:
+        raise _fail(str(exc), 1) from None
+    except RootBusy as exc:
+        raise _fail(str(exc), 3) from None
+    typer.echo(summary.to_text())
+
+
+@review_app.command("calibrate")
+def review_calibrate(
+    root: Annotated[Path, typer.Argument(help="Dataset root.")], config: ConfigOption = None
+) -> None:
+    """Agreement of the filters with reviewers per reason, and thresholds that would agree better
+    (proposed, never applied)."""
+    from review.calibrate import NoReviews, calibrate
+
+    try:
+        typer.echo(calibrate(root, _config(config)).to_text())
+    except NoReviews as exc:
+        raise _fail(str(exc), 1) from None
 
 
 @models_app.command("list")

@@ -220,6 +220,24 @@ class FilterConfig(Section):
         return {name: rule for name, rule in self.rules.items() if rule.enabled}
 
 
+class ReviewConfig(Section):
+    """Human review in Label Studio. The API token is read from ``LABEL_STUDIO_API_TOKEN`` or from
+    ``token_file``; it is never part of the config file."""
+
+    url: str = Field("http://127.0.0.1:8080", description="Label Studio server (also LABEL_STUDIO_URL)")
+    project: str = Field(
+        "curate review", min_length=3, description="project title; one project per dataset root"
+    )
+    token_file: str | None = Field(
+        None, description="file holding the API token (else LABEL_STUDIO_API_TOKEN)"
+    )
+    batch: int = Field(5, ge=1, le=500, description="tasks imported per request")
+    files_root: str | None = Field(
+        None,
+        description="the server's local-files document root (also LOCAL_FILES_DOCUMENT_ROOT); none: the dataset root",
+    )
+
+
 class Config(Section):
     """The whole configuration (``curate.toml``)."""
 
@@ -233,8 +251,9 @@ class Config(Section):
     models: ModelsConfig = ModelsConfig()
     ray: RayConfig = RayConfig()
     filter: FilterConfig = FilterConfig()
+    review: ReviewConfig = ReviewConfig()
 
-    _not_hashed: ClassVar[dict[str, Any]] = {"ray": True, "run": {"executor"}}
+    _not_hashed: ClassVar[dict[str, Any]] = {"ray": True, "run": {"executor"}, "review": True}
 
 
 def load_config(path: str | Path | None) -> Config:

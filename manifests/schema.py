@@ -126,6 +126,9 @@ DECISION_FIELDS = [
     field("decided_at", pa.timestamp("us", tz="UTC"), "when the decision was made"),
     field("config_hash", pa.string(), "hash of the thresholds that produced it"),
     field("duplicate_of", pa.string(), "clip kept in this one's place when its audio is the same recording"),
+    field("emotion", pa.string(), "expression class a reviewer chose"),
+    field("sync_offset_frames", pa.int32(), "sync offset a reviewer entered (+: audio late)"),
+    field("annotation", pa.string(), "Label Studio annotation id and its update time, for review decisions"),
     field("decision_set", pa.string(), "id of the batch of decisions it was appended with"),
 ]
 
@@ -144,4 +147,3 @@ def compose(core: Iterable[pa.Field], extra: Iterable[pa.Field], table: str) -> 
         metadata["head_pose_names"] = ",".join(HEAD_POSE_NAMES)
         metadata["face_box_names"] = ",".join(FACE_BOX_NAMES)
     return pa.schema(fields, metadata=metadata)
-

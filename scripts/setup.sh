@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Headless Chromium renders the HTML report in the tests (Debian's package; root or sudo).
-if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+# Headless Chromium renders the HTML report and the review page in the tests (Debian's packages;
+# root or sudo).
+if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}

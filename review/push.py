@@ -1,0 +1,171 @@
+"""``curate review push``: send every clip whose current verdict is review to Label Studio.
+
+Each task carries the clip cut as an mp4 and its main blendshape curves as a CSV time series
+synced with the video (both served from the root's ``review_media/`` through local storage),
+the transcript, the scores and reasons, and predictions pre-filled with the pipeline's verdict and
+emotion. Tasks are imported most borderline first. A clip already in the project is never
+imported again, so pushing twice, or again after a killed push, adds only what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+from tqdm import tqdm
+
+from curate.config import Config, Rule
+from extractors.registry import dataset_schemas
+from ingest.sources import localize
+from manifests.schema import BLENDSHAPE_NAMES
+from manifests.store import DatasetRoot
+from manifests.views import connect as connect_views
+from review.client import LabelStudio, ReviewError
+from review.media import cut_clip
+from review.project import MEDIA_DIR, ensure_project
+
+#: Curves shown to annotators: name -> blendshapes averaged.
+CURVES: dict[str, tuple[str, ...]] = {
+    "jawOpen": ("jawOpen",),
+    "mouthClose": ("mouthClose",),
+    "mouthFunnel": ("mouthFunnel",),
+    "mouthSmile": ("mouthSmileLeft", "mouthSmileRight"),
+    "browInnerUp": ("browInnerUp",),
+    "eyeBlink": ("eyeBlinkLeft", "eyeBlinkRight"),
+}
+SCORES = (
+    "sync_offset_frames",
+    "sync_confidence",
+    "face_detect_rate",
+    "speech_ratio",
+    "emotion_expressiveness",
+    "quality_sharpness",
+)
+
+
+@dataclass(frozen=True)
+class PushSummary:
+    project: int
+    pushed: int
+    already: int
+
+    def to_text(self) -> str:
+        return f"project {self.project}: {self.pushed} task(s) pushed, {self.already} already there"
+
+
+def borderline(row: dict[str, Any], rules: dict[str, Rule]) -> float:
+    """How close the clip is to a limit, 0..1 (1: on it), over the rules it is in review for."""
+    closeness = [0.0]
+    for name in row["reasons"] or []:
+        rule, value = rules.get(name), row.get(rules[name].column) if name in rules else None
+        if rule is None or value is None or rule.band == 0:
+            continue
+        limits = [v for v in (rule.min, rule.max) if v is not None]
+        closeness.append(max(0.0, 1.0 - min(abs(value - lim) for lim in limits) / rule.band))
+    return max(closeness)
+
+
+def write_curves(t_s: list[float], blendshapes: list[Any], start_s: float, out: Path) -> Path:
+    """The task's time series as CSV: clip time in seconds and each curve (0 where no face)."""
+    no_face = [0.0] * len(BLENDSHAPE_NAMES)
+    shapes = np.asarray([b if b is not None else no_face for b in blendshapes], np.float64)
+    columns = [np.asarray(t_s, np.float64) - start_s]
+    columns += [
+        shapes[:, [BLENDSHAPE_NAMES.index(c) for c in chans]].mean(axis=1) for chans in CURVES.values()
+    ]
+    lines = [",".join(["time_s", *CURVES])]
+    lines += [",".join(f"{v:.4f}" for v in row) for row in zip(*columns, strict=True)]
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)
+    return out
+
+
+def task(
+    row: dict[str, Any], video_url: str, curves_url: str, score: float, model_version: str
+) -> dict[str, Any]:
+    """One Label Studio task with its prediction."""
+    scores = ", ".join(f"{k} {row[k]:.3g}" for k in SCORES if row.get(k) is not None)
+    prediction = [
+        {"from_name": "verdict", "to_name": "video", "type": "choices", "value": {"choices": ["accept"]}}
+    ]
+    if row["reasons"]:
+        choices = {"choices": list(row["reasons"])}
+        prediction.append({"from_name": "reasons", "to_name": "video", "type": "choices", "value": choices})
+    if row.get("emotion_dominant"):
+        emotion = {"choices": [row["emotion_dominant"]]}
+        prediction.append({"from_name": "emotion", "to_name": "video", "type": "choices", "value": emotion})
+    return {
+        "data": {
+            "clip_id": row["clip_id"],
+            "title": f"{Path(row['uri']).name}  {row['start_s']:.2f}-{row['end_s']:.2f} s  (review: {', '.join(row['reasons'] or [])})",
+            "video": video_url,
+            "curves": curves_url,
+            "duration_s": round(row["end_s"] - row["start_s"], 3),
+            "transcript": row.get("speech_text") or "(no transcript)",
+            "scores": scores or "(no scores)",
+            "borderline": round(score, 3),
+        },
+        "predictions": [{"model_version": model_version, "score": round(score, 3), "result": prediction}],
+    }
+
+
+def review_rows(root: DatasetRoot) -> list[dict[str, Any]]:
+    con = connect_views(root, dataset_schemas())
+    return (
+        con.sql(
+            """select c.*, v.uri, v.has_audio, t.t_s, t.blendshapes, d.reasons, d.config_hash
+               from current_decisions d join clips c using (clip_id) join videos v on v.video_id = c.video_id
+               join tracks t on t.clip_id = c.clip_id
+               where d.verdict = 'review' order by c.clip_id"""
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+
+def push(root_path: str | Path, config: Config, client: LabelStudio, progress: bool = True) -> PushSummary:
+    """Import the root's review clips not yet in the project; returns what was done."""
+    root = DatasetRoot(root_path)
+    files_root = Path(
+        config.review.files_root or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or root.path
+    ).resolve()
+    media_dir = root.path.resolve() / MEDIA_DIR
+    if not media_dir.is_relative_to(files_root):
+        raise ReviewError(f"review media {media_dir} are outside the server's local-files root {files_root}")
+    rows = review_rows(root)
+    pid = ensure_project(client, config.review.project, media_dir)
+    present = {t["data"].get("clip_id") for t in client.tasks(pid)}
+    todo = [r for r in rows if r["clip_id"] not in present]
+    rules = config.filter.active
+    todo.sort(key=lambda r: -borderline(r, rules))
+    staging = root.path / "_staging"
+    bar = tqdm(total=len(todo), unit="task", desc="review push", disable=not progress)
+    with bar:
+        for start in range(0, len(todo), config.review.batch):
+            batch = []
+            for row in todo[start : start + config.review.batch]:
+                source = localize(row["uri"], staging)
+                mp4 = cut_clip(
+                    source,
+                    row["start_s"],
+                    row["end_s"],
+                    row["fps"],
+                    media_dir / f"{row['clip_id']}.mp4",
+                    row["has_audio"],
+                )
+                csv = write_curves(
+                    row["t_s"] or [], row["blendshapes"] or [], row["start_s"], mp4.with_suffix(".csv")
+                )
+                video_url, curves_url = (
+                    f"/data/local-files/?d={quote(str(f.relative_to(files_root)))}" for f in (mp4, csv)
+                )
+                model = f"curate-filter-{row['config_hash']}"
+                batch.append(task(row, video_url, curves_url, borderline(row, rules), model))
+            client.call("POST", f"/api/projects/{pid}/import", json=batch)
+            bar.update(len(batch))
+    return PushSummary(pid, len(todo), len(rows) - len(todo))
