@@ -21,6 +21,7 @@ from tqdm import tqdm
 from curate.config import Config, Rule
 from extractors.registry import dataset_schemas
 from ingest.sources import localize
+from manifests.lock import hold
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
@@ -137,6 +138,16 @@ def push(root_path: str | Path, config: Config, client: LabelStudio, progress: b
     media_dir = root.path.resolve() / MEDIA_DIR
     if not media_dir.is_relative_to(files_root):
         raise ReviewError(f"review media {media_dir} are outside the server's local-files root {files_root}")
+    # One push at a time per root; a killed one's half-written media are swept (never served).
+    with hold(root, "review-push"):
+        for stale in media_dir.glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
+        return _push(root, config, client, media_dir, files_root, progress)
+
+
+def _push(
+    root: DatasetRoot, config: Config, client: LabelStudio, media_dir: Path, files_root: Path, progress: bool
+) -> PushSummary:
     rows = review_rows(root)
     pid = ensure_project(client, config.review.project, media_dir)
     present = {t["data"].get("clip_id") for t in client.tasks(pid)}
