@@ -6,8 +6,9 @@ or a query failed; 2 for invalid configuration or arguments; 3 when the dataset 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,6 +45,13 @@ ConfigOption = Annotated[
 def _fail(message: str, code: int) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def _print_and_save(result: Any, json_out: Path | None) -> None:
+    """Print a result's table (``to_text``) and write its figures (``to_dict``) as JSON when asked."""
+    typer.echo(result.to_text())
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
 
 
 def _config(path: Path | None) -> Config:
@@ -195,7 +203,6 @@ def sync_eval(
 ) -> None:
     """Measure sync on negatives made from ROOT's clips (shifted by 2, 3, 5, 8, 12 frames each
     way; swapped between clips), each clip scored by a model trained without its group."""
-    import json
 
     from extractors.sync_training import NotEnoughClips, evaluate
 
@@ -203,9 +210,7 @@ def sync_eval(
         result = evaluate(root, accepted_only=accepted_only)
     except NotEnoughClips as exc:
         raise _fail(str(exc), 1) from None
-    typer.echo(result.to_text())
-    if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    _print_and_save(result, json_out)
 
 
 @review_app.command("serve")
@@ -245,6 +250,7 @@ def review_push(
 
     Pushing again adds only the clips not yet there.
     """
+    from manifests.lock import RootBusy
     from review.client import ReviewError
     from review.project import connect
     from review.push import push
@@ -254,6 +260,8 @@ def review_push(
         summary = push(root, cfg, connect(cfg.review), progress)
     except ReviewError as exc:
         raise _fail(str(exc), 1) from None
+    except RootBusy as exc:
+        raise _fail(str(exc), 3) from None
     typer.echo(summary.to_text())
 
 
@@ -344,6 +352,152 @@ def report_cmd(
     except NoClips as exc:
         raise _fail(str(exc), 2) from None
     typer.echo(str(path))
+
+
+@app.command("export")
+def export_cmd(
+    root: Annotated[
+        Path, typer.Argument(help="Dataset root with decisions (`curate run`, `curate filter`).")
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Export folder name under ROOT/exports/.")],
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over c (clips), v (videos), d (current decision) narrowing the clips."
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL expression over c, v, d giving the speaker/group id (default: the video, twins merged)."
+        ),
+    ] = None,
+    val: Annotated[float, typer.Option(help="Share of groups in the val split.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Share of groups in the test split.")] = 0.1,
+    clips_per_row_group: Annotated[
+        int, typer.Option(help="Clips per Parquet row group (the streaming unit).")
+    ] = 8,
+) -> None:
+    """Write training shards of the accepted clips: 16 kHz PCM and blendshapes, sync corrected, split by group.
+
+    Exit status: 1 when nothing could be exported or the name is taken, 2 for invalid options.
+    """
+    from pydantic import ValidationError
+
+    from manifests.export import ExportError, ExportOptions, export
+
+    try:
+        options = ExportOptions(
+            name=name, where=where, group=group, val_fraction=val, test_fraction=test,
+            clips_per_row_group=clips_per_row_group,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
+    try:
+        summary = export(root, options)
+    except ExportError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(summary.to_text())
+
+
+@app.command("train")
+def train_cmd(
+    export_dir: Annotated[Path, typer.Argument(help="Export folder (ROOT/exports/NAME).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; one with a checkpoint is resumed.")],
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps in all (default 3000).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per step (default 16).")] = None,
+    window_s: Annotated[float | None, typer.Option(help="Training window length, s (default 2).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 2e-3).")] = None,
+    hidden: Annotated[
+        int | None, typer.Option(help="Model width (default 256: about 2.7M parameters).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes (default 0).")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Steps between checkpoints (default 500).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Train the audio -> blendshape generator on the export's train split; checkpoints in OUT."""
+    from pydantic import ValidationError
+
+    from generator.config import TrainConfig
+    from generator.data import ShardError
+    from generator.train import TrainingError, train
+
+    given = {
+        "steps": steps, "batch_size": batch_size, "window_s": window_s, "lr": lr, "workers": workers,
+        "checkpoint_every": checkpoint_every, "seed": seed, "device": device,
+    }  # fmt: skip
+    try:
+        config = TrainConfig.model_validate(
+            {k: v for k, v in given.items() if v is not None}
+            | ({"model": {"hidden": hidden}} if hidden else {})
+        )
+    except ValidationError as exc:
+        raise _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2) from None
+    try:
+        result = train(export_dir, out, config, report=typer.echo)
+    except (ShardError, TrainingError) as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(
+        f"{out}: step {result.step}, {result.n_parameters / 1e6:.2f}M parameters, "
+        f"{result.windows_per_s:.1f} windows/s"
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `curate train`.")],
+    split: Annotated[str, typer.Option(help="train | val | test")] = "test",
+    export_dir: Annotated[
+        Path | None, typer.Option("--export", help="Evaluate on this export (default: the one trained on).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "cpu",
+) -> None:
+    """Every metric (LVE_BS, MVE_BS, FDD_BS, lip lag, MTM, jitter, diversity) for the model and the baselines."""
+
+    from generator.checkpoint import NoCheckpoint
+    from generator.data import ShardError
+    from generator.evaluate import evaluate
+    from generator.train import TrainingError
+
+    try:
+        table = evaluate(run_dir, split, export_dir, device)
+    except (NoCheckpoint, ShardError, TrainingError, ValueError) as exc:
+        raise _fail(str(exc), 1) from None
+    _print_and_save(table, json_out)
+
+
+@app.command("predict")
+def predict_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `curate train`.")],
+    audio: Annotated[Path, typer.Argument(help="Speech: any audio (or video) file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Animation file to write.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="csv (Live Link Face) | json | npy; default: from --out's suffix."
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "cpu",
+) -> None:
+    """Blendshape animation for AUDIO, one row per frame at the model's rate (a Live Link Face CSV by default)."""
+    from generator.checkpoint import NoCheckpoint, load_checkpoint
+    from generator.livelink import FORMATS, write_animation
+    from generator.predict import PredictError, predict_audio, read_speech
+    from generator.train import TrainingError, pick_device
+
+    chosen = fmt or (out.suffix.lstrip(".").lower() if out.suffix.lower() in (".json", ".npy") else "csv")
+    if chosen not in FORMATS:
+        raise _fail(f"unknown format {chosen!r}: use one of {', '.join(FORMATS)}", 2)
+    try:
+        animation = predict_audio(load_checkpoint(run_dir, pick_device(device)), read_speech(audio))
+    except (NoCheckpoint, PredictError, TrainingError) as exc:
+        raise _fail(str(exc), 1) from None
+    write_animation(out, animation.values, animation.names, animation.fps, chosen)
+    typer.echo(f"{out}: {len(animation.values)} frames at {animation.fps:g} fps")
 
 
 if __name__ == "__main__":

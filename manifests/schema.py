@@ -147,3 +147,56 @@ def compose(core: Iterable[pa.Field], extra: Iterable[pa.Field], table: str) -> 
         metadata["head_pose_names"] = ",".join(HEAD_POSE_NAMES)
         metadata["face_box_names"] = ",".join(FACE_BOX_NAMES)
     return pa.schema(fields, metadata=metadata)
+
+
+#: Blendshape channels of training shards: the ARKit channels MediaPipe gives (``_neutral`` dropped).
+SHARD_BLENDSHAPE_NAMES: tuple[str, ...] = tuple(n for n in BLENDSHAPE_NAMES if n != "_neutral")
+
+#: Training shards (``curate export``): one row per accepted clip, audio and blendshapes aligned.
+SHARD_FIELDS = [
+    field("clip_id", pa.string(), "clip the row was exported from", False),
+    field("video_id", pa.string(), "video of the clip", False),
+    field("group_id", pa.string(), "speaker or group; every clip of a group is in one split", False),
+    field("split", pa.string(), "train | val | test, assigned by group", False),
+    field("source_uri", pa.string(), "video the audio was read from", False),
+    field("start_s", pa.float64(), "source time of the first frame", False),
+    field("fps", pa.float64(), "constant frame rate of the blendshapes", False),
+    field("n_frames", pa.int32(), "frames of blendshapes; frame k is at start_s + k / fps", False),
+    field("sample_rate_hz", pa.int32(), "audio sample rate (16 kHz)", False),
+    field(
+        "sync_offset_frames",
+        pa.int32(),
+        "measured offset that was corrected (+k: the audio lagged the video by k frames); null: not measured",
+    ),
+    field(
+        "audio_offset_s",
+        pa.float64(),
+        "the audio was read from start_s + audio_offset_s: sample i lines up with frame i * fps / sample_rate_hz",
+        False,
+    ),
+    field(
+        "audio_pcm16",
+        pa.list_(pa.int16()),
+        "mono PCM, round(n_frames / fps * sample_rate_hz) samples (zeros where the source has none)",
+        False,
+    ),
+    field(
+        "blendshapes",
+        pa.list_(pa.list_(pa.float32(), len(SHARD_BLENDSHAPE_NAMES))),
+        "per frame the channels named in the schema metadata; frames without a face interpolated",
+        False,
+    ),
+    field("face_present", pa.list_(pa.bool_()), "per frame: a face was tracked (false: interpolated)", False),
+    field("decision_set", pa.string(), "decision set of the accept verdict"),
+    field("config_hash", pa.string(), "thresholds behind the accept verdict"),
+]
+
+
+def shard_schema() -> pa.Schema:
+    """Schema of a training shard file, the channel names in its metadata."""
+    metadata = {
+        "table": "shards",
+        "schema_version": SCHEMA_VERSION,
+        "blendshape_names": ",".join(SHARD_BLENDSHAPE_NAMES),
+    }
+    return pa.schema(SHARD_FIELDS, metadata=metadata)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,26 @@ def records_to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) ->
     return table
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> Path:
-    """Write ``table`` to ``path`` through a temporary file and an atomic rename."""
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` a temporary file beside ``path``, fsync it and rename it to ``path``: readers
+    see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+        write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> Path:
+    """Write ``table`` to ``path`` through a temporary file and an atomic rename."""
+    return atomic_write(
+        path, lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+    )
 
 
 class DatasetRoot:

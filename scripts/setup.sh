@@ -16,8 +16,11 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# torch is not a dependency yet; when it is, the CPU wheel on this kind of machine is taken
-# with `pip install torch==<version>` before the project, so no CUDA packages are pulled.
+# torch first, pinned, so that installing the project finds it satisfied. This takes the build
+# pip finds first: here a CPU wheel from the machine's wheelhouse (pip's find-links). Elsewhere,
+# for a CPU-only build without GBs of CUDA packages, set
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu before running this script.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 
 # mediapipe brings opencv-contrib-python; other packages may bring another cv2 build into the

@@ -6,5 +6,5 @@ bash scripts/setup.sh
 bash scripts/setup_labelstudio.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy curate manifests ingest extractors filters
+.venv/bin/mypy curate manifests ingest extractors filters review generator
 .venv/bin/python -m pytest "$@"

@@ -108,3 +108,17 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory, fixtures: Path, broken
     sources = [str(fixtures / "video"), str(broken.folder), str(broken.missing), str(broken.twin)]
     summary = run(sources, root, config, progress=False)
     return FixtureRun(root, summary, config, sources)
+
+
+@pytest.fixture(scope="session")
+def accepted_run(fixture_run: FixtureRun, tmp_path_factory: pytest.TempPathFactory) -> FixtureRun:
+    """A copy of the fixture run whose current verdicts are the default filters' (tests append
+    other decision sets to the shared root), for tests that read what is accepted."""
+    from curate.filter import apply_filters
+
+    root = tmp_path_factory.mktemp("accepted") / "root"
+    shutil.copytree(
+        fixture_run.root, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media")
+    )
+    apply_filters(root, Config())
+    return FixtureRun(root, fixture_run.summary, fixture_run.config, fixture_run.sources)

@@ -1,0 +1,144 @@
+"""``curate eval``: the trained model against baselines, on one split, with every metric.
+
+Predictors, each over the split's clips whole:
+
+- ``model``: the trained generator;
+- ``mean pose (train)``: the training mean of each channel, held;
+- ``clip median pose``: each clip's own median per channel, held (it knows the answer's level);
+- ``truth +1 / +2 / +4 frames``: the ground truth delayed by 1, 2, 4 frames (first frame held):
+  perfect shapes, wrong timing;
+- ``other clip``: the ground truth of the next clip of the split (looped or cut to length): real
+  motion, unrelated to the audio (needs two clips);
+- ``ground truth``: the reference row.
+
+Per-clip measures (FDD_BS, lag, MTM, jitter) are averaged over the clips where they are defined
+(a held pose has no lag and no extrema: "-"); LVE_BS and MVE_BS over all frames; diversity over
+every frame of the split (see :mod:`generator.metrics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from generator import metrics
+from generator.checkpoint import load_checkpoint
+from generator.data import Clip, Export, SequenceStream
+from generator.train import pick_device
+
+#: Columns of the table, in order, with their formats.
+COLUMNS: dict[str, str] = {
+    "LVE_BS": "{:.4f}",
+    "MVE_BS": "{:.4f}",
+    "FDD_BS": "{:+.4f}",
+    "lag_frames": "{:+.2f}",
+    "lag_corr": "{:.3f}",
+    "MTM_ms": "{:.1f}",
+    "jitter": "{:.2f}",
+    "diversity": "{:.4f}",
+}
+
+
+@dataclass(frozen=True)
+class EvalTable:
+    split: str
+    clips: int
+    seconds: float
+    rows: dict[str, dict[str, float | None]]  # predictor -> column -> value (None: not defined)
+
+    def to_text(self) -> str:
+        width = max(len(name) for name in self.rows) + 2
+        lines = [
+            f"split {self.split}: {self.clips} clips, {self.seconds:.1f} s",
+            "predictor".ljust(width) + "".join(f"{c:>12}" for c in COLUMNS),
+        ]
+        for name, row in self.rows.items():
+            cells = [("-" if row[c] is None else fmt.format(row[c])).rjust(12) for c, fmt in COLUMNS.items()]
+            lines.append(name.ljust(width) + "".join(cells))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "clips": self.clips, "seconds": self.seconds, "rows": self.rows}
+
+
+def delayed(truth: np.ndarray, frames: int) -> np.ndarray:
+    """``truth`` ``frames`` frames late, its first frame held, shape unchanged."""
+    return np.concatenate([np.repeat(truth[:1], frames, axis=0), truth[: len(truth) - frames]])
+
+
+def fitted_to(frames: np.ndarray, n: int) -> np.ndarray:
+    """``frames`` looped or cut to ``n`` frames."""
+    return np.resize(frames, (n, frames.shape[1]))
+
+
+def score(
+    preds: Sequence[np.ndarray], truths: Sequence[np.ndarray], names: Sequence[str], fps: float
+) -> dict[str, float | None]:
+    """Every column of :data:`COLUMNS` for one predictor over clips (pairs of (n_frames, n_channels))."""
+    pred_all, truth_all = np.concatenate(preds), np.concatenate(truths)
+    lags = [
+        metrics.lag_frames(metrics.aperture(p, names), metrics.aperture(t, names))
+        for p, t in zip(preds, truths, strict=True)
+    ]
+    mtms = [
+        metrics.mtm_ms(metrics.aperture(p, names), metrics.aperture(t, names), fps)
+        for p, t in zip(preds, truths, strict=True)
+    ]
+    lagged = [lag for lag in lags if lag is not None]
+    found = [m for m in mtms if m is not None]
+    return {
+        "LVE_BS": metrics.lve_bs(pred_all, truth_all, names),
+        "MVE_BS": metrics.mve_bs(pred_all, truth_all),
+        "FDD_BS": float(np.mean([metrics.fdd_bs(p, t, names) for p, t in zip(preds, truths, strict=True)])),
+        "lag_frames": float(np.mean([k for k, _ in lagged])) if lagged else None,
+        "lag_corr": float(np.mean([r for _, r in lagged])) if lagged else None,
+        "MTM_ms": float(np.mean(found)) if found else None,
+        "jitter": float(np.mean([metrics.jitter(p, t) for p, t in zip(preds, truths, strict=True)])),
+        "diversity": metrics.diversity(preds),
+    }
+
+
+@torch.no_grad()
+def predict_clip(model: torch.nn.Module, clip: Clip, device: torch.device) -> np.ndarray:
+    """The model's blendshapes for a clip's audio on its frame grid, (n_frames, n_channels)."""
+    audio = torch.from_numpy(clip.audio)[None].to(device)
+    return model(audio, len(clip.blendshapes), clip.fps)[0].cpu().numpy()
+
+
+def evaluate(
+    run_dir: str | Path, split: str = "test", export_path: str | Path | None = None, device: str = "cpu"
+) -> EvalTable:
+    """The table of every predictor on ``split`` of the run's export (or ``export_path``)."""
+    torch_device = pick_device(device)
+    trained = load_checkpoint(run_dir, torch_device)
+    export = Export.open(export_path or trained.export)
+    if export.names != trained.names:
+        raise ValueError(f"{export.path} has other channels than the model of {run_dir}")
+    clips = list(SequenceStream(export.files(split), rank=0, world_size=1))
+    truths = [c.blendshapes for c in clips]
+    mean_pose = trained.model.mean_pose.cpu().numpy()
+    predictors: dict[str, Callable[[int, Clip], np.ndarray]] = {
+        "ground truth": lambda i, c: c.blendshapes,
+        "model": lambda i, c: predict_clip(trained.model, c, torch_device),
+        "mean pose (train)": lambda i, c: np.tile(mean_pose, (len(c.blendshapes), 1)),
+        "clip median pose": lambda i, c: np.tile(np.median(c.blendshapes, 0), (len(c.blendshapes), 1)),
+        **{
+            f"truth +{k} frames": lambda i, c, k=k: delayed(c.blendshapes, k)  # type: ignore[misc]
+            for k in (1, 2, 4)
+        },
+    }
+    if len(clips) > 1:
+        predictors["other clip"] = lambda i, c: fitted_to(
+            clips[(i + 1) % len(clips)].blendshapes, len(c.blendshapes)
+        )
+    rows = {
+        name: score([make(i, c) for i, c in enumerate(clips)], truths, export.names, export.fps)
+        for name, make in predictors.items()
+    }
+    seconds = sum(len(t) for t in truths) / export.fps
+    return EvalTable(split, len(clips), seconds, rows)

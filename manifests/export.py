@@ -1,0 +1,339 @@
+"""Training shards: the accepted clips of a dataset root as Parquet files made for streaming.
+
+Layout of ``curate export ROOT --name NAME``::
+
+    ROOT/exports/NAME/manifest.json              what was exported, and what produced it
+    ROOT/exports/NAME/<split>-<i:05d>.parquet    clips of one split, row groups of a few clips each
+
+One row per clip (:func:`manifests.schema.shard_schema`, channel names in the file metadata):
+16 kHz mono PCM and the blendshapes on the clip's constant frame grid, ``_neutral`` dropped.
+The audio is read ``sync_offset_frames / fps`` seconds after the frames' span, which corrects
+the measured offset (+k: the audio lagged the video by k frames). Frames without a face are
+interpolated from their neighbours and marked in ``face_present``.
+
+Groups: a clip's group is its video, with videos merged when the current decisions mark one's
+clip as a duplicate of the other's (``duplicate_of``); an SQL expression can replace it. A split
+is a function of the group alone (a hash), so no group is in two splits and a group keeps its
+split when clips are added; with very few groups the train split is made non-empty.
+
+The export is written into a temporary folder and renamed into place: it appears whole or not at
+all. An existing export is never replaced: a new one takes a new name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from extractors.registry import EXTRACTORS, dataset_schemas
+from ingest.media import SPEECH_SR_HZ, read_audio
+from ingest.sources import localize
+from manifests.schema import BLENDSHAPE_NAMES, SCHEMA_VERSION, SHARD_BLENDSHAPE_NAMES, shard_schema
+from manifests.store import DatasetRoot, records_to_table
+from manifests.views import connect
+
+SPLITS = ("train", "val", "test")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class ExportError(ValueError):
+    """The export cannot be made: a bad option or predicate, nothing to export, or the name is taken."""
+
+
+class ClipUnusable(Exception):
+    """One selected clip cannot be exported ("code: detail"); it is left out and listed in the manifest."""
+
+
+class ExportOptions(BaseModel):
+    """What ``curate export`` selects and how it lays the shards out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="folder under ROOT/exports/")
+    where: str | None = Field(None, description="SQL predicate over c (clips), v (videos), d (decision)")
+    group: str | None = Field(None, description="SQL expression giving the group id; default: merged video")
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    clips_per_row_group: int = Field(8, ge=1, description="the unit that readers spread over workers")
+    clips_per_file: int = Field(512, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExportOptions:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"export name {self.name!r}: use letters, digits, '.', '_' and '-'")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave a share for train")
+        return self
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    splits: dict[str, dict[str, Any]]  # split -> clips, seconds, groups, files (as in the manifest)
+    skipped: dict[str, str]  # clip id -> "reason: detail"
+
+    def to_text(self) -> str:
+        lines = [str(self.path)]
+        for s in SPLITS:
+            info = self.splits[s]
+            lines.append(
+                f"  {s:<6}{info['clips']:>6} clips {len(info['groups']):>5} groups {info['seconds']:>9.1f} s"
+            )
+        lines += [f"  skipped {clip}: {reason}" for clip, reason in sorted(self.skipped.items())]
+        return "\n".join(lines)
+
+
+def _unit(group: str) -> float:
+    """A stable number in [0, 1) for ``group``."""
+    return int(hashlib.sha256(group.encode()).hexdigest()[:16], 16) / 2**64
+
+
+def assign_splits(groups: Iterable[str], val_fraction: float, test_fraction: float) -> dict[str, str]:
+    """Group -> split by a hash of the group alone: test below ``test_fraction``, then val, then train.
+
+    When no group lands in train (very few groups), the group with the highest hash is moved there.
+    """
+    units = {g: _unit(g) for g in groups}
+    splits = {
+        g: "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
+        for g, u in units.items()
+    }
+    if units and "train" not in splits.values():
+        splits[max(units, key=lambda g: units[g])] = "train"
+    return splits
+
+
+def merge_duplicates(videos: Iterable[str], pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Video -> group: videos joined by (duplicate video, kept video) pairs share the group named by
+    the smallest video id among them."""
+    parent = {v: v for v in videos}
+
+    def find(v: str) -> str:
+        parent.setdefault(v, v)
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {v: find(v) for v in list(parent)}
+
+
+def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[dict[str, Any]]:
+    """The accepted clips the predicate keeps (no per-frame arrays), with their group."""
+    group = f"cast(({options.group}) as varchar)" if options.group else "null::varchar"
+    sql = f"""
+        select c.clip_id, c.video_id, v.uri, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
+               d.decision_set, d.config_hash, {group} as group_override
+        from current_decisions d join clips c on c.clip_id = d.clip_id
+             join videos v on v.video_id = c.video_id
+        where d.verdict = 'accept' and ({options.where or "true"})
+        order by c.clip_id"""
+    try:
+        rows = con.sql(sql).to_arrow_table().to_pylist()
+    except duckdb.Error as exc:
+        raise ExportError(f"selecting clips failed (check --where and --group): {exc}") from None
+    if options.group:
+        missing = [r["clip_id"] for r in rows if r["group_override"] is None]
+        if missing:
+            raise ExportError(f"--group gives null for {len(missing)} clips, e.g. {missing[0]}")
+        for r in rows:
+            r["group_id"] = r["group_override"]
+    else:
+        pairs = con.sql(
+            """select c.video_id, k.video_id from current_decisions d
+               join clips c on c.clip_id = d.clip_id join clips k on k.clip_id = d.duplicate_of"""
+        ).fetchall()
+        group_of = merge_duplicates((r["video_id"] for r in rows), pairs)
+        for r in rows:
+            r["group_id"] = group_of[r["video_id"]]
+    return rows
+
+
+def _blendshape_frames(frames: Sequence[Sequence[float] | None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Shard channels per frame, shape (n_frames, 51) float32, gaps interpolated, and the face mask
+    (n_frames,). :class:`ClipUnusable` when no frame has a face."""
+    index = [BLENDSHAPE_NAMES.index(n) for n in SHARD_BLENDSHAPE_NAMES]
+    present = np.array([f is not None for f in frames or []], bool)
+    if frames is None or not present.any():
+        raise ClipUnusable("no_face: no frame has a face")
+    values = np.zeros((len(frames), len(index)), np.float32)
+    values[present] = np.asarray([f for f in frames if f is not None], np.float32)[:, index]
+    k = np.arange(len(frames))
+    for c in range(len(index)):
+        values[~present, c] = np.interp(k[~present], k[present], values[present, c])
+    return values, present
+
+
+def clip_audio(path: Path, start_s: float, n_samples: int) -> np.ndarray:
+    """``n_samples`` of 16 kHz mono from ``start_s`` (source seconds; may be negative), zeros where
+    the source has no audio; float32, shape (n_samples,)."""
+    lead = min(round(max(-start_s, 0.0) * SPEECH_SR_HZ), n_samples)
+    audio = read_audio(path, max(start_s, 0.0), start_s + n_samples / SPEECH_SR_HZ)[: n_samples - lead]
+    return np.concatenate(
+        [np.zeros(lead, np.float32), audio, np.zeros(n_samples - lead - len(audio), np.float32)]
+    )
+
+
+def _record(row: Mapping[str, Any], tracks: Path, split: str, staging: Path) -> dict[str, Any]:
+    """The shard row of one clip (its per-frame arrays in the part ``tracks``); :class:`ClipUnusable`
+    when it cannot be made."""
+    values, present = _blendshape_frames(pq.read_table(tracks, columns=["blendshapes"])[0][0].as_py())
+    fps, offset = float(row["fps"]), row["sync_offset_frames"]
+    audio_offset_s = (offset or 0) / fps
+    n_samples = round(len(values) / fps * SPEECH_SR_HZ)
+    try:
+        audio = clip_audio(localize(row["uri"], staging), row["start_s"] + audio_offset_s, n_samples)
+    except (OSError, av.error.FFmpegError) as exc:
+        raise ClipUnusable(f"unreadable_audio: {exc}") from exc
+    return {
+        "clip_id": row["clip_id"],
+        "video_id": row["video_id"],
+        "group_id": row["group_id"],
+        "split": split,
+        "source_uri": row["uri"],
+        "start_s": row["start_s"],
+        "fps": fps,
+        "n_frames": len(values),
+        "sample_rate_hz": SPEECH_SR_HZ,
+        "sync_offset_frames": offset,
+        "audio_offset_s": audio_offset_s,
+        "audio_pcm16": np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16),
+        "blendshapes": list(values),
+        "face_present": present,
+        "decision_set": row["decision_set"],
+        "config_hash": row["config_hash"],
+    }
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _write_split(
+    root: DatasetRoot,
+    rows: Sequence[Mapping[str, Any]],
+    split: str,
+    folder: Path,
+    options: ExportOptions,
+    staging: Path,
+    skipped: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Stream the clips of one split into files of row groups; memory holds one row group at a time.
+
+    Returns per file written: its name, clips, row groups and seconds of audio. A clip that cannot
+    be made is left out, with its reason in ``skipped``.
+    """
+    schema = shard_schema()
+    files: list[dict[str, Any]] = []
+    for index, file_rows in enumerate(_chunks(rows, options.clips_per_file)):
+        path = folder / f"{split}-{index:05d}.parquet"
+        written: dict[str, Any] = {"file": path.name, "clips": 0, "row_groups": 0, "seconds": 0.0}
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            for group_rows in _chunks(file_rows, options.clips_per_row_group):
+                records = []
+                for r in group_rows:
+                    try:
+                        records.append(_record(r, root.part_path("tracks", r["clip_id"]), split, staging))
+                    except ClipUnusable as exc:
+                        skipped[r["clip_id"]] = str(exc)
+                if records:
+                    writer.write_table(records_to_table(records, schema), row_group_size=len(records))
+                    written["clips"] += len(records)
+                    written["row_groups"] += 1
+                    written["seconds"] += sum(r["n_frames"] / r["fps"] for r in records)
+        if written["clips"]:
+            _fsync(path)
+            files.append(written)
+        else:
+            path.unlink()
+    return files
+
+
+def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
+    """Write the training shards of the root's accepted clips to ``ROOT/exports/<name>``."""
+    root = DatasetRoot(root_path)
+    if not root.path.is_dir():
+        raise ExportError(f"dataset root {root.path} does not exist")
+    target = root.path / "exports" / options.name
+    if target.exists():
+        raise ExportError(f"export {target} exists; exports are never replaced: choose another --name")
+    con = connect(root, dataset_schemas())
+    rows = _selected(con, options)
+    if not rows:
+        raise ExportError(f"no clip of {root.path} is accepted and matches the selection")
+    rates = sorted({r["fps"] for r in rows})
+    if len(rates) != 1:
+        raise ExportError(f"the selected clips have several frame rates {rates}: narrow the selection")
+    split_of = assign_splits({r["group_id"] for r in rows}, options.val_fraction, options.test_fraction)
+    tmp = target.parent / f".{options.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir(parents=True)
+    skipped: dict[str, str] = {}
+    try:
+        by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_split[split_of[r["group_id"]]].append(r)
+        files = {
+            s: _write_split(root, by_split[s], s, tmp, options, root.path / "_staging", skipped)
+            for s in SPLITS
+        }
+        if len(skipped) == len(rows):
+            raise ExportError(f"no selected clip could be exported: {skipped}")
+        kept = [r for r in rows if r["clip_id"] not in skipped]
+        groups = {s: sorted({r["group_id"] for r in kept if split_of[r["group_id"]] == s}) for s in SPLITS}
+        manifest = {
+            "name": options.name,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "root": str(root.path.resolve()),
+            "schema_version": SCHEMA_VERSION,
+            "options": options.model_dump(),
+            "fps": rates[0],
+            "sample_rate_hz": SPEECH_SR_HZ,
+            "blendshape_names": list(SHARD_BLENDSHAPE_NAMES),
+            "splits": {
+                s: {
+                    "clips": sum(f["clips"] for f in files[s]),
+                    "seconds": sum(f["seconds"] for f in files[s]),
+                    "groups": groups[s],
+                    "files": files[s],
+                }
+                for s in SPLITS
+            },
+            "decision_sets": sorted({r["decision_set"] for r in kept}),
+            "config_hashes": sorted({r["config_hash"] for r in kept if r["config_hash"]}),
+            "runs": sorted({r["run_id"] for r in kept if r["run_id"]}),
+            "extractor_versions": {name: cls.version for name, cls in EXTRACTORS.items()},
+            "skipped": skipped,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _fsync(tmp / "manifest.json")
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return ExportSummary(target, manifest["splits"], skipped)

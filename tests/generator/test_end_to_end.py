@@ -1,0 +1,118 @@
+"""From fixture video to a trained generator, through the command line as a user runs it:
+`curate run` (the session's fixture run) -> `curate export` -> `curate train` (and a resume) ->
+`curate eval` -> `curate predict`.
+
+Fixture facts used: six accepted clips, about 39 s of speech; vr_face_3.mp4 speaks for 5.0 s;
+iplap_129.mp4 has no audio stream. The data are tiny, so the model is trained briefly and judged
+on its training clips: it must beat the training mean pose there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+
+import pytest
+
+from generator.evaluate import COLUMNS
+from ingest.media import frame_grid, read_audio
+
+STEPS, MORE = 100, 5
+BASELINES = (
+    "ground truth",
+    "model",
+    "mean pose (train)",
+    "clip median pose",
+    "truth +1 frames",
+    "truth +2 frames",
+    "truth +4 frames",
+    "other clip",
+)
+
+
+@pytest.fixture(scope="module")
+def trained(curate, accepted_run, tmp_path_factory) -> dict:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    done = curate("export", str(accepted_run.root), "--name", name, "--val", "0", "--test", "0")
+    assert done.returncode == 0, done.stderr
+    export = accepted_run.root / "exports" / name
+    run = tmp_path_factory.mktemp("generator") / "run"
+    common = ("train", str(export), "--out", str(run), "--device", "cpu", "--checkpoint-every", "50")
+    first = curate(*common, "--steps", str(STEPS))
+    assert first.returncode == 0, first.stderr
+    resumed = curate(*common, "--steps", str(STEPS + MORE))
+    assert resumed.returncode == 0, resumed.stderr
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return {"export": export, "run": run, "first": first.stdout, "resumed": resumed.stdout, "log": log}
+
+
+def test_training_loss_falls(trained) -> None:
+    losses = [line["loss"] for line in trained["log"] if "loss" in line]
+    first, last = sum(losses[:10]) / 10, sum(losses[STEPS - 10 : STEPS]) / 10
+    assert last < 0.5 * first, (first, last)
+    assert f"step {STEPS}," in trained["first"]
+
+
+def test_a_rerun_resumes_from_the_checkpoint(trained) -> None:
+    steps = [line["step"] for line in trained["log"] if "loss" in line]
+    assert steps == list(range(1, STEPS + MORE + 1)), (
+        "every step once, the resumed ones after the first run's"
+    )
+    assert f"step {STEPS + MORE}," in trained["resumed"]
+    assert (trained["run"] / "checkpoint.pt").is_file()
+    assert not list(trained["run"].glob(".*.tmp"))
+
+
+def test_eval_table_has_every_metric_and_baseline_and_the_model_beats_the_mean_pose(
+    trained, curate, tmp_path
+) -> None:
+    out = tmp_path / "eval.json"
+    done = curate("eval", str(trained["run"]), "--split", "train", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("split train: 6 clips")
+    assert lines[1].split() == ["predictor", *COLUMNS]
+    assert [line[: len(name)] for line, name in zip(lines[2:], BASELINES, strict=True)] == list(BASELINES)
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == set(BASELINES)
+    assert all(set(row) == set(COLUMNS) for row in rows.values())
+    assert rows["model"]["LVE_BS"] < rows["mean pose (train)"]["LVE_BS"]
+    assert rows["model"]["MVE_BS"] < rows["mean pose (train)"]["MVE_BS"]
+    assert rows["truth +2 frames"]["lag_frames"] == 2
+    assert rows["mean pose (train)"]["diversity"] == pytest.approx(0, abs=1e-6)
+
+
+def test_predict_writes_a_live_link_face_csv_a_row_per_frame(
+    trained, curate, video, fixtures, tmp_path
+) -> None:
+    speech = video("vr_face_3.mp4")
+    out = tmp_path / "anim.csv"
+    done = curate("predict", str(trained["run"]), str(speech), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(fixtures / "capture" / "llf_alex_rom_3.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    with open(out, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == header
+    n_frames = len(frame_grid(0.0, len(read_audio(speech)) / 16_000, 30.0))
+    assert len(rows) - 1 == n_frames == 151
+    jaw = [float(r[header.index("JawOpen")]) for r in rows[1:]]
+    assert all(0 <= v <= 1 for v in jaw) and max(jaw) - min(jaw) > 0.05, "the jaw moves with the speech"
+    npy = curate("predict", str(trained["run"]), str(speech), "--out", str(tmp_path / "anim.npy"))
+    assert npy.returncode == 0 and f"{n_frames} frames" in npy.stdout
+
+
+def test_clear_errors(trained, curate, video, tmp_path) -> None:
+    empty = curate("eval", str(trained["run"]), "--split", "test")
+    assert empty.returncode == 1 and "split 'test'" in empty.stderr and "has no clips" in empty.stderr
+    silent = curate(
+        "predict", str(trained["run"]), str(video("iplap_129.mp4")), "--out", str(tmp_path / "x.csv")
+    )
+    assert silent.returncode == 1 and "no audio stream" in silent.stderr
+    untrained = curate("eval", str(tmp_path))
+    assert untrained.returncode == 1 and "no checkpoint.pt" in untrained.stderr
+    other = curate(
+        "train", str(trained["export"]), "--out", str(trained["run"]), "--hidden", "64", "--steps", "200"
+    )
+    assert other.returncode == 1 and "another shape" in other.stderr
