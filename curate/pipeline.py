@@ -180,6 +180,9 @@ class SegmentStage:
         shots = shot_changes(work.path, duration, self.params) if self.detect_shots else []
         vid = work.video_id
         for index, plan in enumerate(plan_clips(duration, shots, silent, self.params)):
+            length = plan.end_s - plan.start_s
+            short = length < self.params.min_clip_s
+            detail = f"{length:.2f} s, under [segment] min_clip_s {self.params.min_clip_s:g}"
             work.clips.append(
                 {
                     "clip_id": clip_id(vid, plan.start_s, plan.end_s),
@@ -191,7 +194,7 @@ class SegmentStage:
                     "cut_start": plan.cut_start,
                     "cut_end": plan.cut_end,
                     "fps": self.fps,
-                    "errors": {},
+                    "errors": {self.name: error_text("too_short", detail)} if short else {},
                 }
             )
         work.video["n_clips"] = len(work.clips)
@@ -217,6 +220,8 @@ class ExtractStage:
         self.extractor.close()
 
     def __call__(self, work: ClipWork) -> ClipWork:
+        if SegmentStage.name in work.clip["errors"]:  # planned but not extractable (too short)
+            return work
         try:
             result = self.extractor.extract(work.ref, {**work.clip, **work.track})
         except Exception as exc:
@@ -272,7 +277,7 @@ class Pipeline:
         work.clips_resumed = len(work.clips) - len(todo)
         return [
             ClipWork(
-                dict(c, errors={}),
+                dict(c, errors=dict(c["errors"])),
                 {
                     "clip_id": c["clip_id"],
                     "video_id": c["video_id"],

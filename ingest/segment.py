@@ -91,9 +91,10 @@ def plan_clips(
     """Split [0, duration_s) into clips.
 
     Every shot change is a cut. A shot longer than ``max_clip_s`` is cut at the longest silence
-    that leaves both sides at least ``min_clip_s``, or at ``max_clip_s`` when there is none.
-    A shot shorter than ``min_clip_s`` still becomes a clip (it is marked by its duration; the
-    filters decide), so no stretch of the video goes unaccounted for.
+    that leaves both sides at least ``min_clip_s``, or, when there is none, as late as leaves the
+    rest at least ``min_clip_s`` (so no cut leaves a short tail). A shot shorter than
+    ``min_clip_s`` still becomes a plan, so no stretch of the video goes unaccounted for; the
+    segment stage records it as a ``too_short`` failure and nothing is extracted from it.
     """
     bounds = [0.0, *sorted(t for t in shots if 0.0 < t < duration_s), duration_s]
     kinds = ["start", *["shot"] * (len(bounds) - 2), "end"]
@@ -104,7 +105,7 @@ def plan_clips(
             hi = min(cur + params.max_clip_s, end - params.min_clip_s)
             cut = _best_cut(cur + params.min_clip_s, hi, silent)
             kind = "silence" if cut is not None else "max_length"
-            cut = cut if cut is not None else cur + params.max_clip_s
+            cut = cut if cut is not None else hi
             plans.append(ClipPlan(cur, cut, cur_kind, kind))
             cur, cur_kind = cut, kind
         if end - cur > 1e-3:

@@ -42,6 +42,7 @@ FAILURE_REASONS: dict[str, str] = {
     "no_video_stream": "the container has no video stream",
     "truncated": "the file ends before its declared duration",
     "no_audio": "the container has no audio stream",
+    "too_short": "a shot shorter than [segment] min_clip_s: recorded, not extracted",
     "no_face": "no face was detected in the clip",
     "no_speech": "digital silence, or voice activity detection found too little speech",
     "extractor_error": "an extractor raised an unexpected error",

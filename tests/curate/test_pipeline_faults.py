@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from curate.config import Config, ConfigError, RayConfig, RunConfig
+from curate.config import Config, ConfigError, RayConfig, RunConfig, SegmentConfig
 from curate.query import query
 from curate.run import build_pipeline, run
 from extractors import registry
@@ -63,3 +63,19 @@ def test_an_extractor_runs_after_what_it_reads_in_the_same_pool() -> None:
         )
     with pytest.raises(ConfigError, match="own_pool: 'face' cannot have its own pool"):
         build_pipeline(Config(ray=RayConfig(own_pool=["face"])), DatasetRoot("/nonexistent"))
+
+
+def test_a_shot_shorter_than_min_clip_is_recorded_and_not_extracted(tmp_path, video) -> None:
+    config = Config(
+        run=RunConfig(extractors=["face"], executor="sequential", strict=True),
+        segment=SegmentConfig(min_clip_s=5.0, max_clip_s=10.0),
+    )
+    summary = run([str(video("vr_face_5.mp4"))], tmp_path / "root", config, progress=False)
+    rows = query(
+        tmp_path / "root",
+        "select c.errors, c.face_detect_rate, t.blendshapes from clips c join tracks t using (clip_id)",
+    ).to_pylist()
+    assert len(rows) == 1  # the 4.9 s video is one shot, under 5 s
+    assert dict(rows[0]["errors"]) == {"segment": "too_short: 4.88 s, under [segment] min_clip_s 5"}
+    assert rows[0]["face_detect_rate"] is None and rows[0]["blendshapes"] is None
+    assert summary.failures == {"too_short": 1}

@@ -29,6 +29,13 @@ def test_no_silence_cuts_at_max_length() -> None:
     assert all(p.end_s - p.start_s <= P.max_clip_s for p in plans)
 
 
+def test_no_cut_leaves_a_tail_shorter_than_min_clip() -> None:
+    """A 20.08 s video without silence once gave a 0.08 s last clip."""
+    plans = plan_clips(20.08, [], [], P)
+    assert [(p.start_s, p.end_s) for p in plans] == [(0.0, 18.08), (18.08, 20.08)]
+    assert all(p.end_s - p.start_s >= P.min_clip_s for p in plans)
+
+
 def test_shots_always_cut_and_clips_tile_the_video() -> None:
     plans = plan_clips(30.0, [11.8, 23.0], [], P)
     assert [(p.start_s, p.end_s) for p in plans] == [(0.0, 11.8), (11.8, 23.0), (23.0, 30.0)]
