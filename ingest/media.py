@@ -8,6 +8,7 @@ latest source frame shown at that instant).
 from __future__ import annotations
 
 from collections.abc import Container, Iterator
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,27 +31,53 @@ def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
+def decoded_frames(container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[Any]:
+    """The stream's decoded frames; a packet the decoder rejects as damaged
+    (``av.error.InvalidDataError``) is skipped, so the rest of the stream still decodes."""
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            continue
+        yield from frames
+
+
+#: A jump in audio frame times larger than this (samples at 16 kHz) is a gap (a skipped damaged
+#: packet), filled with silence so that later samples keep their time.
+_AUDIO_GAP = SPEECH_SR_HZ // 50
+
+
 def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> Iterator[np.ndarray]:
-    """Mono float32 chunks at 16 kHz covering [start_s, end_s), streamed from the decoder."""
+    """Mono float32 chunks at 16 kHz covering [start_s, end_s), streamed from the decoder.
+
+    Damaged packets are skipped and their span filled with silence.
+    """
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         _seek(container, stream, start_s)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SPEECH_SR_HZ)
         first = round(start_s * SPEECH_SR_HZ)
         last = None if end_s is None else round(end_s * SPEECH_SR_HZ)
+
+        def clipped(samples: np.ndarray, at: int) -> np.ndarray:
+            lo, hi = max(first - at, 0), len(samples) if last is None else min(last - at, len(samples))
+            return samples[lo:hi] if hi > lo else samples[:0]
+
         pos: int | None = None  # index of the next resampled sample in source time
-        for frame in container.decode(stream):
-            if pos is None:
-                pos = round((frame.time or 0.0) * SPEECH_SR_HZ)
-                if pos > first:  # the track starts after start_s: silence until it does
-                    gap = pos - first if last is None else min(pos, last) - first
-                    yield np.zeros(gap, np.float32)
+        for frame in decoded_frames(container, stream):
+            at = round((frame.time or 0.0) * SPEECH_SR_HZ)
+            # Silence before a track that starts after start_s, and where damaged packets were.
+            allowed = 0 if pos is None else _AUDIO_GAP
+            pos = min(first, at) if pos is None else pos
+            if at - pos > allowed:
+                yield clipped(np.zeros(at - pos, np.float32), pos)
+                pos = at
             for out in resampler.resample(frame):
-                samples = out.to_ndarray().reshape(-1)
-                lo, hi = max(first - pos, 0), len(samples) if last is None else min(last - pos, len(samples))
+                samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                chunk = clipped(samples, pos)
                 pos += len(samples)
-                if hi > lo:
-                    yield samples[lo:hi].astype(np.float32, copy=False)
+                if len(chunk):
+                    yield chunk
             if last is not None and pos >= last:
                 return
 
