@@ -8,9 +8,9 @@ latest source frame shown at that instant).
 from __future__ import annotations
 
 from collections.abc import Container, Iterator
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
