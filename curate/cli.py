@@ -168,6 +168,19 @@ def query_cmd(
         raise _fail(str(exc), 1) from None
 
 
+def _sync_features(name: str) -> dict[str, Any]:
+    from extractors.sync import FEATURE_CHOICES
+
+    if name not in FEATURE_CHOICES:
+        raise _fail(f"unknown sync features {name!r}: use one of {', '.join(FEATURE_CHOICES)}", 2)
+    return dict(FEATURE_CHOICES[name])
+
+
+SyncFeatures = Annotated[
+    str, typer.Option(help="Audio features: whisper-tiny-en (default), whisper-base or log-mel.")
+]
+
+
 @sync_app.command("train")
 def sync_train(
     root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
@@ -175,15 +188,17 @@ def sync_train(
     accepted_only: Annotated[
         bool, typer.Option(help="Learn only from clips whose current verdict is accept.")
     ] = False,
+    features: SyncFeatures = "whisper-tiny-en",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Fit the audio -> mouth sync model on every usable clip of ROOT.
+    """Fit the audio -> mouth sync model (and its null bank) on every usable clip of ROOT.
 
     Score with it by naming the file in the config: `[sync] model = "FILE.npz"`.
     """
     from extractors.sync_training import NotEnoughClips, train
 
     try:
-        model = train(root, accepted_only)
+        model = train(root, accepted_only, _sync_features(features), progress=progress)
     except NotEnoughClips as exc:
         raise _fail(str(exc), 1) from None
     model.save(out)
@@ -195,19 +210,36 @@ def sync_train(
 
 @sync_app.command("eval")
 def sync_eval(
-    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root whose clips are scored (the test speakers).")],
+    train_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train one model on this root (other speakers) and score ROOT with it; "
+            "without it, each group of ROOT is scored by a model fit on the others."
+        ),
+    ] = None,
+    config: ConfigOption = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
     accepted_only: Annotated[
         bool, typer.Option(help="Use only clips whose current verdict is accept.")
     ] = False,
+    features: SyncFeatures = "whisper-tiny-en",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Measure sync on negatives made from ROOT's clips (shifted by 2, 3, 5, 8, 12 frames each
-    way; swapped between clips), each clip scored by a model trained without its group."""
+    way; swapped between clips), scored by a model that never saw them."""
 
     from extractors.sync_training import NotEnoughClips, evaluate
 
     try:
-        result = evaluate(root, accepted_only=accepted_only)
+        result = evaluate(
+            root,
+            train_root,
+            accepted_only=accepted_only,
+            features=_sync_features(features),
+            config=_config(config),
+            progress=progress,
+        )
     except NotEnoughClips as exc:
         raise _fail(str(exc), 1) from None
     _print_and_save(result, json_out)

@@ -106,6 +106,9 @@ class SyncConfig(Section):
         "sync-default", description="registry name of the sync model, or a .npz file from `curate sync train`"
     )
     search_frames: int = Field(15, ge=1, le=60, description="shifts tried either way, frames")
+    significance_z: float = Field(
+        2.0, ge=0, description="sync_confidence from which the offset is reported (below: unknown, null)"
+    )
 
 
 class EmotionConfig(Section):
@@ -164,6 +167,9 @@ class Rule(Section):
     min: float | None = None
     max: float | None = None
     band: float = Field(0.0, ge=0, description="half-width of the review band around each limit")
+    missing: Literal["reject", "review", "accept"] = Field(
+        "reject", description="what a null value (the score could not be measured) does"
+    )
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -180,8 +186,11 @@ def _default_rules() -> dict[str, Rule]:
         "little_speech": Rule(column="speech_ratio", min=0.3, band=0.1),
         "language_uncertain": Rule(column="speech_language_prob", min=0.5, band=0.1),
         "too_short": Rule(column="duration_s", min=2.0),
-        "out_of_sync": Rule(column="sync_confidence", min=0.15, band=0.05),
-        "sync_offset": Rule(column="sync_offset_frames", min=-6, max=6, band=2),
+        # Sync scores are calibrated z-scores (docs/sync.md): reject only on strong evidence of
+        # foreign audio (z < 0.5) or of a shift beyond 13 frames; weak evidence goes to review;
+        # an offset too uncertain to report (null) is left to out_of_sync, which reviews it.
+        "out_of_sync": Rule(column="sync_confidence", min=1.25, band=0.75, missing="review"),
+        "sync_offset": Rule(column="sync_offset_frames", min=-8, max=8, band=5, missing="accept"),
         "face_too_small": Rule(column="quality_face_px", min=64, band=16),
         "too_dark": Rule(column="quality_brightness", min=40, band=10),
         "noisy_audio": Rule(column="quality_snr_db", min=12, band=4),

@@ -70,8 +70,8 @@ class ModelSpec:
         return sum(f.size for f in self.files)
 
 
-SYNC_DEFAULT_SHA256 = "9489b0efe32a494b41d29c6a11162e43c6eb0c325998c7ecbe4051ca9a1828f0"
-SYNC_DEFAULT_SIZE = 79544
+SYNC_DEFAULT_SHA256 = "fbac2ae18812b940dd84ea9dfc07706fac7ba06f6c7d40ebd94eed846112bc7c"
+SYNC_DEFAULT_SIZE = 597483
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
@@ -148,8 +148,9 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="sync-default",
-            description="Audio -> mouth ridge model for sync scores, trained by this project with "
-            "`curate sync train` on the fixture clips (recipe in docs/sync.md)",
+            description="Whisper-encoder -> mouth ridge model and null bank for calibrated sync scores, "
+            "trained by this project with `curate sync train` on the training speakers of the pool "
+            "(recipe in docs/sync.md); needs whisper-tiny-en",
             licence="Apache-2.0",
             files=(ModelFile("sync_default.npz", SYNC_DEFAULT_SHA256, SYNC_DEFAULT_SIZE),),
             packaged=PACKAGED,

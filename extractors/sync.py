@@ -1,10 +1,19 @@
-"""Audio-visual sync: how well the clip's audio explains its mouth motion, and at which shift.
+"""Audio-visual sync: how well the clip's audio explains its mouth motion, at which shift, and how
+sure that is for this clip.
 
 No pretrained SyncNet exists offline, so the project learns its own audio -> mouth model across
-clips (:class:`SyncModel`, a ridge regression from log-mel frames with context to the mouth
-blendshapes; ``curate sync train`` fits it on any dataset root). A clip is scored like SyncNet:
-the predicted mouth motion is correlated with the observed one at every shift within
-``[sync] search_frames``; the best shift is the offset, the best correlation the confidence.
+clips (:class:`SyncModel`: a ridge regression from pretrained Whisper encoder states, or log-mel,
+to the mouth blendshapes; ``curate sync train`` fits it on any dataset root). A clip is scored
+like SyncNet: the predicted mouth motion is correlated with the observed one at every shift
+within ``[sync] search_frames``; the best shift is the peak.
+
+A raw correlation means different things for different faces (a still mouth, a short clip, a
+mouth that moves all the time), so it is calibrated per clip against its own null: the same
+mouth track scored, at every shift, against the predictions of many foreign recordings (the
+model's ``bank``, from its training clips). ``sync_confidence`` is the z-score of the clip's
+best correlation within that null (the best foreign shift's distribution), ``sync_p_value`` the
+share of foreign recordings that do as well. The offset is reported only when that evidence is
+significant (``[sync] significance_z``); otherwise it is unknown (null).
 
 Offset convention: ``sync_offset_frames = +k`` means the audio lags the video by ``k`` frames
 (the sound of a mouth movement arrives ``k / fps`` seconds after it); shifting the audio
@@ -15,16 +24,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
+from curate.config import ModelsConfig
 from curate.models import cache_dir, resolve
-from extractors.audio_features import log_mel
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.sync_features import FeatureMaker
 from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
@@ -36,24 +46,25 @@ MOUTH_CHANNELS: tuple[str, ...] = (
     "mouthSmileRight", "mouthRollLower", "mouthRollUpper", "mouthPressLeft", "mouthPressRight",
 )  # fmt: skip
 
-#: Fewest frames with a face for a clip to be scored.
+#: Fewest frames with a face for a clip to be scored (1 s at 30 fps).
 MIN_FRAMES = 30
+#: Foreign recordings kept in a model's null bank, and the frames kept of each.
+BANK_SIZE = 64
+BANK_FRAMES = 600
+#: Default features of a new model: the measured best on unseen speakers (docs/sync.md).
+DEFAULT_FEATURES: dict[str, Any] = {"kind": "whisper", "encoder": "whisper-tiny-en", "context": 1}
+#: Feature settings by the names ``curate sync train --features`` takes.
+FEATURE_CHOICES: dict[str, dict[str, Any]] = {
+    "whisper-tiny-en": DEFAULT_FEATURES,
+    "whisper-base": {"kind": "whisper", "encoder": "whisper-base", "context": 1},
+    "log-mel": {"kind": "log-mel", "n_mels": 40, "context": 7},
+}
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
     """Three-frame moving average along axis 0 (edges repeated)."""
     padded = np.pad(x, ((1, 1), (0, 0)), mode="edge")
     return (padded[:-2] + padded[1:-1] + padded[2:]) / 3.0
-
-
-def audio_inputs(audio: np.ndarray, fps: float, n_frames: int, n_mels: int, context: int) -> np.ndarray:
-    """Model inputs per frame: clip-normalised, smoothed log-mel with ``context`` frames either side
-    and a bias column, shape (n_frames, (2 * context + 1) * n_mels + 1)."""
-    mel = log_mel(audio, fps, n_frames, n_mels).astype(np.float64)
-    mel = _smooth((mel - mel.mean(axis=0)) / (mel.std() + 1e-6))
-    padded = np.pad(mel, ((context, context), (0, 0)), mode="edge")
-    stacked = [padded[i : i + n_frames] for i in range(2 * context + 1)]
-    return np.concatenate([*stacked, np.ones((n_frames, 1))], axis=1)
 
 
 def mouth_targets(
@@ -74,127 +85,235 @@ def mouth_targets(
     return _smooth(y), valid
 
 
+def correlation_curve(
+    predicted: np.ndarray, observed: np.ndarray, valid: np.ndarray, search: int
+) -> np.ndarray:
+    """Correlation of predicted and observed mouth (all channels together) at shifts
+    ``-search..search`` frames; NaN where fewer than :data:`MIN_FRAMES` frames overlap.
+
+    ``predicted``: (n, C), or (K, n, C) for K predictions at once; returns (2 * search + 1,) or
+    (K, 2 * search + 1). At shift ``d`` the prediction at ``t + d`` explains the mouth at ``t``
+    (audio lagging by ``d`` frames).
+    """
+    many = predicted[None] if predicted.ndim == 2 else predicted
+    n = observed.shape[0]
+    curve = np.full((len(many), 2 * search + 1), np.nan)
+    for i, d in enumerate(range(-search, search + 1)):
+        t = np.arange(max(0, -d), min(n, n - d))
+        t = t[valid[t]]
+        if len(t) < MIN_FRAMES:
+            continue
+        p = many[:, t + d]
+        p = p - p.mean(axis=1, keepdims=True)
+        o = observed[t] - observed[t].mean(axis=0)
+        num = np.einsum("ktc,tc->k", p, o)
+        curve[:, i] = num / (np.sqrt(np.einsum("ktc,ktc->k", p, p) * np.sum(o * o)) + 1e-12)
+    return curve[0] if predicted.ndim == 2 else curve
+
+
 @dataclass(frozen=True)
 class SyncModel:
-    """Ridge regression from :func:`audio_inputs` to :func:`mouth_targets`."""
+    """Ridge regression from standardised audio features to :func:`mouth_targets`, with the null
+    bank its scores are calibrated against."""
 
-    weights: np.ndarray  # ((2 * context + 1) * n_mels + 1, len(channels))
+    weights: np.ndarray  # (dim + 1, len(channels)), the last row the bias
+    mean: np.ndarray  # (dim,) feature standardisation
+    scale: np.ndarray  # (dim,)
     channels: tuple[str, ...]
-    n_mels: int
-    context: int
+    features: dict[str, Any]  # FeatureMaker settings
     fps: float
+    bank: np.ndarray  # (K, BANK_FRAMES, channels) predicted mouth of K training recordings, float16
+    bank_frames: np.ndarray  # (K,) frames of each bank entry that are real
     recipe: dict[str, Any] = field(default_factory=dict)  # what it was trained on, and how
 
-    def predict(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
-        """Predicted standardised mouth channels for ``audio`` on the model's frame grid, shape (n_frames, channels)."""
-        return audio_inputs(audio, self.fps, n_frames, self.n_mels, self.context) @ self.weights
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Predicted standardised mouth channels from feature rows, shape (n_frames, channels)."""
+        return ((inputs - self.mean) / self.scale) @ self.weights[:-1] + self.weights[-1]
+
+    def null_predictions(self, n_frames: int) -> np.ndarray:
+        """Every bank entry repeated or cut to ``n_frames``, shape (K, n_frames, channels)."""
+        return np.stack(
+            [
+                np.resize(b[:k].astype(np.float64), (n_frames, b.shape[1]))
+                for b, k in zip(self.bank, self.bank_frames, strict=True)
+            ]
+        )
 
     def save(self, path: Path) -> None:
-        meta = {"channels": self.channels, "n_mels": self.n_mels, "context": self.context, "fps": self.fps}
+        meta = {"channels": self.channels, "features": self.features, "fps": self.fps}
         with open(path, "wb") as fh:
-            np.savez(
+            np.savez_compressed(
                 fh,
                 weights=self.weights,
-                meta=json.dumps(meta),
+                mean=self.mean,
+                scale=self.scale,
+                bank=self.bank,
+                bank_frames=self.bank_frames,
+                meta=json.dumps(meta, sort_keys=True),
                 recipe=json.dumps(self.recipe, sort_keys=True),
             )
 
     @classmethod
     def load(cls, path: Path) -> SyncModel:
         with np.load(path, allow_pickle=False) as data:
+            if "bank" not in data:
+                raise ValueError(
+                    f"{path} is a sync model of an older kind (no null bank): retrain it with `curate sync train`"
+                )
             meta = json.loads(str(data["meta"]))
             return cls(
                 weights=data["weights"],
+                mean=data["mean"],
+                scale=data["scale"],
                 channels=tuple(meta["channels"]),
-                n_mels=int(meta["n_mels"]),
-                context=int(meta["context"]),
+                features=meta["features"],
                 fps=float(meta["fps"]),
+                bank=data["bank"],
+                bank_frames=data["bank_frames"],
                 recipe=json.loads(str(data["recipe"])),
             )
+
+
+def _ridge(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], ridge: float) -> tuple[np.ndarray, ...]:
+    x, y = np.concatenate(xs).astype(np.float64), np.concatenate(ys)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    xb = np.concatenate([(x - mean) / scale, np.ones((len(x), 1))], axis=1)
+    weights = np.linalg.solve(xb.T @ xb + ridge * np.eye(xb.shape[1]), xb.T @ y)
+    return weights, mean, scale
+
+
+def _aligned(
+    inputs: np.ndarray, y: np.ndarray, valid: np.ndarray, offset: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input rows ``t + offset`` beside the mouth at ``t``, for the frames with a face."""
+    n = len(y)
+    t = np.arange(max(0, -offset), min(n, n - offset))
+    t = t[valid[t]]
+    return inputs[t + offset], y[t]
 
 
 def fit(
     examples: Sequence[tuple[np.ndarray, Sequence[Sequence[float] | None]]],
     fps: float,
-    n_mels: int = 40,
-    context: int = 7,
-    ridge: float = 1000.0,
+    features: Mapping[str, Any],
+    ridge: float = 3000.0,
+    self_training: int = 1,
+    search: int = 15,
     channels: Sequence[str] = MOUTH_CHANNELS,
     recipe: Mapping[str, Any] | None = None,
 ) -> SyncModel:
-    """Fit on ``examples`` of (16 kHz audio of the clip, its per-frame blendshapes at ``fps``)."""
-    xs, ys = [], []
-    for audio, blendshapes in examples:
+    """Fit on ``examples`` of (feature rows of the clip's audio, its per-frame blendshapes at ``fps``).
+
+    ``self_training`` rounds: each clip's offset is measured with the model so far and its frames
+    realigned by it before refitting, so that recordings with an offset of their own do not blur
+    what the model learns about timing.
+    """
+    clips = []
+    for inputs, blendshapes in examples:
         y, valid = mouth_targets(blendshapes, channels)
-        if valid.sum() < MIN_FRAMES:
-            continue
-        xs.append(audio_inputs(audio, fps, len(y), n_mels, context)[valid])
-        ys.append(y[valid])
-    if not xs:
+        if valid.sum() >= MIN_FRAMES:
+            clips.append((inputs, y, valid))
+    if not clips:
         raise ValueError(f"no clip has {MIN_FRAMES} frames with a face and audio to learn from")
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    weights = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
-    info = {"clips": len(xs), "frames": len(x), "ridge": ridge, **(recipe or {})}
-    return SyncModel(weights, tuple(channels), n_mels, context, fps, info)
+    offsets = [0] * len(clips)
+    for _ in range(self_training + 1):
+        pairs = [_aligned(x, y, v, o) for (x, y, v), o in zip(clips, offsets, strict=True)]
+        weights, mean, scale = _ridge([p[0] for p in pairs], [p[1] for p in pairs], ridge)
+        model = SyncModel(
+            weights, mean, scale, tuple(channels), dict(features), fps, np.zeros((0, 0, 0)), np.zeros(0)
+        )
+        offsets = [
+            int(np.nanargmax(correlation_curve(model.predict(x), y, v, search))) - search for x, y, v in clips
+        ]
+    chosen = np.linspace(0, len(clips) - 1, min(BANK_SIZE, len(clips))).round().astype(int)
+    bank = np.zeros((len(chosen), BANK_FRAMES, len(channels)), np.float16)
+    bank_frames = np.zeros(len(chosen), np.int32)
+    for row, i in enumerate(chosen):
+        predicted = model.predict(clips[i][0])[:BANK_FRAMES]
+        bank[row, : len(predicted)] = predicted
+        bank_frames[row] = len(predicted)
+    info = {
+        "clips": len(clips),
+        "frames": int(sum(v.sum() for _, _, v in clips)),
+        "ridge": ridge,
+        "self_training": self_training,
+        **(recipe or {}),
+    }
+    return replace(model, bank=bank, bank_frames=bank_frames, recipe=info)
 
 
 @dataclass(frozen=True)
 class SyncScore:
-    offset_frames: int  # shift of best agreement; + : audio lags video
-    confidence: float  # correlation of predicted and observed mouth at that shift, -1..1
-    prominence: float  # confidence minus the median correlation over all shifts
+    offset_frames: int | None  # the peak's shift when significant, else None; + : audio lags video
+    peak_frames: int  # shift of the best correlation, significant or not
+    correlation: float  # the best correlation of predicted and observed mouth, -1..1
+    confidence: float  # z-score of it against the clip's null (foreign audio at its best shift)
+    p_value: float  # share of foreign recordings (and this one) whose best correlation is at least as high
     frames: int  # frames with a face that were compared
     curve: np.ndarray  # correlation per shift from -search to +search, shape (2 * search + 1,)
 
 
 def score(
-    model: SyncModel, audio: np.ndarray, blendshapes: Sequence[Sequence[float] | None], search: int
+    model: SyncModel,
+    predicted: np.ndarray,
+    blendshapes: Sequence[Sequence[float] | None],
+    search: int,
+    significance_z: float,
 ) -> SyncScore | None:
-    """Correlate predicted and observed mouth motion at shifts ``-search..search`` frames.
+    """Score one clip: ``predicted`` is the mouth its audio predicts (``model.predict`` of the
+    audio's feature rows, (n_frames, channels)), ``blendshapes`` the face track.
 
     ``None`` when fewer than :data:`MIN_FRAMES` frames have a face.
     """
     observed, valid = mouth_targets(blendshapes, model.channels)
-    n = len(observed)
     if valid.sum() < MIN_FRAMES:
         return None
-    predicted = model.predict(audio, n)
-    curve = np.full(2 * search + 1, np.nan)
-    for i, d in enumerate(range(-search, search + 1)):
-        # Audio lagging by d frames: the prediction at t + d explains the mouth at t.
-        t = np.arange(max(0, -d), min(n, n - d))
-        t = t[valid[t]]
-        if len(t) < MIN_FRAMES:
-            continue
-        p = predicted[t + d] - predicted[t + d].mean(axis=0)
-        o = observed[t] - observed[t].mean(axis=0)
-        curve[i] = float(np.sum(p * o) / (np.sqrt(np.sum(p * p) * np.sum(o * o)) + 1e-12))
+    curve = correlation_curve(predicted[: len(observed)], observed, valid, search)
     if np.isnan(curve).all():
         return None
-    best = int(np.nanargmax(curve))
-    return SyncScore(
-        best - search, float(curve[best]), float(curve[best] - np.nanmedian(curve)), int(valid.sum()), curve
+    null = np.nanmax(
+        correlation_curve(model.null_predictions(len(observed)), observed, valid, search), axis=1
     )
+    best = int(np.nanargmax(curve))
+    z = float((curve[best] - null.mean()) / (null.std(ddof=1) + 1e-9))
+    return SyncScore(
+        offset_frames=best - search if z >= significance_z else None,
+        peak_frames=best - search,
+        correlation=float(curve[best]),
+        confidence=z,
+        p_value=float((1 + np.sum(null >= curve[best])) / (len(null) + 1)),
+        frames=int(valid.sum()),
+        curve=curve,
+    )
+
+
+def feature_maker(features: Mapping[str, Any], models: ModelsConfig, threads: int = 1) -> FeatureMaker:
+    """A feature maker for ``features`` settings, its Whisper encoder resolved through the registry."""
+    encoder = features.get("encoder")
+    folder = resolve(encoder, models.paths, cache_dir(models.cache_dir)) if encoder else None
+    return FeatureMaker(dict(features), folder, threads)
 
 
 class SyncExtractor(Extractor):
     name = "sync"
-    version = "1"
+    version = "2"
     needs = ("face",)
     clip_fields: ClassVar[list[pa.Field]] = [
         column(
             "sync_offset_frames",
             pa.int32(),
-            "shift of best audio-mouth agreement in frames; +: audio lags video",
+            "shift of best audio-mouth agreement in frames (+: audio lags video); null when not significant",
         ),
         column(
             "sync_confidence",
             pa.float32(),
-            "correlation of audio-predicted and observed mouth motion at that shift, -1..1",
+            "calibrated sync evidence: z-score of the best correlation against foreign audio on this mouth",
         ),
+        column("sync_p_value", pa.float32(), "share of foreign recordings that explain this mouth as well"),
         column(
-            "sync_prominence", pa.float32(), "sync_confidence minus the median correlation over all shifts"
+            "sync_correlation", pa.float32(), "best correlation of audio-predicted and observed mouth, -1..1"
         ),
+        column("sync_peak_frames", pa.int32(), "shift of the best correlation, significant or not"),
         column("sync_frames", pa.int32(), "frames with a face compared"),
     ]
     track_fields: ClassVar[list[pa.Field]] = [
@@ -213,23 +332,29 @@ class SyncExtractor(Extractor):
                 f"sync model {cfg.model!r} was trained at {self._model.fps:g} fps but [face] fps is "
                 f"{self.config.face.fps:g}: train one at this rate with `curate sync train`"
             )
+        self._features = feature_maker(self._model.features, models)
 
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         blendshapes = earlier.get("blendshapes")
         if not clip.has_audio or not blendshapes:
             return out
+        audio = read_audio(clip.path, clip.start_s, clip.end_s)
+        cfg = self.config.sync
         result = score(
             self._model,
-            read_audio(clip.path, clip.start_s, clip.end_s),
+            self._model.predict(self._features(audio, clip.fps, len(blendshapes))),
             blendshapes,
-            self.config.sync.search_frames,
+            cfg.search_frames,
+            cfg.significance_z,
         )
         if result is not None:
             out.clip.update(
                 sync_offset_frames=result.offset_frames,
                 sync_confidence=result.confidence,
-                sync_prominence=result.prominence,
+                sync_p_value=result.p_value,
+                sync_correlation=result.correlation,
+                sync_peak_frames=result.peak_frames,
                 sync_frames=result.frames,
             )
             out.track["sync_curve"] = [None if np.isnan(v) else float(v) for v in result.curve]

@@ -29,9 +29,9 @@ class Verdict:
 
 def check(rule: Rule, value: float | None) -> str:
     """``"pass"``, ``"review"`` (within ``band`` of a limit) or ``"fail"`` for one value;
-    a missing value fails."""
+    a missing value as the rule's ``missing`` says."""
     if value is None:
-        return "fail"
+        return {"reject": "fail", "review": "review", "accept": "pass"}[rule.missing]
     outcome = "pass"
     if rule.min is not None:
         if value < rule.min - rule.band:

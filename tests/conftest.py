@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import Config, RunConfig
+from curate.config import Config, FilterConfig, RunConfig
 from curate.query import query
 from curate.run import RunSummary, run
 
@@ -46,6 +46,19 @@ def fixtures() -> Path:
     path = fixtures_dir()
     if not (path / "video").is_dir():
         pytest.skip(f"no fixture media at {path}: set CURATE_FIXTURES to a folder with video/ in it")
+    return path
+
+
+def pool_dir() -> Path:
+    return Path(os.environ.get("CURATE_POOL", REPO.parent / "shared" / "pool")).resolve()
+
+
+@pytest.fixture(scope="session")
+def pool() -> Path:
+    """The folder of the pool's recordings (``../shared/pool/video`` or ``$CURATE_POOL/video``)."""
+    path = pool_dir() / "video"
+    if not path.is_dir():
+        pytest.skip(f"no pool recordings at {path}: set CURATE_POOL to a folder with video/ in it")
     return path
 
 
@@ -113,12 +126,16 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory, fixtures: Path, broken
 @pytest.fixture(scope="session")
 def accepted_run(fixture_run: FixtureRun, tmp_path_factory: pytest.TempPathFactory) -> FixtureRun:
     """A copy of the fixture run whose current verdicts are the default filters' (tests append
-    other decision sets to the shared root), for tests that read what is accepted."""
+    other decision sets to the shared root), for tests that read what is accepted: the six
+    speaking clips. One rule is off: ``sync_offset``, which by default sends lp_driving_d20 (its
+    audio measured 8 frames late) to review; the export tests read its correction."""
     from curate.filter import apply_filters
 
     root = tmp_path_factory.mktemp("accepted") / "root"
     shutil.copytree(
         fixture_run.root, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media")
     )
-    apply_filters(root, Config())
+    apply_filters(
+        root, Config(filter=FilterConfig.model_validate({"rules": {"sync_offset": {"enabled": False}}}))
+    )
     return FixtureRun(root, fixture_run.summary, fixture_run.config, fixture_run.sources)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from curate.config import Config, ConfigError, FilterConfig, Rule, load_config
@@ -32,7 +34,7 @@ def test_recorded_failures_reject_with_their_codes_and_skip_the_rules() -> None:
 def test_every_failed_and_borderline_rule_is_named() -> None:
     row = {
         "errors": {}, "face_detect_rate": 0.5, "face_single_rate": 0.92, "speech_ratio": 0.9,
-        "speech_language_prob": 0.99, "duration_s": 5.0, "speech_language": "de", "sync_confidence": 0.5,
+        "speech_language_prob": 0.99, "duration_s": 5.0, "speech_language": "de", "sync_confidence": 3.5,
         "sync_offset_frames": 1, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0,
         "quality_clipping": 0.0,
     }  # fmt: skip
@@ -47,7 +49,25 @@ def test_every_failed_and_borderline_rule_is_named() -> None:
         "review", ["duplicate"]
     )
     assert judge({**row, "sync_offset_frames": -7}, FilterConfig()) == Verdict("review", ["sync_offset"])
-    assert judge({**row, "sync_confidence": None}, FilterConfig()) == Verdict("reject", ["out_of_sync"])
+    assert judge({**row, "sync_offset_frames": -14}, FilterConfig()) == Verdict("reject", ["sync_offset"])
+
+
+def test_sync_rules_reject_only_on_strong_evidence() -> None:
+    """Calibrated sync (z-scores): weak evidence and unknown offsets go to review, never to reject."""
+    rules = FilterConfig().rules
+    out_of_sync, offset = rules["out_of_sync"], rules["sync_offset"]
+    assert [check(out_of_sync, z) for z in (0.4, 0.6, 1.9, 2.0, 6.0, None)] == [
+        "fail", "review", "review", "pass", "pass", "review",
+    ]  # fmt: skip
+    assert [check(offset, k) for k in (0, 3, -3, 4, -5, 13, 14, -14, None)] == [
+        "pass", "pass", "pass", "review", "review", "review", "fail", "fail", "pass",
+    ]  # fmt: skip
+
+
+def test_a_rule_says_what_a_missing_value_does() -> None:
+    assert check(Rule(column="x", min=1.0), None) == "fail"
+    assert check(Rule(column="x", min=1.0, missing="review"), None) == "review"
+    assert check(Rule(column="x", min=1.0, missing="accept"), None) == "pass"
 
 
 def test_rules_in_the_file_merge_over_the_defaults(tmp_path) -> None:
@@ -78,9 +98,9 @@ def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tm
         "vr_face_5.mp4#0",
         "r3p_May_5s.mp4#0",
         "vr_face_1.mp4#0",
-        "lp_driving_d20.mp4#0",
     ):
         assert before[name] == ("accept", []), name
+    assert before["lp_driving_d20.mp4#0"] == ("review", ["sync_offset"])  # audio measured 8 frames late
     assert before["iplap_129.mp4#0"] == ("reject", ["no_audio"])
     assert before["lp_driving_d18.mp4#0"] == ("reject", ["no_speech"])
     assert before["lp_driving_d14.mp4#0"] == ("reject", ["no_speech"])
@@ -91,7 +111,8 @@ def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tm
     after = verdicts(fixture_run, second.decision_set)
     changed = {k for k in before if after[k] != before[k]}
     assert changed == {"lp_driving_d20.mp4#0", "geneface_zozo_radnerf.mp4#0"}  # the two non-English voices
-    assert all(after[k] == ("reject", ["language"]) for k in changed)
+    assert after["geneface_zozo_radnerf.mp4#0"] == ("reject", ["language"])
+    assert after["lp_driving_d20.mp4#0"] == ("reject", ["language", "sync_offset"])
     assert second.config_hash != first.config_hash
     assert verdicts(fixture_run, first.decision_set) == before  # the earlier set stays readable
     current = fixture_run.sql(
@@ -107,3 +128,7 @@ def test_filter_errors_are_clear(tmp_path, fixture_run) -> None:
     bad = Config(filter=FilterConfig(rules={"x": Rule(column="nope", min=1)}))
     with pytest.raises(UnknownColumn, match="nope"):
         apply_filters(fixture_run.root, bad)
+
+
+def test_the_example_config_is_the_defaults() -> None:
+    assert load_config(Path(__file__).resolve().parents[2] / "curate.example.toml") == Config()

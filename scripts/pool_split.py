@@ -1,0 +1,45 @@
+"""Write the project's speaker-disjoint split of ../shared/pool (chosen once; see docs/sync.md).
+
+A speaker goes to test when sha256 of its speaker id, read as an integer, is divisible by 5
+(about a fifth of the speakers); every file of a speaker lands in the same split. The pool's
+README table gives each file's speaker id. Output: docs/pool/train.csv and docs/pool/test.csv,
+list files that ``curate run`` reads (``uri`` relative to the list file, ``speaker_id``).
+
+    python scripts/pool_split.py [POOL_DIR]
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def split_of(speaker_id: str) -> str:
+    return "test" if int(hashlib.sha256(speaker_id.encode()).hexdigest(), 16) % 5 == 0 else "train"
+
+
+def main(pool: Path) -> None:
+    rows = []
+    for line in (pool / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 9 and (pool / "video" / cells[0]).is_file():
+            rows.append((cells[0], cells[6]))
+    out = ROOT / "docs" / "pool"
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        with open(out / f"{split}.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["uri", "speaker_id"])
+            for name, speaker in sorted(rows):
+                if split_of(speaker) == split:
+                    writer.writerow([os.path.relpath(pool / "video" / name, out), speaker])
+    print(f"{len(rows)} files, {len({s for _, s in rows})} speakers -> {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "pool")
