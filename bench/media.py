@@ -2,7 +2,8 @@
 
 :func:`distinct_copy` gives the same media under different bytes (a new sha256), so that a
 content-hash deduplication does not fold copies together; :func:`delayed_audio_copy` puts the
-audio out of sync by a known delay (tests use it too); :func:`concatenate` repeats a clip back
+audio out of sync by a known delay (tests use it too); :func:`damaged_copy` overwrites a
+stretch of one stream's packets with random bytes (a fault for tests); :func:`concatenate` repeats a clip back
 to back into a long mp4. Both verify their output by decoding it and raise :class:`MediaCheckError`
 when it does not match the source.
 """
@@ -91,6 +92,27 @@ def delayed_audio_copy(src: Path, dst: Path, delay_s: float) -> Path:
             packet.stream = outputs[packet.stream.index]
             target.mux(packet)
     _check(dst, duration_s(src), _DURATION_TOLERANCE_S + abs(delay_s))
+    return dst
+
+
+def damaged_copy(src: Path, dst: Path, kind: str, start_s: float, end_s: float, seed: int = 0) -> Path:
+    """A byte copy of ``src`` whose ``kind`` ("audio" or "video") packets with a timestamp in
+    [start_s, end_s) are overwritten in place with random bytes (the container stays valid: the
+    damage is inside the stream, as on a bad disk or a broken download). Returns ``dst``."""
+    import numpy as np
+
+    data = bytearray(src.read_bytes())
+    rng = np.random.default_rng(seed)
+    with av.open(str(src)) as container:
+        stream = next(s for s in container.streams if s.type == kind)
+        for packet in container.demux(stream):
+            t = float(packet.pts * stream.time_base) if packet.pts is not None else -1.0
+            if start_s <= t < end_s and packet.pos is not None and packet.size:
+                data[packet.pos : packet.pos + packet.size] = rng.integers(
+                    0, 256, packet.size, np.uint8
+                ).tobytes()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(data))
     return dst
 
 

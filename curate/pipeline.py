@@ -15,6 +15,8 @@ is written just before), a video when its ``videos`` part exists; a rerun skips 
 from __future__ import annotations
 
 import resource
+import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +26,35 @@ import pyarrow as pa
 
 from curate.config import Config
 from extractors.base import ClipRef, Extractor, Resources
-from ingest.media import energy_envelope_db, frame_grid
+from ingest.media import energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
 from ingest.sources import localize
 from manifests.schema import error_text
 from manifests.store import DatasetRoot
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most 300 characters."""
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def failure_code(exc: BaseException) -> str:
+    """The reason code of an unexpected exception: ``decode_error`` for the decoder's, else ``stage_error``."""
+    return "decode_error" if is_decode_error(exc) else "stage_error"
+
+
+def log_exception(root: DatasetRoot, run_id: str, what: str) -> Path:
+    """Append the exception being handled, with its traceback, to the run's log under the root;
+    returns the log's path relative to the root."""
+    relative = Path("logs") / f"{run_id or 'run'}.log"
+    path = root.path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n{traceback.format_exc()}\n")
+    return relative
 
 
 @dataclass
@@ -82,6 +107,7 @@ class ClipWork:
     track: dict[str, Any]
     path: Path
     has_audio: bool
+    run_id: str = ""
 
     @property
     def ref(self) -> ClipRef:
@@ -204,8 +230,9 @@ class SegmentStage:
 class ExtractStage:
     """Run one extractor on a clip; its failures go to ``errors[extractor]``."""
 
-    def __init__(self, extractor: Extractor, strict: bool = False):
+    def __init__(self, extractor: Extractor, root: DatasetRoot, strict: bool = False):
         self.extractor = extractor
+        self.root = root
         self.name = extractor.name
         self.strict = strict
 
@@ -228,7 +255,9 @@ class ExtractStage:
             if self.strict:
                 raise
             result = self.extractor.empty()
-            result.failure = ("extractor_error", f"{type(exc).__name__}: {exc}")
+            log = log_exception(self.root, work.run_id, f"{self.name} of clip {work.clip['clip_id']}")
+            code = "decode_error" if is_decode_error(exc) else "extractor_error"
+            result.failure = (code, f"{work.path.name}: {one_line(exc)} (traceback in {log})")
         work.clip.update(result.clip)
         work.track.update(result.track)
         if result.failure:
@@ -256,7 +285,8 @@ class Pipeline:
     ):
         self.root = root
         self.video_stages: list[VideoStage] = [ProbeStage(root), SegmentStage(config)]
-        self.clip_stages = [ExtractStage(e, strict=config.run.strict) for e in extractors]
+        self.clip_stages = [ExtractStage(e, root, strict=config.run.strict) for e in extractors]
+        self.strict = config.run.strict
         self.schemas = schemas
 
     @property
@@ -264,9 +294,29 @@ class Pipeline:
         return [s.name for s in self.video_stages] + [s.name for s in self.clip_stages]
 
     def prepare(self, work: VideoWork) -> VideoWork:
-        """Run the per-video stages (probe, segment)."""
+        """Run the per-video stages (probe, segment) behind one boundary: whatever one of them
+        raises becomes a failure of this video naming its file and stage (the traceback goes to
+        the run's log), unless ``[run] strict``."""
         for stage in self.video_stages:
-            work = stage(work)
+            try:
+                work = stage(work)
+            except Exception as exc:
+                if self.strict:
+                    raise
+                return self._video_failed(work, stage.name, exc)
+        return work
+
+    def _video_failed(self, work: VideoWork, stage: str, exc: Exception) -> VideoWork:
+        log = log_exception(self.root, work.run_id, f"{stage} of {work.uri}")
+        work.video.setdefault("uri", work.uri)
+        work.video.setdefault("run_id", work.run_id)
+        work.video.setdefault("video_id", uri_id(work.uri))
+        work.video.setdefault("n_clips", 0)
+        work.video.setdefault("errors", {})[stage] = error_text(
+            failure_code(exc), f"{Path(work.uri).name}: {one_line(exc)} (traceback in {log})"
+        )
+        work.clips = []
+        work.fatal = True
         return work
 
     def pending_clips(self, work: VideoWork) -> list[ClipWork]:
@@ -285,6 +335,7 @@ class Pipeline:
                 },
                 work.path,
                 bool(work.video["has_audio"]),
+                work.run_id,
             )
             for c in todo
         ]

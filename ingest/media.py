@@ -31,6 +31,11 @@ def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
+def is_decode_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the decoder or demuxer (damaged or unsupported data)."""
+    return isinstance(exc, av.error.FFmpegError)
+
+
 def decoded_frames(container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[Any]:
     """The stream's decoded frames; a packet the decoder rejects as damaged
     (``av.error.InvalidDataError``) is skipped, so the rest of the stream still decodes."""
@@ -154,7 +159,7 @@ def iter_frames_at_rate(
             last_pts = pts
             return out
 
-        for frame in container.decode(stream):
+        for frame in decoded_frames(container, stream):
             if k >= len(grid):
                 break
             if frame.time is None:

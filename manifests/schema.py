@@ -45,7 +45,9 @@ FAILURE_REASONS: dict[str, str] = {
     "too_short": "a shot shorter than [segment] min_clip_s: recorded, not extracted",
     "no_face": "no face was detected in the clip",
     "no_speech": "digital silence, or voice activity detection found too little speech",
-    "extractor_error": "an extractor raised an unexpected error",
+    "extractor_error": "an extractor raised an unexpected error (traceback in the run's log)",
+    "decode_error": "the decoder failed on the file's data beyond what could be skipped",
+    "stage_error": "probing or segmenting raised an unexpected error (traceback in the run's log)",
     "worker_lost": "the worker process died on it repeatedly (after its retries)",
 }
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.media import damaged_copy
 from curate.config import Config, ConfigError, RayConfig, RunConfig, SegmentConfig
 from curate.query import query
 from curate.run import build_pipeline, run
@@ -40,8 +41,16 @@ def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broke
     )
     assert summary.videos_processed == 2
     assert summary.failures == {"extractor_error": 2}
-    rows = query(tmp_path, "select stage, message from failures").to_pylist()
-    assert rows == [{"stage": "speech", "message": "extractor_error: RuntimeError: decoder exploded"}] * 2
+    rows = query(tmp_path, "select stage, message from failures order by message").to_pylist()
+    log = f"logs/{summary.run_id}.log"
+    assert rows == [
+        {
+            "stage": "speech",
+            "message": f"extractor_error: {name}: RuntimeError: decoder exploded (traceback in {log})",
+        }
+        for name in ("vr_face_3.mp4", "vr_face_5.mp4")
+    ]
+    assert (tmp_path / log).read_text().count("Traceback") == 2
 
 
 def test_strict_mode_raises(tmp_path, video, broken_speech) -> None:
@@ -79,3 +88,64 @@ def test_a_shot_shorter_than_min_clip_is_recorded_and_not_extracted(tmp_path, vi
     assert dict(rows[0]["errors"]) == {"segment": "too_short: 4.88 s, under [segment] min_clip_s 5"}
     assert rows[0]["face_detect_rate"] is None and rows[0]["blendshapes"] is None
     assert summary.failures == {"too_short": 1}
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory, video):  # type: ignore[no-untyped-def]
+    """vr_face_1.mp4 with one second (2-3 s) of its AAC packets, and of its H.264 packets,
+    overwritten by random bytes."""
+    folder = tmp_path_factory.mktemp("damaged")
+    src = video("vr_face_1.mp4")
+    damaged_copy(src, folder / "audio_damaged.mp4", "audio", 2.0, 3.0)
+    damaged_copy(src, folder / "video_damaged.mp4", "video", 2.0, 3.0)
+    return folder
+
+
+@pytest.mark.parametrize("executor", ["sequential", "ray"])
+def test_damaged_packets_are_skipped_and_the_rest_of_the_file_is_used(tmp_path, damaged, executor) -> None:
+    config = Config(
+        run=RunConfig(extractors=["face", "speech"], executor=executor),
+        ray=RayConfig(workers=1),
+    )
+    summary = run([str(damaged)], tmp_path / "root", config, progress=False)
+    assert summary.videos_processed == 2 and summary.failures == {}
+    rows = query(
+        tmp_path / "root",
+        "select regexp_extract(v.uri, '[^/]+$') name, c.face_detect_rate, c.speech_text"
+        " from clips c join videos v using (video_id) order by name",
+    ).to_pylist()
+    assert [r["name"] for r in rows] == ["audio_damaged.mp4", "video_damaged.mp4"]
+    for r in rows:
+        assert r["face_detect_rate"] >= 0.95, r
+        assert "better at that" in r["speech_text"], r  # speech after the damaged second
+
+
+def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, video, monkeypatch) -> None:
+    """The fault is injected (a real file that breaks segmentation is now decoded around)."""
+
+    def explode(*args: Any, **kwargs: Any) -> list[float]:
+        raise RuntimeError("shot detector exploded\nsecond line of the message")
+
+    monkeypatch.setattr("curate.pipeline.shot_changes", explode)
+    config = Config(run=RunConfig(extractors=["face"], executor="sequential"))
+    sources = [str(video("vr_face_5.mp4")), str(video("vr_face_3.mp4"))]
+    summary = run(sources, tmp_path / "root", config, progress=False)
+    assert summary.videos_failed == 2 and summary.failures == {"stage_error": 2}
+    rows = query(
+        tmp_path / "root", "select uri, stage, reason, message from failures order by uri"
+    ).to_pylist()
+    assert [(r["stage"], r["reason"]) for r in rows] == [("segment", "stage_error")] * 2
+    message = rows[1]["message"]
+    assert message.startswith(
+        "stage_error: vr_face_5.mp4: RuntimeError: shot detector exploded (traceback in"
+    )
+    assert "\n" not in message
+    log = (tmp_path / "root" / "logs").glob("*.log")
+    assert "Traceback" in next(log).read_text()
+    with pytest.raises(RuntimeError, match="exploded"):  # strict: raised, as tests want
+        run(
+            sources,
+            tmp_path / "strict",
+            Config(run=RunConfig(extractors=["face"], executor="sequential", strict=True)),
+            progress=False,
+        )

@@ -8,6 +8,7 @@ import fsspec
 import numpy as np
 import pytest
 
+from bench.media import damaged_copy
 from ingest.media import SPEECH_SR_HZ, iter_frames_at_rate, read_audio
 from ingest.sources import expand_sources, localize
 
@@ -66,27 +67,9 @@ def test_audio_span_at_16k(video) -> None:
     assert 0 < np.abs(audio).max() <= 1.0
 
 
-def damaged_audio_copy(src, dst, start_s: float, end_s: float):  # type: ignore[no-untyped-def]
-    """A copy of ``src`` whose audio packets in [start_s, end_s) are overwritten by random bytes."""
-    import av
-
-    data = bytearray(src.read_bytes())
-    rng = np.random.default_rng(0)
-    with av.open(str(src)) as container:
-        stream = container.streams.audio[0]
-        for packet in container.demux(stream):
-            t = float(packet.pts * stream.time_base) if packet.pts is not None else -1.0
-            if start_s <= t < end_s and packet.pos is not None and packet.size:
-                data[packet.pos : packet.pos + packet.size] = rng.integers(
-                    0, 256, packet.size, np.uint8
-                ).tobytes()
-    dst.write_bytes(bytes(data))
-    return dst
-
-
 def test_damaged_audio_packets_are_skipped_and_later_audio_keeps_its_time(tmp_path, video) -> None:
     src = video("vr_face_1.mp4")
-    damaged = damaged_audio_copy(src, tmp_path / "damaged.mp4", 2.0, 3.0)
+    damaged = damaged_copy(src, tmp_path / "damaged.mp4", "audio", 2.0, 3.0)
     clean, hurt = read_audio(src), read_audio(damaged)
     assert abs(len(hurt) - len(clean)) <= 1024  # the damaged second is there, as silence or noise
     # A second after the damage lines up with the original within 2 ms (the resampler's delay).
