@@ -153,8 +153,16 @@ def query_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", help="Write to this file (required for parquet).")
     ] = None,
+    read: Annotated[
+        list[Path] | None,
+        typer.Option("--read", help="Also let the SQL read files in this folder (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run SQL over a dataset root with DuckDB and print the result."""
+    """Run read-only SQL over a dataset root with DuckDB and print the result.
+
+    Only SELECT (and EXPLAIN) statements run, and the SQL reads no file outside ROOT (and the
+    --read folders); the result is written by curate, with --output.
+    """
     import duckdb
 
     from curate.query import emit, query
@@ -162,7 +170,7 @@ def query_cmd(
     if fmt not in ("table", "csv", "json", "parquet"):
         raise _fail(f"unknown format {fmt!r}: use table, csv, json or parquet", 2)
     try:
-        table = query(root, sql)
+        table = query(root, sql, read or ())
         emit(table, fmt, output)  # type: ignore[arg-type]
     except (duckdb.Error, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc), 1) from None

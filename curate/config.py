@@ -176,6 +176,8 @@ class Rule(Section):
     def _a_limit(self) -> Rule:
         if self.min is None and self.max is None:
             raise ValueError("a rule needs min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}): every clip would fail")
         return self
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from curate.config import Config
@@ -54,11 +55,15 @@ class FilterSummary:
 
 
 def check_rules(config: Config) -> None:
-    """Raise :class:`UnknownColumn` when a rule names a column the clips table does not have."""
-    clip_columns = set(dataset_schemas()["clips"].names)
+    """Raise :class:`UnknownColumn` when a rule names a column the clips table does not have, or
+    one that holds no numbers (a threshold on text or lists means nothing)."""
+    schema = dataset_schemas()["clips"]
     for name, rule in config.filter.active.items():
-        if rule.column not in clip_columns:
+        if rule.column not in schema.names:
             raise UnknownColumn(f"rule {name!r}: the clips table has no column {rule.column!r}")
+        kind = schema.field(rule.column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise UnknownColumn(f"rule {name!r}: column {rule.column!r} holds {kind}, not numbers")
 
 
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:

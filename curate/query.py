@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal, TextIO
@@ -19,13 +20,36 @@ from manifests.views import connect
 Format = Literal["table", "csv", "json", "parquet"]
 
 
-def query(root: str | Path, sql: str) -> pa.Table:
-    """Run ``sql`` against the views of the dataset root ``root`` (see :mod:`manifests.views`)."""
+#: Statements a query may hold: reading only.
+READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+class NotReadOnly(ValueError):
+    """The SQL holds a statement that would write or change settings (COPY, CREATE, SET, ...)."""
+
+
+def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa.Table:
+    """Run ``sql`` against the views of the dataset root ``root`` (see :mod:`manifests.views`).
+
+    Locked down: only reading statements run; DuckDB reads no file outside the root and the
+    ``readable`` folders, writes none, and installs or loads no extension; the settings cannot be
+    changed back from the SQL.
+    """
     dataset = DatasetRoot(root)
     if not dataset.path.is_dir():
         raise FileNotFoundError(f"dataset root {dataset.path} does not exist")
     con = connect(dataset, dataset_schemas())
     try:
+        kinds = {statement.type for statement in con.extract_statements(sql)}
+        if not kinds <= READ_ONLY:
+            names = ", ".join(sorted(k.name for k in kinds - READ_ONLY))
+            raise NotReadOnly(f"curate query only reads: {names} statements are refused")
+        folders = [str(dataset.path.resolve()) + "/", *(str(Path(p).resolve()) + "/" for p in readable)]
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET allowed_directories = $folders", {"folders": folders})
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         return con.sql(sql).to_arrow_table()
     finally:
         con.close()

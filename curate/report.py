@@ -231,7 +231,15 @@ def blendshape_stats(con: duckdb.DuckDBPyConnection) -> str:
     ax = fig.subplots()
     x = np.arange(len(rows))
     ax.bar(x, mean, color=["#999" if q < NEAR_ZERO else "#4a78b0" for q in p95])
-    ax.errorbar(x, mean, yerr=[mean - p5, p95 - mean], fmt="none", ecolor="#333", lw=0.8)
+    # The mean of a skewed channel can lie outside its p5..p95 band: that whisker is then empty.
+    ax.errorbar(
+        x,
+        mean,
+        yerr=[np.clip(mean - p5, 0, None), np.clip(p95 - mean, 0, None)],
+        fmt="none",
+        ecolor="#333",
+        lw=0.8,
+    )
     ax.set_xticks(x, names, rotation=90, fontsize=7)
     ax.set_xlabel("blendshape channel")
     ax.set_ylabel("value (0..1)")

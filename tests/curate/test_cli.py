@@ -78,3 +78,28 @@ def test_models_list_shows_licences(curate) -> None:
     done = curate("models", "list")
     assert done.returncode == 0
     assert "face-landmarker" in done.stdout and "Apache-2.0" in done.stdout and "whisper-base" in done.stdout
+
+
+def test_query_only_reads_the_root(fixture_run, curate, tmp_path) -> None:
+    """No writing statement runs, no file outside the root (or a --read folder) is read, no
+    extension is installed, and the lock cannot be undone from the SQL."""
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    root = str(fixture_run.root)
+    refused = {
+        f"select * from read_csv('{outside}')": "Permission Error",
+        "select * from read_csv('/etc/passwd')": "Permission Error",
+        f"copy (select 1) to '{tmp_path / 'x.csv'}'": "COPY statements are refused",
+        f"copy (select 1) to '{fixture_run.root / 'x.csv'}'": "COPY statements are refused",
+        "install httpfs": "LOAD statements are refused",
+        "select 1; set enable_external_access = true": "SET statements are refused",
+    }
+    for sql, message in refused.items():
+        done = curate("query", root, sql)
+        assert done.returncode == 1 and message in done.stderr, (sql, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.csv").exists() and not (fixture_run.root / "x.csv").exists()
+    allowed = curate(
+        "query", root, f"select sum(a) s from read_csv('{outside}')", "--read", str(tmp_path), "-f", "csv"
+    )
+    assert allowed.returncode == 0 and allowed.stdout.splitlines() == ['"s"', "1"], allowed.stderr

@@ -135,3 +135,20 @@ def test_the_page_renders_in_headless_chromium(report, tmp_path) -> None:
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (4000, 1280)
     assert image.std() > 20  # not a blank page
+
+
+def test_blendshape_plot_takes_a_channel_whose_mean_is_outside_its_band() -> None:
+    """Real data crashed it: a channel at 0 in 96% of frames and 1 in the rest has its mean (0.04)
+    above its 95th percentile (0)."""
+    import duckdb
+    import pyarrow as pa
+
+    from curate.report import blendshape_stats
+
+    frames = [[1.0 if (i < 4 and c == 0) else 0.5 for c in range(52)] for i in range(100)]
+    for f in frames[4:]:
+        f[0] = 0.0
+    con = duckdb.connect()
+    con.register("tracks", pa.table({"blendshapes": [frames]}))
+    html = blendshape_stats(con)
+    assert "data:image/png;base64," in html and "over 100 frames" in html

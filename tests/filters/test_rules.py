@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from curate.config import Config, ConfigError, FilterConfig, Rule, load_config
-from curate.filter import NoClips, UnknownColumn, apply_filters
+from curate.filter import NoClips, UnknownColumn, apply_filters, check_rules
 from filters.rules import Verdict, check, judge
 
 RATE = Rule(column="face_detect_rate", min=0.9, band=0.05)
@@ -132,3 +132,13 @@ def test_filter_errors_are_clear(tmp_path, fixture_run) -> None:
 
 def test_the_example_config_is_the_defaults() -> None:
     assert load_config(Path(__file__).resolve().parents[2] / "curate.example.toml") == Config()
+
+
+def test_inverted_limits_and_rules_on_text_are_refused(tmp_path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[filter.rules.sync_offset]\nmin = 5\nmax = -5\n")
+    with pytest.raises(ConfigError, match=r"min \(5\) is above max"):
+        load_config(path)
+    path.write_text('[filter.rules.lang]\ncolumn = "speech_language"\nmin = 1\n')
+    with pytest.raises(UnknownColumn, match="holds string, not numbers"):
+        check_rules(load_config(path))
