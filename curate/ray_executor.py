@@ -181,6 +181,7 @@ class RayExecutor:
         else:
             store = self.config.object_store_mb
             ray.init(
+                address="local",  # a cluster of its own, never one that `ray start` left on this host
                 num_cpus=self.config.workers or os.cpu_count(),
                 include_dashboard=False,
                 object_store_memory=store * 1024**2 if store else None,

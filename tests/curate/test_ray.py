@@ -201,6 +201,17 @@ def test_run_on_a_two_node_cluster(tmp_path, video, fast_config, curate, two_nod
     assert len(rows) == 5 and all(r["face_detect_rate"] > 0.9 and r["speech_text"] for r in rows)
 
 
+def test_without_an_address_a_run_starts_its_own_cluster_beside_a_foreign_one(
+    tmp_path, video, fast_config, curate, two_node_cluster
+) -> None:
+    """`ray.init()` alone would attach to the cluster `ray start` left on this host."""
+    out = tmp_path / "out"
+    done = curate("run", str(video("vr_face_5.mp4")), "--out", str(out), "--config", str(fast_config))
+    assert done.returncode == 0, done.stderr
+    assert "1 node(s)" in done.stdout  # its own: the foreign cluster has two
+    assert last_summary(out)["videos_processed"] == 1
+
+
 def test_a_speech_pool_of_its_own_gives_the_same_columns(tmp_path, video, fast_config, curate) -> None:
     config = tmp_path / "own.toml"
     config.write_text(fast_config.read_text() + 'own_pool = ["speech"]\n')
