@@ -3,7 +3,9 @@
 :func:`distinct_copy` gives the same media under different bytes (a new sha256), so that a
 content-hash deduplication does not fold copies together; :func:`delayed_audio_copy` puts the
 audio out of sync by a known delay (tests use it too); :func:`damaged_copy` overwrites a
-stretch of one stream's packets with random bytes (a fault for tests); :func:`concatenate` repeats a clip back
+stretch of one stream's packets with random bytes (a fault for tests); :func:`sideways_copy`
+stores the frames on their side with a display matrix, as phones do (the one re-encode);
+:func:`second_audio_copy` adds a first, non-default audio stream; :func:`concatenate` repeats a clip back
 to back into a long mp4. Both verify their output by decoding it and raise :class:`MediaCheckError`
 when it does not match the source.
 """
@@ -113,6 +115,61 @@ def damaged_copy(src: Path, dst: Path, kind: str, start_s: float, end_s: float, 
                 ).tobytes()
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(bytes(data))
+    return dst
+
+
+def sideways_copy(src: Path, dst: Path) -> Path:
+    """``src`` as a phone stores portrait video: frames encoded turned 90° clockwise (H.264, the
+    one re-encode here) with a display matrix that turns them back 90° counter-clockwise when
+    shown; the audio is remuxed. Returns ``dst``."""
+    import numpy as np
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as source, av.open(str(dst), "w") as target:
+        vin = source.streams.video[0]
+        ain = source.streams.audio[0]
+        vout = target.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height = vin.codec_context.height, vin.codec_context.width
+        vout.pix_fmt = "yuv420p"
+        vout.options = {"crf": "18", "preset": "veryfast"}
+        vout.set_display_rotation(90)
+        aout = target.add_stream_from_template(ain)
+        for packet in source.demux(vin, ain):
+            if packet.dts is None:
+                continue
+            if packet.stream is ain:
+                packet.stream = aout
+                target.mux(packet)
+                continue
+            for frame in packet.decode():
+                turned = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), -1))
+                out = av.VideoFrame.from_ndarray(turned, format="rgb24")
+                out.pts, out.time_base = frame.pts, frame.time_base
+                target.mux(vout.encode(out))
+        target.mux(vout.encode(None))
+    return dst
+
+
+def second_audio_copy(src: Path, silent: Path, dst: Path) -> Path:
+    """``src`` with the audio of ``silent`` (cut to ``src``'s length) added as its first audio
+    stream and its own audio second, marked as the default one (a player picks it). Returns ``dst``."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as source, av.open(str(silent)) as other, av.open(str(dst), "w") as target:
+        vout = target.add_stream_from_template(source.streams.video[0])
+        first = target.add_stream_from_template(other.streams.audio[0])
+        second = target.add_stream_from_template(source.streams.audio[0])
+        first.disposition, second.disposition = av.stream.Disposition(0), av.stream.Disposition.default
+        packets = [(p, vout if p.stream.type == "video" else second) for p in source.demux() if p.dts is not None]
+        end_s = max(float(p.dts * p.time_base) for p, _ in packets)
+        packets += [
+            (p, first)
+            for p in other.demux(other.streams.audio[0])
+            if p.dts is not None and float(p.dts * p.time_base) <= end_s
+        ]
+        packets.sort(key=lambda pair: float(pair[0].dts * pair[0].time_base))
+        for packet, stream in packets:
+            packet.stream = stream
+            target.mux(packet)
     return dst
 
 

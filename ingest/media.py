@@ -31,6 +31,21 @@ def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
+def audio_stream(container: av.container.InputContainer) -> av.stream.Stream:
+    """The audio stream to use: the one marked default, else the first (raises IndexError when
+    there is none)."""
+    streams = list(container.streams.audio)
+    marked = [s for s in streams if s.disposition & av.stream.Disposition.default]
+    return (marked or streams)[0]
+
+
+def upright(image: np.ndarray, rotation_deg: float) -> np.ndarray:
+    """A decoded image turned as its display matrix says to show it (``rotation_deg``
+    counter-clockwise, a multiple of 90), C-contiguous."""
+    turns = round(rotation_deg / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def is_decode_error(exc: BaseException) -> bool:
     """Whether ``exc`` comes from the decoder or demuxer (damaged or unsupported data)."""
     return isinstance(exc, av.error.FFmpegError)
@@ -58,7 +73,7 @@ def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     Damaged packets are skipped and their span filled with silence.
     """
     with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
+        stream = audio_stream(container)
         _seek(container, stream, start_s)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SPEECH_SR_HZ)
         first = round(start_s * SPEECH_SR_HZ)
@@ -131,7 +146,8 @@ def iter_frames_at_rate(
     size: tuple[int, int] | None = None,
     only: Container[int] | None = None,
 ) -> Iterator[SampledFrame]:
-    """Decode [start_s, end_s) once and yield frames on the grid :func:`frame_grid`.
+    """Decode [start_s, end_s) once and yield frames on the grid :func:`frame_grid`, turned
+    upright as the stream's display matrix says (phone video).
 
     A grid time takes the latest source frame whose timestamp is at or before it (sample and
     hold), so output frames stay evenly spaced whatever the source's frame timing. ``size`` is
@@ -152,8 +168,10 @@ def iter_frames_at_rate(
             nonlocal held_image, last_pts
             assert held is not None and held.time is not None
             if held_image is None:  # convert only frames that some grid time shows
-                converted = held.reformat(width=size[0], height=size[1], format=fmt) if size else held
-                held_image = np.ascontiguousarray(converted.to_ndarray(format=fmt))
+                turned = size and round(held.rotation / 90) % 2  # scale to the size as shown
+                width, height = (size[1], size[0]) if turned and size else (size or (None, None))
+                converted = held.reformat(width=width, height=height, format=fmt) if size else held
+                held_image = upright(np.ascontiguousarray(converted.to_ndarray(format=fmt)), held.rotation)
             pts = float(held.time)
             out = SampledFrame(k, float(grid[k]), pts, held_image, repeated=last_pts == pts)
             last_pts = pts

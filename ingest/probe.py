@@ -15,6 +15,7 @@ from typing import Any
 import av
 import numpy as np
 
+from ingest.media import audio_stream, decoded_frames
 from manifests.schema import error_text
 
 VIDEO_ID_HEX = 20
@@ -62,6 +63,14 @@ def _is_vfr(pts_s: np.ndarray, fps_nominal: float | None, fps_avg: float | None)
     return irregular > VFR_TOLERANCE or off_nominal
 
 
+def _display_rotation(path: Path) -> int:
+    """Degrees counter-clockwise the display matrix turns the video (0, 90, 180 or 270), from
+    the first frame that decodes."""
+    with av.open(str(path)) as container:
+        frame = next(decoded_frames(container, container.streams.video[0]), None)
+    return round((frame.rotation if frame is not None else 0) / 90) % 4 * 90
+
+
 def probe(path: Path) -> ProbeResult:
     """Demux ``path`` and return its container facts.
 
@@ -82,7 +91,7 @@ def probe(path: Path) -> ProbeResult:
         if not container.streams.video:
             raise ProbeFailure("no_video_stream", f"{path.name} has no video stream")
         vstream = container.streams.video[0]
-        astream = container.streams.audio[0] if container.streams.audio else None
+        astream = audio_stream(container) if container.streams.audio else None
         video_pts: list[float] = []
         ends: list[float] = []
         demux_error = None
@@ -115,6 +124,9 @@ def probe(path: Path) -> ProbeResult:
             "n_frames": n_frames,
             "width": vstream.codec_context.width,
             "height": vstream.codec_context.height,
+            "rotation_deg": 0,
+            "audio_stream": astream.index if astream else None,
+            "audio_streams": len(container.streams.audio),
             "video_codec": vstream.codec_context.name,
             "has_audio": astream is not None,
             "audio_codec": astream.codec_context.name if astream else None,
@@ -132,6 +144,9 @@ def probe(path: Path) -> ProbeResult:
             f"{path.name}: packets end at {duration or 0:.2f} s of a declared {declared or 0:.2f} s"
             + (f" ({demux_error})" if demux_error else ""),
         )
+    facts["rotation_deg"] = _display_rotation(path)
+    if facts["rotation_deg"] % 180:  # shown on its side: width and height as displayed
+        facts["width"], facts["height"] = facts["height"], facts["width"]
     result = ProbeResult(facts)
     if astream is None:
         result.errors["probe"] = error_text("no_audio", f"{path.name} has no audio stream")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pytest
 
-from bench.media import damaged_copy
+from bench.media import damaged_copy, second_audio_copy, sideways_copy
 from curate.config import Config, ConfigError, RayConfig, RunConfig, SegmentConfig
 from curate.query import query
 from curate.run import build_pipeline, run
@@ -149,3 +150,29 @@ def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, 
             Config(run=RunConfig(extractors=["face"], executor="sequential", strict=True)),
             progress=False,
         )
+
+
+def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_path, video) -> None:
+    """A copy stored on its side with a display matrix (as phones do), and a copy whose first
+    audio stream is digital silence while its second, the default one, has the speech."""
+    src = video("vr_face_5.mp4")
+    media = tmp_path / "media"
+    sideways_copy(src, media / "sideways.mp4")
+    second_audio_copy(src, video("lp_driving_d18.mp4"), media / "two_audio.mp4")
+    config = Config(run=RunConfig(extractors=["face", "speech"], executor="sequential", strict=True))
+    run([str(src), str(media)], tmp_path / "root", config, progress=False)
+    rows = query(
+        tmp_path / "root",
+        "select regexp_extract(v.uri, '[^/]+$') name, v.rotation_deg, v.audio_stream, v.audio_streams,"
+        " c.face_detect_rate, c.speech_text, c.errors,"
+        " list_transform(t.head_pose, lambda p: p[3]) roll from clips c join videos v using (video_id)"
+        " join tracks t using (clip_id)",
+    ).to_pylist()
+    found = {r["name"]: r for r in rows}
+    original, side, two = found["vr_face_5.mp4"], found["sideways.mp4"], found["two_audio.mp4"]
+    assert (side["rotation_deg"], original["rotation_deg"]) == (90, 0)
+    assert side["face_detect_rate"] >= 0.95
+    roll = np.nanmedian([r for r in side["roll"] if r is not None])
+    assert abs(roll - np.nanmedian([r for r in original["roll"] if r is not None])) < 5  # upright, not -90
+    assert (two["audio_stream"], two["audio_streams"]) == (2, 2)
+    assert not two["errors"] and "regulation" in two["speech_text"]
