@@ -159,7 +159,9 @@ def second_audio_copy(src: Path, silent: Path, dst: Path) -> Path:
         first = target.add_stream_from_template(other.streams.audio[0])
         second = target.add_stream_from_template(source.streams.audio[0])
         first.disposition, second.disposition = av.stream.Disposition(0), av.stream.Disposition.default
-        packets = [(p, vout if p.stream.type == "video" else second) for p in source.demux() if p.dts is not None]
+        packets = [
+            (p, vout if p.stream.type == "video" else second) for p in source.demux() if p.dts is not None
+        ]
         end_s = max(float(p.dts * p.time_base) for p, _ in packets)
         packets += [
             (p, first)

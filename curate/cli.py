@@ -7,6 +7,7 @@ or a query failed; 2 for invalid configuration or arguments; 3 when the dataset 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _one_line_warning(
+    message: Any, category: Any, filename: str, lineno: int, *args: Any, **kwargs: Any
+) -> None:
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
+warnings.showwarning = _one_line_warning
+
 models_app = typer.Typer(
     help="The model registry: list models and fill the local cache.", no_args_is_help=True
 )
@@ -141,6 +152,32 @@ def filter_cmd(
     except RootBusy as exc:
         raise _fail(str(exc), 3) from None
     typer.echo(summary.to_text())
+
+
+@app.command("check")
+def check_cmd(
+    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    repair: Annotated[
+        bool, typer.Option(help="Move damaged parts aside (ROOT/_quarantine) so the next run redoes them.")
+    ] = False,
+) -> None:
+    """Find parts of ROOT that are not complete Parquet files (truncated, overwritten).
+
+    Readers leave damaged parts out and a run redoes their clips; --repair moves them aside.
+    Exit status 1 when damaged parts remain, 3 when the root is in use.
+    """
+    from manifests.check import check_root
+    from manifests.lock import RootBusy
+
+    try:
+        report = check_root(root, repair)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc), 1) from None
+    except RootBusy as exc:
+        raise _fail(str(exc), 3) from None
+    typer.echo(report.to_text())
+    if not report.clean and not report.moved:
+        raise typer.Exit(1)
 
 
 @app.command("query")

@@ -157,7 +157,7 @@ class ProbeStage:
             return self._fail(work, exc, uri_id(work.uri))
         except OSError as exc:
             return self._fail(work, ProbeFailure("unreachable", f"{work.uri}: {exc}"), uri_id(work.uri))
-        if self.root.has_part("videos", work.video_id):
+        if self.root.video_done(work.video_id):
             work.skipped = "done"
             return work
         try:
@@ -323,7 +323,7 @@ class Pipeline:
         """The clips of ``work`` not yet committed; counts the others in ``work.clips_resumed``."""
         if not work.active or work.path is None:
             return []
-        todo = [c for c in work.clips if not self.root.has_part("clips", c["clip_id"])]
+        todo = [c for c in work.clips if not self.root.clip_done(c["clip_id"])]
         work.clips_resumed = len(work.clips) - len(todo)
         return [
             ClipWork(

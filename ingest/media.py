@@ -31,7 +31,7 @@ def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
-def audio_stream(container: av.container.InputContainer) -> av.stream.Stream:
+def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
     """The audio stream to use: the one marked default, else the first (raises IndexError when
     there is none)."""
     streams = list(container.streams.audio)

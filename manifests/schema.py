@@ -88,7 +88,11 @@ VIDEO_FIELDS = [
     field("n_frames", pa.int64(), "video packets demuxed"),
     field("width", pa.int32(), "pixels, as displayed (after rotation)"),
     field("height", pa.int32(), "pixels, as displayed (after rotation)"),
-    field("rotation_deg", pa.int32(), "display matrix rotation, degrees counter-clockwise; frames are turned upright"),
+    field(
+        "rotation_deg",
+        pa.int32(),
+        "display matrix rotation, degrees counter-clockwise; frames are turned upright",
+    ),
     field("video_codec", pa.string(), "decoder name"),
     field("has_audio", pa.bool_(), "an audio stream is present"),
     field("audio_stream", pa.int32(), "index of the audio stream used: the default one, else the first"),

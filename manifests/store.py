@@ -7,16 +7,21 @@ Layout::
     ROOT/tracks/part-<clip_id>.parquet     the clip's per-frame arrays
     ROOT/decisions/part-<set_id>.parquet   one decision set each (append-only)
     ROOT/runs/<run_id>.json                run summaries
+    ROOT/logs/<run_id>.log                 tracebacks of the failures a run recorded
+    ROOT/_quarantine/<table>/              damaged parts moved aside by ``curate check --repair``
     ROOT/.lock                             held by the run writing the root (manifests.lock)
 
 Every part is written to a hidden temporary file in the same folder, flushed and renamed into
 place, so a reader sees either the whole part or none of it, and rewriting a part with the same
-key replaces it instead of adding rows.
+key replaces it instead of adding rows. A part damaged afterwards (a truncated copy, a bad disk)
+is one that does not start and end with Parquet's magic bytes: readers leave it out, a run
+treats its unit as not done and writes it again, and :meth:`DatasetRoot.repair` moves it aside.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -76,6 +81,29 @@ def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None
     )
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
+def is_complete_parquet(path: Path) -> bool:
+    """Whether ``path`` starts and ends with Parquet's magic bytes (a truncated or overwritten
+    part does not); two 4-byte reads, no parsing."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() < 12:
+                return False
+            fh.seek(-4, os.SEEK_END)
+            return head == PARQUET_MAGIC and fh.read(4) == PARQUET_MAGIC
+    except OSError:
+        return False
+
+
+#: Which committed part marks another as done: a clip's tracks part is done only with its clips
+#: part, a video only with its clips. Moving a damaged part aside moves what marked it done too.
+_MARKED_BY = {"tracks": "clips", "clips": "videos"}
+
+
 class DatasetRoot:
     """The Parquet tables of one curation dataset."""
 
@@ -99,7 +127,48 @@ class DatasetRoot:
         return write_parquet_atomic(records_to_table(records, schema), self.part_path(table, key))
 
     def has_part(self, table: str, key: str) -> bool:
-        return self.part_path(table, key).exists()
+        """Whether the part ``key`` of ``table`` is committed and undamaged."""
+        return is_complete_parquet(self.part_path(table, key))
+
+    def damaged_parts(self, table: str) -> list[Path]:
+        """Parts of ``table`` that are not complete Parquet files."""
+        return [p for p in self.parts(table) if not is_complete_parquet(p)]
+
+    def clip_done(self, clip_id: str) -> bool:
+        """The clip's clips and tracks parts are both committed and undamaged."""
+        return self.has_part("clips", clip_id) and self.has_part("tracks", clip_id)
+
+    def video_done(self, video_id: str) -> bool:
+        """The video's part and the parts of every clip cut from it are committed and undamaged."""
+        if not self.has_part("videos", video_id):
+            return False
+        clips = self.table_dir("clips").glob(f"part-{video_id}_*.parquet")
+        return all(self.clip_done(p.name[len("part-") : -len(".parquet")]) for p in clips)
+
+    def repair(self) -> list[tuple[Path, Path]]:
+        """Move every damaged part aside into ``_quarantine/``, with the parts that marked its unit
+        done (a clip's clips part, its video's part), so that the next run recomputes them.
+        Returns (from, to) for every file moved. Call only while holding the lock."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        moved: list[tuple[Path, Path]] = []
+
+        def move(path: Path) -> None:
+            if path.exists():
+                target = self.path / "_quarantine" / path.parent.name / f"{path.name}.{stamp}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                moved.append((path, target))
+
+        for table in ("tracks", "clips", "videos", "decisions"):
+            for part in self.damaged_parts(table):
+                key = part.name[len("part-") : -len(".parquet")]
+                move(part)
+                marker = _MARKED_BY.get(table)
+                if marker == "clips":
+                    move(self.part_path("clips", key))
+                if marker:
+                    move(self.part_path("videos", key.rsplit("_", 2)[0]))
+        return moved
 
     def remove_stale_temps(self) -> int:
         """Delete temporary files a killed writer left behind; call only while holding the lock."""

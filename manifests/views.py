@@ -10,6 +10,7 @@ of a blendshape channel, so queries address channels by name.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import duckdb
@@ -17,6 +18,10 @@ import pyarrow as pa
 
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
+
+
+class DamagedPart(UserWarning):
+    """A part of the root is not a complete Parquet file; the views leave it out."""
 
 
 def _sql_path(path: str) -> str:
@@ -30,11 +35,23 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
         # The empty typed table gives every column of the schema, also those that parts written
         # before an extractor existed lack (null there).
         con.register(f"_{table}_empty", schema.empty_table())
-        if root.parts(table):
-            glob = str(root.table_dir(table) / "part-*.parquet")
+        parts = root.parts(table)
+        damaged = set(root.damaged_parts(table))
+        for part in sorted(damaged):
+            warnings.warn(
+                f"left out the damaged part {part} (not a complete Parquet file); "
+                f"`curate check {root.path} --repair` moves it aside and the next run redoes it",
+                DamagedPart,
+                stacklevel=2,
+            )
+        readable = [p for p in parts if p not in damaged]
+        if readable:
+            # The glob while every part is whole: one short statement whatever the part count.
+            files = [str(p) for p in readable] if damaged else [str(root.table_dir(table) / "part-*.parquet")]
+            listed = ", ".join(_sql_path(f) for f in files)
             con.execute(
                 f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME "
-                f"SELECT * FROM read_parquet({_sql_path(glob)}, union_by_name=true)"
+                f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"
             )
         else:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")

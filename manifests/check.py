@@ -1,0 +1,58 @@
+"""``curate check``: find the damaged parts of a dataset root and, asked to, move them aside.
+
+A damaged part (truncated, overwritten: not a complete Parquet file) is left out by every reader
+and its unit is redone by the next run anyway; repairing moves it into ``ROOT/_quarantine/``
+with the parts that marked its clip and video done, so the root holds only whole files and the
+next ``curate run`` recomputes exactly those clips.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from manifests.lock import hold
+from manifests.store import DatasetRoot
+
+TABLES = ("videos", "clips", "tracks", "decisions")
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    parts: dict[str, int]  # table -> parts
+    damaged: dict[str, list[Path]]  # table -> damaged parts
+    moved: list[tuple[Path, Path]] = field(default_factory=list)  # (from, to) when repaired
+
+    @property
+    def clean(self) -> bool:
+        return not any(self.damaged.values())
+
+    def to_text(self) -> str:
+        lines = [f"check {self.root}"]
+        for table in TABLES:
+            bad = self.damaged[table]
+            lines.append(f"  {table:<10} {self.parts[table]:>7} parts, {len(bad)} damaged")
+            lines += [f"    damaged: {p.relative_to(self.root)}" for p in bad]
+        if self.moved:
+            lines.append(f"  moved aside: {len(self.moved)} files (rerun `curate run` to redo their clips)")
+            lines += [f"    {a.relative_to(self.root)} -> {b.relative_to(self.root)}" for a, b in self.moved]
+        elif not self.clean:
+            lines.append("  `curate check ROOT --repair` moves them aside; the next run redoes their clips")
+        return "\n".join(lines)
+
+
+def check_root(path: str | Path, repair: bool = False) -> CheckReport:
+    """Report the damaged parts of every table; with ``repair``, move them aside (holding the
+    root's lock: raises :class:`~manifests.lock.RootBusy` while a run writes it)."""
+    root = DatasetRoot(path)
+    if not root.path.is_dir():
+        raise FileNotFoundError(f"dataset root {root.path} does not exist")
+    report = CheckReport(
+        root.path, {t: len(root.parts(t)) for t in TABLES}, {t: root.damaged_parts(t) for t in TABLES}
+    )
+    if repair and not report.clean:
+        with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
+            report.moved = root.repair()
+    return report
