@@ -85,6 +85,12 @@ class VideoWork:
     skipped: str | None = None
     outcomes: list[ClipOutcome] = field(default_factory=list)
     clips_resumed: int = 0
+    duplicate_of: str | None = None  # the input of this run with the same content
+
+    @property
+    def outcome(self) -> str:
+        """processed | failed | done (committed by an earlier run) | duplicate."""
+        return self.skipped or ("failed" if self.fatal else "processed")
 
     @property
     def active(self) -> bool:
@@ -149,13 +155,15 @@ class ProbeStage:
             if work.path.stat().st_size == 0:  # before hashing: empty files must not share one id
                 raise ProbeFailure("empty_file", f"{work.uri} has zero bytes")
             work.video["video_id"] = content_id(work.path)
-        except FileNotFoundError:
-            return self._fail(
-                work, ProbeFailure("missing_file", f"{work.uri} does not exist"), uri_id(work.uri)
-            )
         except ProbeFailure as exc:
             return self._fail(work, exc, uri_id(work.uri))
         except OSError as exc:
+            if Path(work.uri).is_symlink():  # dangling, or a loop of links
+                detail = f"{work.uri} is a link that leads to no file ({exc.strerror})"
+                return self._fail(work, ProbeFailure("missing_file", detail), uri_id(work.uri))
+            if isinstance(exc, FileNotFoundError):
+                detail = f"{work.uri} does not exist"
+                return self._fail(work, ProbeFailure("missing_file", detail), uri_id(work.uri))
             return self._fail(work, ProbeFailure("unreachable", f"{work.uri}: {exc}"), uri_id(work.uri))
         if self.root.video_done(work.video_id):
             work.skipped = "done"
@@ -355,15 +363,16 @@ class Pipeline:
 
 
 class DuplicateInputs:
-    """Marks inputs whose content another input of this run already has (driver side)."""
+    """Marks inputs whose content another input of this run already has (driver side), naming it."""
 
     def __init__(self) -> None:
-        self._seen: set[str] = set()
+        self._first: dict[str, str] = {}  # video id -> the input that had it first
 
     def check(self, work: VideoWork) -> VideoWork:
-        if work.video_id in self._seen:
+        first = self._first.setdefault(work.video_id, work.uri)
+        if first != work.uri:
             work.skipped = "duplicate"
-        self._seen.add(work.video_id)
+            work.duplicate_of = first
         return work
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -156,13 +157,24 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         bar = tqdm(
             total=len(inputs), unit="video", desc="curate run", disable=not progress, dynamic_ncols=True
         )
+        accounted: list[dict[str, Any]] = []
         with bar:
             for work in executor.run(build_pipeline(config, root), works):
                 summary.add(work)
+                accounted.append(
+                    {
+                        "uri": work.uri,
+                        "run_id": run_id,
+                        "video_id": work.video.get("video_id"),
+                        "outcome": work.outcome,
+                        "duplicate_of_uri": work.duplicate_of,
+                    }
+                )
                 bar.set_postfix(
                     clips=summary.clips, failed=summary.videos_failed, skipped=summary.videos_skipped_done
                 )
                 bar.update()
+        root.write_part("inputs", run_id, accounted, dataset_schemas()["inputs"])
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()
     if not summary.nothing_read:

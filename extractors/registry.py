@@ -15,7 +15,7 @@ from extractors.fingerprint import FingerprintExtractor
 from extractors.quality import QualityExtractor
 from extractors.speech import SpeechExtractor
 from extractors.sync import SyncExtractor
-from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
+from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, INPUT_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
 
 EXTRACTORS: dict[str, type[Extractor]] = {
     "face": FaceExtractor,
@@ -55,4 +55,5 @@ def dataset_schemas() -> dict[str, pa.Schema]:
         "clips": compose(CLIP_FIELDS, clip_extra, "clips"),
         "tracks": compose(TRACK_FIELDS, track_extra, "tracks"),
         "decisions": compose(DECISION_FIELDS, [], "decisions"),
+        "inputs": compose(INPUT_FIELDS, [], "inputs"),
     }

@@ -43,7 +43,7 @@ def _from_list_file(path: Path) -> list[str]:
 def expand_sources(sources: Iterable[str]) -> list[str]:
     """Video inputs named by ``sources``, in order, without repeating a name.
 
-    - a folder: every file with a video suffix below it (recursive, sorted);
+    - a folder: every file with a video suffix below it (recursive, sorted), links included;
     - a file with a list suffix (.txt .lst .list: one path or URI a line, ``#`` comments;
       .csv: a ``uri`` column); relative entries are relative to the list file;
     - a glob pattern (``*``, ``?``, ``[``): the files it matches;
@@ -56,7 +56,10 @@ def expand_sources(sources: Iterable[str]) -> list[str]:
             out.append(source)
         elif path.is_dir():
             out.extend(
-                str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+                # Links that lead nowhere (dangling, looping) are kept: they become failures by name.
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.suffix.lower() in VIDEO_SUFFIXES and (p.is_file() or p.is_symlink())
             )
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             out.extend(expand_sources(_from_list_file(path)))

@@ -15,7 +15,7 @@ from pathlib import Path
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 
-TABLES = ("videos", "clips", "tracks", "decisions")
+TABLES = ("videos", "clips", "tracks", "decisions", "inputs")
 
 
 @dataclass

@@ -127,6 +127,14 @@ TRACK_FIELDS = [
     ),
 ]
 
+INPUT_FIELDS = [
+    field("uri", pa.string(), "input as named or found (absolute path or URI)", False),
+    field("run_id", pa.string(), "run that read it", False),
+    field("video_id", pa.string(), "content id (or id of the name, when it could not be read)"),
+    field("outcome", pa.string(), "processed | failed | done (by an earlier run) | duplicate", False),
+    field("duplicate_of_uri", pa.string(), "for a duplicate: the input of the run with the same bytes"),
+]
+
 DECISION_FIELDS = [
     field("clip_id", pa.string(), "clip the decision is about", False),
     field("verdict", pa.string(), "accept | reject | review", False),

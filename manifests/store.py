@@ -159,7 +159,7 @@ class DatasetRoot:
                 os.replace(path, target)
                 moved.append((path, target))
 
-        for table in ("tracks", "clips", "videos", "decisions"):
+        for table in ("tracks", "clips", "videos", "decisions", "inputs"):
             for part in self.damaged_parts(table):
                 key = part.name[len("part-") : -len(".parquet")]
                 move(part)

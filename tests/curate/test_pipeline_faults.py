@@ -176,3 +176,48 @@ def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_pat
     assert abs(roll - np.nanmedian([r for r in original["roll"] if r is not None])) < 5  # upright, not -90
     assert (two["audio_stream"], two["audio_streams"]) == (2, 2)
     assert not two["errors"] and "regulation" in two["speech_text"]
+
+
+def test_every_input_is_accounted_for_by_name(tmp_path, video) -> None:
+    """Dangling and looping links become failures; a still image is not a video; a second copy
+    of the same bytes is a row naming the input it duplicates."""
+    import av
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.mp4").symlink_to(video("vr_face_5.mp4"))
+    (folder / "copy.mp4").write_bytes(video("vr_face_5.mp4").read_bytes())
+    (folder / "dangling.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    (folder / "loop_a.mp4").symlink_to(folder / "loop_b.mp4")
+    (folder / "loop_b.mp4").symlink_to(folder / "loop_a.mp4")
+    with av.open(str(video("vr_face_5.mp4"))) as container:
+        frame = next(container.decode(video=0))
+    frame.to_image().save(folder / "still.mp4", format="JPEG")  # a JPEG named like a video
+    config = Config(run=RunConfig(extractors=["face"], executor="sequential", strict=True))
+    summary = run([str(folder)], tmp_path / "root", config, progress=False)
+    assert summary.inputs == 6
+    rows = query(
+        tmp_path / "root",
+        "select regexp_extract(uri, '[^/]+$') name, outcome, regexp_extract(duplicate_of_uri, '[^/]+$') dup"
+        " from inputs order by name",
+    ).to_pylist()
+    assert [(r["name"], r["outcome"], r["dup"]) for r in rows] == [
+        ("copy.mp4", "processed", None),
+        ("dangling.mp4", "failed", None),
+        ("good.mp4", "duplicate", "copy.mp4"),
+        ("loop_a.mp4", "failed", None),
+        ("loop_b.mp4", "failed", None),
+        ("still.mp4", "failed", None),
+    ]
+    failures = query(
+        tmp_path / "root",
+        "select regexp_extract(uri, '[^/]+$') name, reason, message from failures order by name",
+    ).to_pylist()
+    assert [(f["name"], f["reason"]) for f in failures] == [
+        ("dangling.mp4", "missing_file"),
+        ("loop_a.mp4", "missing_file"),
+        ("loop_b.mp4", "missing_file"),
+        ("still.mp4", "unreadable"),
+    ]
+    assert "is a link that leads to no file" in failures[0]["message"]
+    assert "still image" in failures[3]["message"]
