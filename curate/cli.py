@@ -1,12 +1,18 @@
 """The ``curate`` command line: each subcommand parses its options and calls one library function.
 
-Exit status: 0 when a run completed (recorded failures included); 1 when nothing could be read
-or a query failed; 2 for invalid configuration or arguments; 3 when the dataset root is in use.
+Exit status (every command; the README's table): 0 done (recorded failures included); 1 nothing
+could be read, or the command's input has nothing to work on; 2 invalid configuration or
+arguments; 3 the dataset root is in use; 4 the environment refused (a read-only or full disk,
+no permission); 5 an internal error, its traceback in the file the message names. Errors are
+one line on standard error.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,8 +22,11 @@ import typer
 from curate import models as registry
 from curate.config import Config, ConfigError, load_config
 
+EXIT_ENVIRONMENT = 4
+EXIT_INTERNAL = 5
+
 app = typer.Typer(
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
     help="Curate talking-head video into training data for audio-driven facial animation.",
     no_args_is_help=True,
     add_completion=False,
@@ -577,5 +586,36 @@ def predict_cmd(
     typer.echo(f"{out}: {len(animation.values)} frames at {animation.fps:g} fps")
 
 
+def _crash_log() -> Path:
+    """Where an internal error's traceback goes: ``$CURATE_LOG_DIR`` or ``~/.cache/curate/logs``."""
+    folder = Path(os.environ.get("CURATE_LOG_DIR", "~/.cache/curate/logs")).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+
+
+def main() -> None:
+    """The ``curate`` entry point: errors no command expected become one line and an exit status."""
+    try:
+        try:
+            app()
+        except Exception as exc:  # a worker's error arrives wrapped (Ray): judge it by its cause
+            cause = getattr(exc, "cause", None)
+            raise cause if isinstance(cause, OSError) else exc from None
+    except OSError as exc:  # the disk, the file system or the network said no
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        typer.secho(f"error: {exc.strerror or exc}{where}", fg=typer.colors.RED, err=True)
+        raise SystemExit(EXIT_ENVIRONMENT) from None
+    except Exception as exc:
+        log = _crash_log()
+        log.write_text(traceback.format_exc())
+        typer.secho(
+            f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            f" (traceback in {log})",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise SystemExit(EXIT_INTERNAL) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -138,7 +138,9 @@ def probe(path: Path) -> ProbeResult:
             "truncated", f"{path.name}: no video frames could be demuxed ({demux_error or 'empty'})"
         )
     if n_frames == 1 and not demux_error:
-        raise ProbeFailure("unreadable", f"{path.name} is a still image (one {facts['video_codec']} frame), not a video")
+        raise ProbeFailure(
+            "unreadable", f"{path.name} is a still image (one {facts['video_codec']} frame), not a video"
+        )
     declared = container_duration
     if demux_error or (declared and duration is not None and duration < declared - max(0.5, 0.1 * declared)):
         raise ProbeFailure(
