@@ -430,13 +430,14 @@ def report_cmd(
     """Write one self-contained HTML page: counts, verdicts, score histograms with the thresholds,
     languages, blendshape channel statistics and example clips with their curves.
     """
-    from curate.report import NoClips, write_report
+    from curate.filter import NoClips
+    from curate.report import write_report
 
     cfg = _config(config)
     try:
         path = write_report(root, out, cfg)
     except NoClips as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), 1) from None
     typer.echo(str(path))
 
 

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from curate.config import Config
+from curate.filter import NoClips
 from extractors.registry import dataset_schemas
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_NAMES
@@ -43,10 +44,6 @@ table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;paddi
 ON_LOAD = """<script>window.addEventListener("load",function(){var i=Array.from(document.images);
 document.body.dataset.rendered=i.filter(function(m){return m.complete&&m.naturalWidth>0}).length+"/"+i.length;});
 </script>"""
-
-
-class NoClips(RuntimeError):
-    """The dataset root has no clips to report on."""
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

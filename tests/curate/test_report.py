@@ -98,9 +98,9 @@ def test_thresholds_come_from_the_config_and_out_is_honoured(judged_root, tmp_pa
     assert "filter limit 0.5 ± 0 (" in detect_rate_caption(page)
 
 
-def test_a_root_without_clips_exits_2(curate, tmp_path) -> None:
+def test_a_root_without_clips_exits_1_as_filter_does(curate, tmp_path) -> None:
     done = curate("report", str(tmp_path))
-    assert done.returncode == 2
+    assert done.returncode == 1 and curate("filter", str(tmp_path)).returncode == 1
     assert "no clips" in done.stderr and "curate run" in done.stderr
     assert not (tmp_path / "report.html").exists()
 
