@@ -175,6 +175,42 @@ def second_audio_copy(src: Path, silent: Path, dst: Path) -> Path:
     return dst
 
 
+def stream_copy(
+    src: Path, dst: Path, kinds: tuple[str, ...] = ("video", "audio"), end_s: float | None = None
+) -> Path:
+    """Remux only the ``kinds`` streams of ``src`` into ``dst`` (the container chosen by
+    ``dst``'s suffix), and only packets before ``end_s`` when given. Returns ``dst``."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as source, av.open(str(dst), "w") as target:
+        outputs = {s.index: target.add_stream_from_template(s) for s in source.streams if s.type in kinds}
+        for packet in source.demux(*(s for s in source.streams if s.index in outputs)):
+            if packet.dts is None or packet.time_base is None:
+                continue
+            if end_s is not None and float(packet.dts * packet.time_base) >= end_s:
+                continue
+            packet.stream = outputs[packet.stream.index]
+            target.mux(packet)
+    return dst
+
+
+def synthetic_video(dst: Path, width: int, height: int, seconds: float, fps: int = 25) -> Path:
+    """A video-only H.264 file of moving gray noise at ``width`` x ``height`` (extreme sizes for tests)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(dst), "w") as target:
+        stream = target.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(round(seconds * fps)):
+            image = rng.integers(0, 256, (height, width, 3), np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            target.mux(stream.encode(frame))
+        target.mux(stream.encode(None))
+    return dst
+
+
 def concatenate(src: Path, dst: Path, min_duration_s: float) -> Path:
     """Write an mp4 ``dst`` that plays ``src`` back to back until it lasts at least ``min_duration_s`` s.
 

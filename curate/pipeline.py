@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from curate.config import Config
 from extractors.base import ClipRef, Extractor, Resources
-from ingest.media import energy_envelope_db, frame_grid, is_decode_error
+from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
 from ingest.sources import localize
@@ -207,11 +207,14 @@ class SegmentStage:
             return work
         duration = float(work.video["duration_s"])
         silent: list[tuple[float, float]] = []
+        damage: Damage = []
         if work.video["has_audio"]:
-            envelope = energy_envelope_db(work.path)
+            envelope = energy_envelope_db(work.path, damage=damage)
             work.video["audio_loudest_db"] = float(envelope.max()) if len(envelope) else None
             silent = silences(envelope, self.params)
-        shots = shot_changes(work.path, duration, self.params) if self.detect_shots else []
+        shots = shot_changes(work.path, duration, self.params, damage) if self.detect_shots else []
+        spans = damaged_spans(damage)
+        work.video["damaged_spans"] = spans
         vid = work.video_id
         for index, plan in enumerate(plan_clips(duration, shots, silent, self.params)):
             length = plan.end_s - plan.start_s
@@ -228,6 +231,9 @@ class SegmentStage:
                     "cut_start": plan.cut_start,
                     "cut_end": plan.cut_end,
                     "fps": self.fps,
+                    "damaged_s": sum(
+                        max(0.0, min(plan.end_s, d["end_s"]) - max(plan.start_s, d["start_s"])) for d in spans
+                    ),
                     "errors": {self.name: error_text("too_short", detail)} if short else {},
                 }
             )

@@ -51,15 +51,38 @@ def is_decode_error(exc: BaseException) -> bool:
     return isinstance(exc, av.error.FFmpegError)
 
 
-def decoded_frames(container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[Any]:
+#: Where damaged packets were skipped: (stream type, start_s, end_s) per packet.
+Damage = list[tuple[str, float, float]]
+
+
+def decoded_frames(
+    container: av.container.InputContainer, stream: av.stream.Stream, damage: Damage | None = None
+) -> Iterator[Any]:
     """The stream's decoded frames; a packet the decoder rejects as damaged
-    (``av.error.InvalidDataError``) is skipped, so the rest of the stream still decodes."""
+    (``av.error.InvalidDataError``) is skipped, so the rest of the stream still decodes, and its
+    span is appended to ``damage`` when given."""
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
+            if damage is not None and packet.pts is not None and packet.time_base is not None:
+                start = float(packet.pts * packet.time_base)
+                damage.append((stream.type, start, start + float((packet.duration or 0) * packet.time_base)))
             continue
         yield from frames
+
+
+def damaged_spans(damage: Damage, gap_s: float = 0.1) -> list[dict[str, Any]]:
+    """Damaged packets merged into spans (packets closer than ``gap_s`` join), as
+    ``{"stream", "start_s", "end_s"}`` rows sorted by stream and time."""
+    spans: list[dict[str, Any]] = []
+    for kind, start, end in sorted(damage):
+        last = spans[-1] if spans else None
+        if last and last["stream"] == kind and start <= last["end_s"] + gap_s:
+            last["end_s"] = max(last["end_s"], end)
+        else:
+            spans.append({"stream": kind, "start_s": start, "end_s": end})
+    return spans
 
 
 #: A jump in audio frame times larger than this (samples at 16 kHz) is a gap (a skipped damaged
@@ -67,10 +90,12 @@ def decoded_frames(container: av.container.InputContainer, stream: av.stream.Str
 _AUDIO_GAP = SPEECH_SR_HZ // 50
 
 
-def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> Iterator[np.ndarray]:
+def iter_audio(
+    path: Path, start_s: float = 0.0, end_s: float | None = None, damage: Damage | None = None
+) -> Iterator[np.ndarray]:
     """Mono float32 chunks at 16 kHz covering [start_s, end_s), streamed from the decoder.
 
-    Damaged packets are skipped and their span filled with silence.
+    Damaged packets are skipped (and listed in ``damage``) and their span filled with silence.
     """
     with av.open(str(path)) as container:
         stream = audio_stream(container)
@@ -84,7 +109,7 @@ def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
             return samples[lo:hi] if hi > lo else samples[:0]
 
         pos: int | None = None  # index of the next resampled sample in source time
-        for frame in decoded_frames(container, stream):
+        for frame in decoded_frames(container, stream, damage):
             at = round((frame.time or 0.0) * SPEECH_SR_HZ)
             # Silence before a track that starts after start_s, and where damaged packets were.
             allowed = 0 if pos is None else _AUDIO_GAP
@@ -102,7 +127,7 @@ def iter_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
                 return
 
 
-def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
+def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S, damage: Damage | None = None) -> np.ndarray:
     """RMS level in dBFS of consecutive ``hop_s`` windows of the whole audio track, shape (n_hops,).
 
     Streams the track, so memory holds only the envelope (100 values a second by default).
@@ -110,7 +135,7 @@ def energy_envelope_db(path: Path, hop_s: float = ENVELOPE_HOP_S) -> np.ndarray:
     hop = round(hop_s * SPEECH_SR_HZ)
     levels: list[np.ndarray] = []
     carry = np.zeros(0, np.float32)
-    for chunk in iter_audio(path):
+    for chunk in iter_audio(path, damage=damage):
         buf = np.concatenate([carry, chunk])
         n = len(buf) // hop
         if n:
@@ -145,6 +170,7 @@ def iter_frames_at_rate(
     fmt: str = "rgb24",
     size: tuple[int, int] | None = None,
     only: Container[int] | None = None,
+    damage: Damage | None = None,
 ) -> Iterator[SampledFrame]:
     """Decode [start_s, end_s) once and yield frames on the grid :func:`frame_grid`, turned
     upright as the stream's display matrix says (phone video).
@@ -152,7 +178,7 @@ def iter_frames_at_rate(
     A grid time takes the latest source frame whose timestamp is at or before it (sample and
     hold), so output frames stay evenly spaced whatever the source's frame timing. ``size`` is
     (width, height) to scale to in the decoder's converter; ``only``: the grid indices to yield
-    (the others are decoded but never converted).
+    (the others are decoded but never converted); ``damage`` lists the damaged packets skipped.
     """
     grid = frame_grid(start_s, end_s, fps)
     with av.open(str(path)) as container:
@@ -177,7 +203,7 @@ def iter_frames_at_rate(
             last_pts = pts
             return out
 
-        for frame in decoded_frames(container, stream):
+        for frame in decoded_frames(container, stream, damage):
             if k >= len(grid):
                 break
             if frame.time is None:

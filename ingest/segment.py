@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.media import ENVELOPE_HOP_S, iter_frames_at_rate
+from ingest.media import ENVELOPE_HOP_S, Damage, iter_frames_at_rate
 
 SHOT_THUMB = (64, 36)  # (width, height) of the gray thumbnails compared for shot changes
 
@@ -61,12 +61,15 @@ def silences(
     return runs
 
 
-def shot_changes(path: Path, duration_s: float, params: SegmentParams) -> list[float]:
-    """Times (s) of hard cuts: a gray thumbnail changes by more than ``shot_threshold`` between samples."""
+def shot_changes(
+    path: Path, duration_s: float, params: SegmentParams, damage: Damage | None = None
+) -> list[float]:
+    """Times (s) of hard cuts: a gray thumbnail changes by more than ``shot_threshold`` between
+    samples (damaged video packets skipped on the way are listed in ``damage``)."""
     times: list[float] = []
     previous: np.ndarray | None = None
     for frame in iter_frames_at_rate(
-        path, 0.0, duration_s, params.shot_sample_fps, fmt="gray", size=SHOT_THUMB
+        path, 0.0, duration_s, params.shot_sample_fps, fmt="gray", size=SHOT_THUMB, damage=damage
     ):
         thumb = frame.image.astype(np.float32) / 255.0
         if previous is not None and float(np.mean(np.abs(thumb - previous))) > params.shot_threshold:

@@ -102,6 +102,11 @@ VIDEO_FIELDS = [
     field("audio_channels", pa.int32(), "audio channel count"),
     field("audio_loudest_db", pa.float64(), "loudest 10 ms RMS level of the audio track, dBFS"),
     field("n_clips", pa.int32(), "clips cut from this video"),
+    field(
+        "damaged_spans",
+        pa.list_(pa.struct([("stream", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())])),
+        "spans of packets the decoder rejected as damaged and skipped (audio: silence there)",
+    ),
     field("errors", ERRORS, "stage -> 'reason: detail' for failures of the whole video"),
     field("run_id", pa.string(), "run that committed this row"),
 ]
@@ -116,6 +121,7 @@ CLIP_FIELDS = [
     field("cut_start", pa.string(), "why the clip starts here: start | shot | silence | max_length"),
     field("cut_end", pa.string(), "why the clip ends here: end | shot | silence | max_length"),
     field("fps", pa.float64(), "constant rate the clip's tracks were resampled to"),
+    field("damaged_s", pa.float64(), "seconds of damaged spans of its video (skipped packets) within the clip, summed over streams"),
     field("errors", ERRORS, "stage -> 'reason: detail' for failures of this clip"),
 ]
 

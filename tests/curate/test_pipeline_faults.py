@@ -119,6 +119,14 @@ def test_damaged_packets_are_skipped_and_the_rest_of_the_file_is_used(tmp_path, 
     for r in rows:
         assert r["face_detect_rate"] >= 0.95, r
         assert "better at that" in r["speech_text"], r  # speech after the damaged second
+    damage = query(
+        tmp_path / "root",
+        "select regexp_extract(v.uri, '[^/]+$') name, v.damaged_spans, c.damaged_s"
+        " from clips c join videos v using (video_id) order by name",
+    ).to_pylist()
+    (span,) = damage[0]["damaged_spans"]  # the damaged second of audio, recorded where it is
+    assert span["stream"] == "audio" and abs(span["start_s"] - 2.0) < 0.1 and abs(span["end_s"] - 3.0) < 0.1
+    assert damage[0]["damaged_s"] == pytest.approx(1.0, abs=0.1)
 
 
 def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, video, monkeypatch) -> None:
