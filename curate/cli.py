@@ -222,12 +222,13 @@ def query_cmd(
         raise _fail(str(exc), 1) from None
 
 
-def _sync_features(name: str) -> dict[str, Any]:
+def _sync_recipe(features: str) -> Any:
     from extractors.sync import FEATURE_CHOICES
+    from extractors.sync_training import Recipe
 
-    if name not in FEATURE_CHOICES:
-        raise _fail(f"unknown sync features {name!r}: use one of {', '.join(FEATURE_CHOICES)}", 2)
-    return dict(FEATURE_CHOICES[name])
+    if features not in FEATURE_CHOICES:
+        raise _fail(f"unknown sync features {features!r}: use one of {', '.join(FEATURE_CHOICES)}", 2)
+    return Recipe(features=dict(FEATURE_CHOICES[features]))
 
 
 SyncFeatures = Annotated[
@@ -252,7 +253,7 @@ def sync_train(
     from extractors.sync_training import NotEnoughClips, train
 
     try:
-        model = train(root, accepted_only, _sync_features(features), progress=progress)
+        model = train(root, accepted_only, _sync_recipe(features), progress=progress)
     except NotEnoughClips as exc:
         raise _fail(str(exc), 1) from None
     model.save(out)
@@ -290,7 +291,7 @@ def sync_eval(
             root,
             train_root,
             accepted_only=accepted_only,
-            features=_sync_features(features),
+            recipe=_sync_recipe(features),
             config=_config(config),
             progress=progress,
         )

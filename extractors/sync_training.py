@@ -127,6 +127,16 @@ def _fps(clips: Sequence[SyncClip]) -> float:
     return rates.pop()
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How a sync model is fit: its features (:data:`~extractors.sync.FEATURE_CHOICES`), the ridge
+    penalty and the self-training rounds."""
+
+    features: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
+    ridge: float = 3000.0
+    self_training: int = 1
+
+
 class Inputs:
     """Feature rows of clips' audio (optionally delayed), computed once each."""
 
@@ -142,16 +152,14 @@ class Inputs:
         return self._done[key]
 
 
-def _fit_on(
-    clips: Sequence[SyncClip], inputs: Inputs, ridge: float, self_training: int, recipe: dict[str, Any]
-) -> SyncModel:
+def _fit_on(clips: Sequence[SyncClip], inputs: Inputs, recipe: Recipe, info: dict[str, Any]) -> SyncModel:
     return fit(
         [(inputs(c), c.blendshapes) for c in clips],
         _fps(clips),
-        inputs.features,
-        ridge=ridge,
-        self_training=self_training,
-        recipe=recipe,
+        recipe.features,
+        ridge=recipe.ridge,
+        self_training=recipe.self_training,
+        recipe=info,
     )
 
 
@@ -162,27 +170,25 @@ def _bar(items: Sequence[Any], what: str, progress: bool) -> Iterable[Any]:
 def train(
     root_path: str | Path,
     accepted_only: bool = False,
-    features: dict[str, Any] | None = None,
-    ridge: float = 3000.0,
-    self_training: int = 1,
+    recipe: Recipe | None = None,
     config: Config | None = None,
     progress: bool = False,
 ) -> SyncModel:
     """Fit the sync model on every usable clip of the root."""
-    config = config or Config()
+    config, recipe = config or Config(), recipe or Recipe()
     with tempfile.TemporaryDirectory() as staging:
         clips = load_clips(root_path, Path(staging), accepted_only)
         if not clips:
             raise NotEnoughClips(f"{root_path} has no clip with a face, speech and no recorded failure")
-        inputs = Inputs(features or dict(DEFAULT_FEATURES), config)
+        inputs = Inputs(recipe.features, config)
         for clip in _bar(clips, "features", progress):
             inputs(clip)
-        recipe = {
+        info = {
             "root": str(root_path),
             "accepted_only": accepted_only,
             "seconds": sum(c.end_s - c.start_s for c in clips),
         }
-        return _fit_on(clips, inputs, ridge, self_training, recipe)
+        return _fit_on(clips, inputs, recipe, info)
 
 
 @dataclass
@@ -299,16 +305,14 @@ def evaluate(
     shifts: Sequence[int] = SHIFTS,
     search: int = 15,
     accepted_only: bool = False,
-    features: dict[str, Any] | None = None,
-    ridge: float = 3000.0,
-    self_training: int = 1,
+    recipe: Recipe | None = None,
     config: Config | None = None,
     progress: bool = False,
 ) -> SyncEvaluation:
     """Score ``root_path``'s clips, in sync, shifted (± each of ``shifts``) and swapped, with a model
     trained on ``train_root`` (cross-corpus) or, without one, on the other groups of the same root."""
-    config = config or Config()
-    inputs = Inputs(features or dict(DEFAULT_FEATURES), config)
+    config, recipe = config or Config(), recipe or Recipe()
+    inputs = Inputs(recipe.features, config)
     with tempfile.TemporaryDirectory() as staging:
         clips = load_clips(root_path, Path(staging), accepted_only)
         groups = sorted({c.group for c in clips})
@@ -325,14 +329,12 @@ def evaluate(
                 raise NotEnoughClips(f"{train_root} has no clip with a face, speech and no recorded failure")
             for clip in _bar(train_clips, "training features", progress):
                 inputs(clip)
-            shared = _fit_on(train_clips, inputs, ridge, self_training, {"root": str(train_root)})
+            shared = _fit_on(train_clips, inputs, recipe, {"root": str(train_root)})
             models = dict.fromkeys(groups, shared)
         results = []
         for clip in _bar(clips, "clips", progress):
             if clip.group not in models:
-                models[clip.group] = _fit_on(
-                    [c for c in clips if c.group != clip.group], inputs, ridge, self_training, {}
-                )
+                models[clip.group] = _fit_on([c for c in clips if c.group != clip.group], inputs, recipe, {})
             model = models[clip.group]
             foreign = [(c, model.predict(inputs(c))) for c in clips if c.group != clip.group]
             results.append(_evaluate_clip(clip, model, inputs, foreign, shifts, search, config))
@@ -367,8 +369,6 @@ def evaluate(
             "shifts": list(shifts),
             "search": search,
             "accepted_only": accepted_only,
-            "features": inputs.features,
-            "ridge": ridge,
-            "self_training": self_training,
+            **asdict(recipe),
         },
     )

@@ -121,7 +121,11 @@ CLIP_FIELDS = [
     field("cut_start", pa.string(), "why the clip starts here: start | shot | silence | max_length"),
     field("cut_end", pa.string(), "why the clip ends here: end | shot | silence | max_length"),
     field("fps", pa.float64(), "constant rate the clip's tracks were resampled to"),
-    field("damaged_s", pa.float64(), "seconds of damaged spans of its video (skipped packets) within the clip, summed over streams"),
+    field(
+        "damaged_s",
+        pa.float64(),
+        "seconds of damaged spans of its video (skipped packets) within the clip, summed over streams",
+    ),
     field("errors", ERRORS, "stage -> 'reason: detail' for failures of this clip"),
 ]
 
