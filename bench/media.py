@@ -150,15 +150,17 @@ def sideways_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def second_audio_copy(src: Path, silent: Path, dst: Path) -> Path:
+def second_audio_copy(src: Path, silent: Path, dst: Path, mark_default: bool = True) -> Path:
     """``src`` with the audio of ``silent`` (cut to ``src``'s length) added as its first audio
-    stream and its own audio second, marked as the default one (a player picks it). Returns ``dst``."""
+    stream and its own audio second, marked as the default one (a player picks it) unless
+    ``mark_default`` is false (then no stream is marked). Returns ``dst``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src)) as source, av.open(str(silent)) as other, av.open(str(dst), "w") as target:
         vout = target.add_stream_from_template(source.streams.video[0])
         first = target.add_stream_from_template(other.streams.audio[0])
         second = target.add_stream_from_template(source.streams.audio[0])
-        first.disposition, second.disposition = av.stream.Disposition(0), av.stream.Disposition.default
+        first.disposition = av.stream.Disposition(0)
+        second.disposition = av.stream.Disposition.default if mark_default else av.stream.Disposition(0)
         packets = [
             (p, vout if p.stream.type == "video" else second) for p in source.demux() if p.dts is not None
         ]

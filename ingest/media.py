@@ -31,12 +31,30 @@ def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
+#: Peak level (dBFS) under which a stream's opening seconds are digital silence.
+_SILENT_DB = -60.0
+
+
+def _sounds(path: str, index: int, seconds: float = 5.0) -> bool:
+    """Whether audio stream ``index`` of ``path`` rises above digital silence in its first seconds."""
+    with av.open(path) as container:
+        stream = container.streams[index]
+        for frame in decoded_frames(container, stream):
+            if float(np.abs(frame.to_ndarray()).max(initial=0.0)) > 10 ** (_SILENT_DB / 20):
+                return True
+            if (frame.time or 0.0) > seconds:
+                break
+    return False
+
+
 def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
-    """The audio stream to use: the one marked default, else the first (raises IndexError when
-    there is none)."""
+    """The audio stream to use: the one marked default; else, of several, the first that is not
+    digital silence in its opening seconds; else the first (IndexError when there is none)."""
     streams = list(container.streams.audio)
     marked = [s for s in streams if s.disposition & av.stream.Disposition.default]
-    return (marked or streams)[0]
+    if marked or len(streams) < 2:
+        return (marked or streams)[0]
+    return next((s for s in streams if _sounds(container.name, s.index)), streams[0])
 
 
 def upright(image: np.ndarray, rotation_deg: float) -> np.ndarray:

@@ -161,12 +161,14 @@ def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, 
 
 
 def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_path, video) -> None:
-    """A copy stored on its side with a display matrix (as phones do), and a copy whose first
-    audio stream is digital silence while its second, the default one, has the speech."""
+    """A copy stored on its side with a display matrix (as phones do), a copy whose first audio
+    stream is digital silence while its second, the default one, has the speech, and one where
+    neither is marked default."""
     src = video("vr_face_5.mp4")
     media = tmp_path / "media"
     sideways_copy(src, media / "sideways.mp4")
     second_audio_copy(src, video("lp_driving_d18.mp4"), media / "two_audio.mp4")
+    second_audio_copy(src, video("lp_driving_d18.mp4"), media / "unmarked.mkv", mark_default=False)
     config = Config(run=RunConfig(extractors=["face", "speech"], executor="sequential", strict=True))
     run([str(src), str(media)], tmp_path / "root", config, progress=False)
     rows = query(
@@ -184,6 +186,9 @@ def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_pat
     assert abs(roll - np.nanmedian([r for r in original["roll"] if r is not None])) < 5  # upright, not -90
     assert (two["audio_stream"], two["audio_streams"]) == (2, 2)
     assert not two["errors"] and "regulation" in two["speech_text"]
+    unmarked = found["unmarked.mkv"]  # no stream marked default: the first that is not silence
+    assert (unmarked["audio_stream"], unmarked["audio_streams"]) == (2, 2)
+    assert not unmarked["errors"] and "regulation" in unmarked["speech_text"]
 
 
 def test_every_input_is_accounted_for_by_name(tmp_path, video) -> None:
