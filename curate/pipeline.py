@@ -114,6 +114,7 @@ class ClipWork:
     path: Path
     has_audio: bool
     run_id: str = ""
+    name: str = ""  # file name of the input, for messages
 
     @property
     def ref(self) -> ClipRef:
@@ -219,7 +220,7 @@ class SegmentStage:
         for index, plan in enumerate(plan_clips(duration, shots, silent, self.params)):
             length = plan.end_s - plan.start_s
             short = length < self.params.min_clip_s
-            detail = f"{length:.2f} s, under [segment] min_clip_s {self.params.min_clip_s:g}"
+            detail = f"{Path(work.uri).name}: {length:.2f} s, under [segment] min_clip_s {self.params.min_clip_s:g}"
             work.clips.append(
                 {
                     "clip_id": clip_id(vid, plan.start_s, plan.end_s),
@@ -271,11 +272,12 @@ class ExtractStage:
             result = self.extractor.empty()
             log = log_exception(self.root, work.run_id, f"{self.name} of clip {work.clip['clip_id']}")
             code = "decode_error" if is_decode_error(exc) else "extractor_error"
-            result.failure = (code, f"{work.path.name}: {one_line(exc)} (traceback in {log})")
+            result.failure = (code, f"{one_line(exc)} (traceback in {log})")
         work.clip.update(result.clip)
         work.track.update(result.track)
         if result.failure:
-            work.clip["errors"][self.name] = error_text(*result.failure)
+            code, detail = result.failure
+            work.clip["errors"][self.name] = error_text(code, f"{work.name}: {detail}")
         return work
 
     def fail(self, work: ClipWork, code: str, detail: str) -> ClipWork:
@@ -283,7 +285,7 @@ class ExtractStage:
         empty = self.extractor.empty()
         work.clip.update(empty.clip)
         work.track.update(empty.track)
-        work.clip["errors"][self.name] = error_text(code, detail)
+        work.clip["errors"][self.name] = error_text(code, f"{work.name}: {detail}")
         return work
 
 
@@ -350,6 +352,7 @@ class Pipeline:
                 work.path,
                 bool(work.video["has_audio"]),
                 work.run_id,
+                Path(work.uri).name,
             )
             for c in todo
         ]

@@ -18,6 +18,7 @@ import socket
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from curate.config import RayConfig
@@ -352,7 +353,7 @@ def _video_lost(work: VideoWork, detail: str) -> VideoWork:
         "uri": work.uri,
         "run_id": work.run_id,
         "video_id": uri_id(work.uri),
-        "errors": {"segment": error_text("worker_lost", detail)},
+        "errors": {"segment": error_text("worker_lost", f"{Path(work.uri).name}: {detail}")},
         "n_clips": 0,
     }
     work.fatal = True

@@ -86,7 +86,9 @@ def test_a_shot_shorter_than_min_clip_is_recorded_and_not_extracted(tmp_path, vi
         "select c.errors, c.face_detect_rate, t.blendshapes from clips c join tracks t using (clip_id)",
     ).to_pylist()
     assert len(rows) == 1  # the 4.9 s video is one shot, under 5 s
-    assert dict(rows[0]["errors"]) == {"segment": "too_short: 4.88 s, under [segment] min_clip_s 5"}
+    assert dict(rows[0]["errors"]) == {
+        "segment": "too_short: vr_face_5.mp4: 4.88 s, under [segment] min_clip_s 5"
+    }
     assert rows[0]["face_detect_rate"] is None and rows[0]["blendshapes"] is None
     assert summary.failures == {"too_short": 1}
 
