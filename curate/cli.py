@@ -462,6 +462,13 @@ def export_cmd(
     ] = None,
     val: Annotated[float, typer.Option(help="Share of groups in the val split.")] = 0.1,
     test: Annotated[float, typer.Option(help="Share of groups in the test split.")] = 0.1,
+    test_where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over c, v, d choosing the test split: the groups of the clips it "
+            "holds for (e.g. held-out speakers: \"v.source_tags['split'] = 'test'\"); --test is then unused."
+        ),
+    ] = None,
     clips_per_row_group: Annotated[
         int, typer.Option(help="Clips per Parquet row group (the streaming unit).")
     ] = 8,
@@ -477,7 +484,7 @@ def export_cmd(
     try:
         options = ExportOptions(
             name=name, where=where, group=group, val_fraction=val, test_fraction=test,
-            clips_per_row_group=clips_per_row_group,
+            test=test_where, clips_per_row_group=clips_per_row_group,
         )  # fmt: skip
     except ValidationError as exc:
         raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None

@@ -78,6 +78,7 @@ class VideoWork:
 
     uri: str
     run_id: str
+    tags: dict[str, str] = field(default_factory=dict)  # the input's columns in a CSV list
     video: dict[str, Any] = field(default_factory=dict)
     clips: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
@@ -150,7 +151,13 @@ class ProbeStage:
         self.root = root
 
     def __call__(self, work: VideoWork) -> VideoWork:
-        work.video = {"uri": work.uri, "run_id": work.run_id, "errors": {}, "n_clips": 0}
+        work.video = {
+            "uri": work.uri,
+            "source_tags": work.tags,
+            "run_id": work.run_id,
+            "errors": {},
+            "n_clips": 0,
+        }
         try:
             work.path = localize(work.uri, self.root.path / "_staging")
             if work.path.stat().st_size == 0:  # before hashing: empty files must not share one id

@@ -351,6 +351,7 @@ def _video_lost(work: VideoWork, detail: str) -> VideoWork:
     """The record of a video whose probe or segmentation kept killing its worker."""
     work.video = {
         "uri": work.uri,
+        "source_tags": work.tags,
         "run_id": work.run_id,
         "video_id": uri_id(work.uri),
         "errors": {"segment": error_text("worker_lost", f"{Path(work.uri).name}: {detail}")},

@@ -143,7 +143,8 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     The filters then judge every clip of the root (one new decision set, as ``curate filter``).
     """
     check_rules(config)
-    inputs = expand_sources(sources)
+    tags: dict[str, dict[str, str]] = {}
+    inputs = expand_sources(sources, tags)
     if not inputs:
         raise NothingToRead(f"no video inputs found in {sources}")
     root = DatasetRoot(out)
@@ -153,7 +154,7 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     with hold(root, run_id):
         root.remove_stale_temps()
         started = time.perf_counter()
-        works = (VideoWork(uri, run_id) for uri in inputs)
+        works = (VideoWork(uri, run_id, tags.get(uri, {})) for uri in inputs)
         bar = tqdm(
             total=len(inputs), unit="video", desc="curate run", disable=not progress, dynamic_ncols=True
         )

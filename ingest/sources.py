@@ -26,26 +26,42 @@ def is_uri(name: str) -> bool:
     return "://" in name and not name.startswith("file://")
 
 
-def _from_list_file(path: Path) -> list[str]:
+def _from_list_file(path: Path, tags: dict[str, dict[str, str]] | None) -> list[str]:
     base = path.parent
-    if path.suffix == ".csv":
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "uri" not in reader.fieldnames:
-                raise ValueError(f"{path}: a CSV list needs a 'uri' column (found {reader.fieldnames})")
-            names = [row["uri"].strip() for row in reader if row["uri"] and row["uri"].strip()]
-    else:
+
+    def located(name: str) -> str:
+        return name if is_uri(name) or Path(name).is_absolute() else str(base / name)
+
+    if path.suffix != ".csv":
         lines = (line.strip() for line in path.read_text().splitlines())
-        names = [line for line in lines if line and not line.startswith("#")]
-    return [n if is_uri(n) or Path(n).is_absolute() else str(base / n) for n in names]
+        return [located(line) for line in lines if line and not line.startswith("#")]
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "uri" not in reader.fieldnames:
+            raise ValueError(f"{path}: a CSV list needs a 'uri' column (found {reader.fieldnames})")
+        rows = [row for row in reader if row["uri"] and row["uri"].strip()]
+    names = [located(row["uri"].strip()) for row in rows]
+    if tags is not None:
+        for name, row in zip(names, rows, strict=True):
+            extra = {k: (v or "").strip() for k, v in row.items() if k and k != "uri"}
+            tags[_absolute(name)] = extra
+    return names
 
 
-def expand_sources(sources: Iterable[str]) -> list[str]:
+def _absolute(name: str) -> str:
+    return name if is_uri(name) else os.path.abspath(name)
+
+
+def expand_sources(sources: Iterable[str], tags: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Video inputs named by ``sources``, in order, without repeating a name.
+
+    ``tags``, when given, receives for each input named by a CSV list its other columns (e.g.
+    ``speaker_id``), keyed by the input as returned; they become ``videos.source_tags``.
 
     - a folder: every file with a video suffix below it (recursive, sorted), links included;
     - a file with a list suffix (.txt .lst .list: one path or URI a line, ``#`` comments;
-      .csv: a ``uri`` column); relative entries are relative to the list file;
+      .csv: a ``uri`` column, any other columns are tags); relative entries are relative to the
+      list file;
     - a glob pattern (``*``, ``?``, ``[``): the files it matches;
     - anything else: taken as one video path or URI.
     """
@@ -62,13 +78,13 @@ def expand_sources(sources: Iterable[str]) -> list[str]:
                 if p.suffix.lower() in VIDEO_SUFFIXES and (p.is_file() or p.is_symlink())
             )
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            out.extend(expand_sources(_from_list_file(path)))
+            out.extend(expand_sources(_from_list_file(path, tags)))
         elif glob.has_magic(source):
             out.extend(sorted(glob.glob(source, recursive=True)))
         else:
             out.append(str(path))
     # Local names are recorded absolute, so manifests stay valid from any working directory.
-    return list(dict.fromkeys(n if is_uri(n) else os.path.abspath(n) for n in out))
+    return list(dict.fromkeys(_absolute(n) for n in out))
 
 
 def localize(name: str, staging: Path) -> Path:

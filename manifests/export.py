@@ -68,6 +68,11 @@ class ExportOptions(BaseModel):
     name: str = Field(description="folder under ROOT/exports/")
     where: str | None = Field(None, description="SQL predicate over c (clips), v (videos), d (decision)")
     group: str | None = Field(None, description="SQL expression giving the group id; default: merged video")
+    test: str | None = Field(
+        None,
+        description="SQL predicate over c, v, d: the groups of the clips it holds for form the test split "
+        "(the others are split into train and val by hash; test_fraction is then unused)",
+    )
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
     clips_per_row_group: int = Field(8, ge=1, description="the unit that readers spread over workers")
@@ -104,18 +109,29 @@ def _unit(group: str) -> float:
     return int(hashlib.sha256(group.encode()).hexdigest()[:16], 16) / 2**64
 
 
-def assign_splits(groups: Iterable[str], val_fraction: float, test_fraction: float) -> dict[str, str]:
+def assign_splits(
+    groups: Iterable[str], val_fraction: float, test_fraction: float, test_groups: set[str] | None = None
+) -> dict[str, str]:
     """Group -> split by a hash of the group alone: test below ``test_fraction``, then val, then train.
 
-    When no group lands in train (very few groups), the group with the highest hash is moved there.
+    With ``test_groups`` (chosen, e.g. held-out speakers) exactly those are test and the rest are
+    split into val and train by the hash. When no group lands in train (very few groups), the
+    group with the highest hash among the others is moved there.
     """
     units = {g: _unit(g) for g in groups}
-    splits = {
-        g: "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
-        for g, u in units.items()
-    }
-    if units and "train" not in splits.values():
-        splits[max(units, key=lambda g: units[g])] = "train"
+    if test_groups is not None:
+        splits = {
+            g: "test" if g in test_groups else "val" if u < val_fraction else "train"
+            for g, u in units.items()
+        }
+    else:
+        splits = {
+            g: "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
+            for g, u in units.items()
+        }
+    movable = [g for g in units if not test_groups or g not in test_groups]
+    if movable and "train" not in splits.values():
+        splits[max(movable, key=lambda g: units[g])] = "train"
     return splits
 
 
@@ -141,9 +157,10 @@ def merge_duplicates(videos: Iterable[str], pairs: Iterable[tuple[str, str]]) ->
 def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[dict[str, Any]]:
     """The accepted clips the predicate keeps (no per-frame arrays), with their group."""
     group = f"cast(({options.group}) as varchar)" if options.group else "null::varchar"
+    test = f"coalesce(({options.test}), false)" if options.test else "false"
     sql = f"""
         select c.clip_id, c.video_id, v.uri, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
-               d.decision_set, d.config_hash, {group} as group_override
+               d.decision_set, d.config_hash, {group} as group_override, {test} as in_test
         from current_decisions d join clips c on c.clip_id = d.clip_id
              join videos v on v.video_id = c.video_id
         where d.verdict = 'accept' and ({options.where or "true"})
@@ -151,7 +168,7 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
     try:
         rows = con.sql(sql).to_arrow_table().to_pylist()
     except duckdb.Error as exc:
-        raise ExportError(f"selecting clips failed (check --where and --group): {exc}") from None
+        raise ExportError(f"selecting clips failed (check --where, --group and --test): {exc}") from None
     if options.group:
         missing = [r["clip_id"] for r in rows if r["group_override"] is None]
         if missing:
@@ -290,7 +307,10 @@ def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
     rates = sorted({r["fps"] for r in rows})
     if len(rates) != 1:
         raise ExportError(f"the selected clips have several frame rates {rates}: narrow the selection")
-    split_of = assign_splits({r["group_id"] for r in rows}, options.val_fraction, options.test_fraction)
+    chosen = {r["group_id"] for r in rows if r["in_test"]} if options.test else None
+    split_of = assign_splits(
+        {r["group_id"] for r in rows}, options.val_fraction, options.test_fraction, chosen
+    )
     tmp = target.parent / f".{options.name}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir(parents=True)
     skipped: dict[str, str] = {}

@@ -79,6 +79,11 @@ VIDEO_FIELDS = [
         False,
     ),
     field("uri", pa.string(), "path or URI the video was first read from", False),
+    field(
+        "source_tags",
+        pa.map_(pa.string(), pa.string()),
+        "the other columns of the CSV list that named the input (e.g. speaker_id); empty otherwise",
+    ),
     field("size_bytes", pa.int64(), "file size"),
     field("duration_s", pa.float64(), "duration from the demuxed packets (container field not trusted)"),
     field("container_duration_s", pa.float64(), "duration the container declares, null when absent"),

@@ -3,7 +3,8 @@
 A speaker goes to test when sha256 of its speaker id, read as an integer, is divisible by 5
 (about a fifth of the speakers); every file of a speaker lands in the same split. The pool's
 README table gives each file's speaker id. Output: docs/pool/train.csv and docs/pool/test.csv,
-list files that ``curate run`` reads (``uri`` relative to the list file, ``speaker_id``).
+list files that ``curate run`` reads (``uri`` relative to the list file; ``speaker_id`` and
+``split`` become the video's ``source_tags``, for ``curate export --group/--test-where``).
 
     python scripts/pool_split.py [POOL_DIR]
 """
@@ -34,10 +35,10 @@ def main(pool: Path) -> None:
     for split in ("train", "test"):
         with open(out / f"{split}.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["uri", "speaker_id"])
+            writer.writerow(["uri", "speaker_id", "split"])
             for name, speaker in sorted(rows):
                 if split_of(speaker) == split:
-                    writer.writerow([os.path.relpath(pool / "video" / name, out), speaker])
+                    writer.writerow([os.path.relpath(pool / "video" / name, out), speaker, split])
     print(f"{len(rows)} files, {len({s for _, s in rows})} speakers -> {out}")
 
 

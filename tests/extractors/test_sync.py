@@ -170,11 +170,17 @@ def test_sync_eval_leave_one_group_out(fixture_run, tmp_path, curate) -> None:
 def pool_train_subset(tmp_path_factory, pool):  # type: ignore[no-untyped-def]
     """A `curate run` over a few short recordings of the pool's training speakers."""
     root = tmp_path_factory.mktemp("pool_train") / "root"
+    listing = root.parent / "subset.csv"  # a list file: its speaker_id column becomes source_tags
+    listing.write_text(
+        "uri,speaker_id\n" + "".join(f"{pool / n},{n.split('.')[0]}\n" for n in POOL_TRAIN_SUBSET)
+    )
     config = Config(
         run=RunConfig(extractors=["face", "fingerprint"], executor="sequential", strict=True),
         segment=SegmentConfig(min_clip_s=1.0),
     )
-    run([str(pool / name) for name in POOL_TRAIN_SUBSET], root, config, progress=False)
+    run([str(listing)], root, config, progress=False)
+    tags = query(root, "select source_tags['speaker_id'] s from videos order by s").to_pylist()
+    assert [t["s"] for t in tags] == sorted(n.split(".")[0] for n in POOL_TRAIN_SUBSET)
     return root
 
 

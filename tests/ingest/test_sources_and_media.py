@@ -25,7 +25,12 @@ def test_folder_glob_and_list_files(fixtures, tmp_path) -> None:
     assert expand_sources([str(listing)]) == [str(folder / "vr_face_3.mp4"), str(folder / "iplap_129.mp4")]
     table = tmp_path / "inputs.csv"
     table.write_text(f"speaker,uri\na,{folder / 'r3p_May_5s.mp4'}\nb,memory://bucket/x.mp4\n")
-    assert expand_sources([str(table)]) == [str(folder / "r3p_May_5s.mp4"), "memory://bucket/x.mp4"]
+    tags: dict[str, dict[str, str]] = {}
+    assert expand_sources([str(table)], tags) == [str(folder / "r3p_May_5s.mp4"), "memory://bucket/x.mp4"]
+    assert tags == {
+        str(folder / "r3p_May_5s.mp4"): {"speaker": "a"},
+        "memory://bucket/x.mp4": {"speaker": "b"},
+    }
 
 
 def test_csv_without_uri_column_is_a_clear_error(tmp_path) -> None:

@@ -146,6 +146,29 @@ def test_where_and_group_options(root_copy, accepted_run) -> None:
     assert not (root_copy / "exports" / "bad").exists()
 
 
+def test_chosen_groups_form_the_test_split(root_copy) -> None:
+    """Held-out speakers chosen by a predicate, not by the hash: exactly their groups are test."""
+    options = ExportOptions(
+        name="held-out",
+        group="regexp_extract(v.uri, '[^/]+$')",
+        test="v.uri like '%/vr_face_3.mp4' or v.uri like '%/r3p_May_5s.mp4'",
+        val_fraction=0.0,
+    )
+    summary = export(root_copy, options)
+    assert summary.splits["test"]["groups"] == ["r3p_May_5s.mp4", "vr_face_3.mp4"]
+    assert summary.splits["train"]["clips"] == 4 and summary.splits["val"]["clips"] == 0
+    rows = shard_rows(summary.path, ["group_id", "split"])
+    assert {r["group_id"] for r in rows if r["split"] == "test"} == {"r3p_May_5s.mp4", "vr_face_3.mp4"}
+    manifest = json.loads((summary.path / "manifest.json").read_text())
+    assert manifest["options"]["test"] == options.test
+
+
+def test_chosen_test_groups_leave_train_non_empty() -> None:
+    assert assign_splits(["a", "b"], 0.0, 0.1, {"a"}) == {"a": "test", "b": "train"}
+    hashed = assign_splits([f"g{i}" for i in range(200)], 0.1, 0.5, {"g1", "g2"})
+    assert {g for g, s in hashed.items() if s == "test"} == {"g1", "g2"}  # test_fraction unused
+
+
 def test_sync_offset_moves_the_audio_by_whole_frames(root_copy) -> None:
     """Mark a clip +3 frames (audio lags): its audio is read 3 frames (1600 samples) later."""
     root = DatasetRoot(root_copy)
