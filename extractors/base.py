@@ -70,6 +70,10 @@ class Extractor(ABC):
     def resources(self) -> Resources:
         return Resources()
 
+    def models(self) -> list[str]:
+        """Registry names of the models :meth:`setup` loads (what ``curate models fetch`` fetches)."""
+        return []
+
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models; called once per worker before the first clip."""
 

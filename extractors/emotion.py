@@ -109,6 +109,9 @@ class EmotionExtractor(Extractor):
     ]
     track_fields: ClassVar[list[pa.Field]] = []
 
+    def models(self) -> list[str]:
+        return [self.config.emotion.model]
+
     def setup(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
 

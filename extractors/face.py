@@ -93,6 +93,9 @@ class FaceExtractor(Extractor):
         ),
     ]
 
+    def models(self) -> list[str]:
+        return [self.config.face.model]
+
     def setup(self) -> None:
         models = self.config.models
         path = resolve(self.config.face.model, models.paths, cache_dir(models.cache_dir))

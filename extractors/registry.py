@@ -46,6 +46,11 @@ def build(config: Config) -> list[Extractor]:
     return [EXTRACTORS[name](config) for name in names]
 
 
+def models_used(config: Config) -> list[str]:
+    """Registry names of every model the configured extractors load, each once, in order."""
+    return list(dict.fromkeys(name for extractor in build(config) for name in extractor.models()))
+
+
 def dataset_schemas() -> dict[str, pa.Schema]:
     """Schema of every table: core columns plus the columns of every registered extractor."""
     clip_extra = [f for cls in EXTRACTORS.values() for f in cls.clip_fields]

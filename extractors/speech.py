@@ -76,6 +76,9 @@ class SpeechExtractor(Extractor):
         device = self.config.speech.device
         return ("cuda" if cuda_available() else "cpu") if device == "auto" else device
 
+    def models(self) -> list[str]:
+        return [self.config.speech.model]
+
     def setup(self) -> None:
         cfg, models = self.config.speech, self.config.models
         folder = resolve(cfg.model, models.paths, cache_dir(models.cache_dir))

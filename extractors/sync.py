@@ -320,13 +320,22 @@ class SyncExtractor(Extractor):
         column("sync_curve", pa.list_(pa.float32()), "correlation per shift, from -search to +search frames"),
     ]
 
-    def setup(self) -> None:
+    def _model_file(self) -> Path:
         cfg, models = self.config.sync, self.config.models
         given = Path(cfg.model).expanduser()
-        path = (
+        return (
             given if given.suffix == ".npz" else resolve(cfg.model, models.paths, cache_dir(models.cache_dir))
         )
-        self._model = SyncModel.load(path)
+
+    def models(self) -> list[str]:
+        """The sync model (unless a file) and the Whisper encoder its features need."""
+        own = [] if self.config.sync.model.endswith(".npz") else [self.config.sync.model]
+        encoder = SyncModel.load(self._model_file()).features.get("encoder")
+        return own + ([encoder] if encoder else [])
+
+    def setup(self) -> None:
+        cfg, models = self.config.sync, self.config.models
+        self._model = SyncModel.load(self._model_file())
         if abs(self._model.fps - self.config.face.fps) > 1e-6:
             raise ValueError(
                 f"sync model {cfg.model!r} was trained at {self._model.fps:g} fps but [face] fps is "

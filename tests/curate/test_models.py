@@ -70,3 +70,15 @@ def test_fetch_with_no_reachable_source_fails_clearly(tmp_path, monkeypatch) -> 
     ):
         fetch("no-such-model", cache=tmp_path)
     assert not (tmp_path / "no-such-model").exists()
+
+
+def test_fetch_without_names_takes_every_model_the_config_uses(curate, tmp_path) -> None:
+    """Cluster nodes run it: the sync model's Whisper encoder and the emotion model included."""
+    done = curate("models", "fetch")
+    assert done.returncode == 0, done.stderr
+    fetched = [line.split(":")[0] for line in done.stdout.splitlines()]
+    assert fetched == ["face-landmarker", "whisper-base", "sync-default", "whisper-tiny-en", "expression-fer"]
+    config = tmp_path / "c.toml"
+    config.write_text('[run]\nextractors = ["face", "speech"]\n')
+    done = curate("models", "fetch", "--config", str(config))
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["face-landmarker", "whisper-base"]
