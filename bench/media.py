@@ -4,7 +4,8 @@
 content-hash deduplication does not fold copies together; :func:`delayed_audio_copy` puts the
 audio out of sync by a known delay (tests use it too); :func:`damaged_copy` overwrites a
 stretch of one stream's packets with random bytes (a fault for tests); :func:`sideways_copy`
-stores the frames on their side with a display matrix, as phones do (the one re-encode);
+stores the frames on their side with a display matrix, as phones do, and :func:`mirrored_copy`
+flips them left to right (the two re-encodes);
 :func:`second_audio_copy` adds a first, non-default audio stream; :func:`concatenate` repeats a clip back
 to back into a long mp4. Both verify their output by decoding it and raise :class:`MediaCheckError`
 when it does not match the source.
@@ -13,9 +14,11 @@ when it does not match the source.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.container
@@ -118,22 +121,22 @@ def damaged_copy(src: Path, dst: Path, kind: str, start_s: float, end_s: float, 
     return dst
 
 
-def sideways_copy(src: Path, dst: Path) -> Path:
-    """``src`` as a phone stores portrait video: frames encoded turned 90° clockwise (H.264, the
-    one re-encode here) with a display matrix that turns them back 90° counter-clockwise when
-    shown; the audio is remuxed. Returns ``dst``."""
-    import numpy as np
-
+def _reencoded_copy(src: Path, dst: Path, turn: Callable[[Any], Any], rotation: int | None, crf: str) -> Path:
+    """``src`` with every frame passed through ``turn`` (an RGB array in, one out) and encoded
+    with H.264 at ``crf``; a display matrix of ``rotation`` degrees when given; audio remuxed."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src)) as source, av.open(str(dst), "w") as target:
         vin = source.streams.video[0]
         ain = source.streams.audio[0]
         vout = target.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height = vin.codec_context.height, vin.codec_context.width
+        probe = turn(next(source.decode(vin)).to_ndarray(format="rgb24"))
+        vout.height, vout.width = probe.shape[:2]
         vout.pix_fmt = "yuv420p"
-        vout.options = {"crf": "18", "preset": "veryfast"}
-        vout.set_display_rotation(90)
+        vout.options = {"crf": crf, "preset": "veryfast"}
+        if rotation is not None:
+            vout.set_display_rotation(rotation)
         aout = target.add_stream_from_template(ain)
+        source.seek(0)
         for packet in source.demux(vin, ain):
             if packet.dts is None:
                 continue
@@ -142,12 +145,27 @@ def sideways_copy(src: Path, dst: Path) -> Path:
                 target.mux(packet)
                 continue
             for frame in packet.decode():
-                turned = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), -1))
-                out = av.VideoFrame.from_ndarray(turned, format="rgb24")
+                out = av.VideoFrame.from_ndarray(turn(frame.to_ndarray(format="rgb24")), format="rgb24")
                 out.pts, out.time_base = frame.pts, frame.time_base
                 target.mux(vout.encode(out))
         target.mux(vout.encode(None))
     return dst
+
+
+def sideways_copy(src: Path, dst: Path) -> Path:
+    """``src`` as a phone stores portrait video: frames encoded turned 90° clockwise (H.264, a
+    re-encode) with a display matrix that turns them back 90° counter-clockwise when shown; the
+    audio is remuxed. Returns ``dst``."""
+    import numpy as np
+
+    return _reencoded_copy(src, dst, lambda rgb: np.ascontiguousarray(np.rot90(rgb, -1)), 90, "18")
+
+
+def mirrored_copy(src: Path, dst: Path) -> Path:
+    """``src`` flipped left to right (H.264 at near-lossless quality); the audio is remuxed."""
+    import numpy as np
+
+    return _reencoded_copy(src, dst, lambda rgb: np.ascontiguousarray(rgb[:, ::-1]), None, "4")
 
 
 def second_audio_copy(src: Path, silent: Path, dst: Path, mark_default: bool = True) -> Path:

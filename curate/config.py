@@ -85,6 +85,11 @@ class FaceConfig(Section):
     min_detect_rate: float = Field(
         0.05, ge=0, le=1, description="below this share of frames with a face: no_face"
     )
+    mirror_average: bool = Field(
+        False,
+        description="average each frame's blendshapes with the mirrored frame's (left and right "
+        "swapped): labels with no mirror inconsistency, at twice the landmarker's cost",
+    )
 
 
 class SpeechConfig(Section):

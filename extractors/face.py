@@ -23,7 +23,7 @@ from mediapipe.tasks.python import BaseOptions, vision
 from curate.models import cache_dir, resolve
 from extractors.base import ClipRef, Extraction, Extractor
 from ingest.media import iter_frames_at_rate
-from manifests.schema import BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
+from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
 
 
 def head_pose(matrix: np.ndarray) -> list[float]:
@@ -57,6 +57,28 @@ def _frame_values(result: Any) -> tuple[int, list[float] | None, list[float] | N
     shapes = [min(max(float(c.score), 0.0), 1.0) for c in categories]
     pose = head_pose(np.asarray(result.facial_transformation_matrixes[primary]))
     return count, shapes, pose, boxes[primary]
+
+
+def _image(pixels: np.ndarray) -> mp.Image:
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(pixels))
+
+
+def mirror_average(shapes: list[float], of_mirrored: list[float] | None) -> list[float]:
+    """The mean of a frame's blendshapes and those of its horizontal mirror image read back
+    (left and right channels swapped); the frame's own when the mirror image shows no face."""
+    if of_mirrored is None:
+        return shapes
+    back = np.asarray(of_mirrored, np.float64)[list(BLENDSHAPE_MIRROR)]
+    return [float(v) for v in (np.asarray(shapes, np.float64) + back) / 2]
+
+
+def mirror_inconsistency(shapes: np.ndarray, of_mirrored: np.ndarray) -> np.ndarray:
+    """Per channel, the mean absolute difference between blendshapes of frames and those of the
+    same frames mirrored, read back (left and right swapped); both (n_frames, 52), rows with a
+    NaN left out. Shape (52,)."""
+    back = of_mirrored[:, list(BLENDSHAPE_MIRROR)]
+    keep = ~(np.isnan(shapes).any(axis=1) | np.isnan(back).any(axis=1))
+    return np.abs(shapes[keep] - back[keep]).mean(axis=0)
 
 
 class FaceExtractor(Extractor):
@@ -122,13 +144,17 @@ class FaceExtractor(Extractor):
         poses: list[list[float] | None] = []
         boxes: list[list[float] | None] = []
         landmarker = self._landmarker()
+        mirrored = self._landmarker() if self.config.face.mirror_average else None
         try:
             values: tuple[int, Any, Any, Any] = (0, None, None, None)
             for frame in iter_frames_at_rate(clip.path, clip.start_s, clip.end_s, clip.fps):
                 if not frame.repeated or not src_pts:
-                    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=frame.image)
                     timestamp_ms = round((frame.t_s - clip.start_s) * 1000)
-                    values = _frame_values(landmarker.detect_for_video(image, timestamp_ms))
+                    values = _frame_values(landmarker.detect_for_video(_image(frame.image), timestamp_ms))
+                    if mirrored is not None and values[1] is not None:
+                        flipped = _image(frame.image[:, ::-1])
+                        mirror_shapes = _frame_values(mirrored.detect_for_video(flipped, timestamp_ms))[1]
+                        values = (values[0], mirror_average(values[1], mirror_shapes), *values[2:])
                 src_pts.append(frame.src_pts_s)
                 counts.append(values[0])
                 shapes.append(values[1])
@@ -136,6 +162,8 @@ class FaceExtractor(Extractor):
                 boxes.append(values[3])
         finally:
             landmarker.close()
+            if mirrored is not None:
+                mirrored.close()
         return self._summarise(src_pts, counts, shapes, poses, boxes)
 
     def _summarise(

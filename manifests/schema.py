@@ -27,6 +27,18 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
     "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
 )  # fmt: skip
 
+
+def _mirror(name: str) -> str:
+    for a, b in (("Left", "Right"), ("Right", "Left")):
+        if name.endswith(a):
+            return name[: -len(a)] + b
+    return name
+
+
+#: For each blendshape, the index of its mirror image (left and right swapped; the others keep
+#: their place): the channels a horizontally flipped face shows.
+BLENDSHAPE_MIRROR: tuple[int, ...] = tuple(BLENDSHAPE_NAMES.index(_mirror(n)) for n in BLENDSHAPE_NAMES)
+
 #: Head pose components per frame: rotation in degrees, translation in centimetres (camera space).
 HEAD_POSE_NAMES: tuple[str, ...] = ("yaw_deg", "pitch_deg", "roll_deg", "tx_cm", "ty_cm", "tz_cm")
 
