@@ -41,9 +41,9 @@ def one_line(exc: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def failure_code(exc: BaseException) -> str:
-    """The reason code of an unexpected exception: ``decode_error`` for the decoder's, else ``stage_error``."""
-    return "decode_error" if is_decode_error(exc) else "stage_error"
+def failure_code(exc: BaseException, otherwise: str) -> str:
+    """The reason code of an unexpected exception: ``decode_error`` for the decoder's, else ``otherwise``."""
+    return "decode_error" if is_decode_error(exc) else otherwise
 
 
 def log_exception(root: DatasetRoot, run_id: str, what: str) -> Path:
@@ -278,8 +278,7 @@ class ExtractStage:
                 raise
             result = self.extractor.empty()
             log = log_exception(self.root, work.run_id, f"{self.name} of clip {work.clip['clip_id']}")
-            code = "decode_error" if is_decode_error(exc) else "extractor_error"
-            result.failure = (code, f"{one_line(exc)} (traceback in {log})")
+            result.failure = (failure_code(exc, "extractor_error"), f"{one_line(exc)} (traceback in {log})")
         work.clip.update(result.clip)
         work.track.update(result.track)
         if result.failure:
@@ -336,7 +335,7 @@ class Pipeline:
         work.video.setdefault("video_id", uri_id(work.uri))
         work.video.setdefault("n_clips", 0)
         work.video.setdefault("errors", {})[stage] = error_text(
-            failure_code(exc), f"{Path(work.uri).name}: {one_line(exc)} (traceback in {log})"
+            failure_code(exc, "stage_error"), f"{Path(work.uri).name}: {one_line(exc)} (traceback in {log})"
         )
         work.clips = []
         work.fatal = True

@@ -60,10 +60,7 @@ class SyncClip:
         shift = delay_frames / self.fps
         start, end = self.start_s - shift, self.end_s - shift
         n = round((self.end_s - self.start_s) * SPEECH_SR_HZ)
-        try:
-            audio = read_audio(self.path, max(start, 0.0), end)
-        except Exception:  # some containers fail to decode a span past their end: read what is there
-            audio = read_audio(self.path, max(start, 0.0), self.end_s)
+        audio = read_audio(self.path, max(start, 0.0), end)
         lead = round(max(-start, 0.0) * SPEECH_SR_HZ)
         audio = np.concatenate([np.zeros(lead, np.float32), audio]) if lead else audio
         return np.pad(audio[:n], (0, max(0, n - len(audio))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,10 @@ def read_audio(path: Path, start_s: float = 0.0, end_s: float | None = None) -> 
 _SILENT_DB = -60.0
 
 
-def _sounds(path: str, index: int, seconds: float = 5.0) -> bool:
-    """Whether audio stream ``index`` of ``path`` rises above digital silence in its first seconds."""
+@lru_cache(maxsize=256)
+def _sounds(path: str, index: int, version: tuple[int, int], seconds: float = 5.0) -> bool:
+    """Whether audio stream ``index`` of ``path`` rises above digital silence in its first seconds
+    (``version``: the file's size and mtime, so that each read of the file does not decode again)."""
     with av.open(path) as container:
         stream = container.streams[index]
         for frame in decoded_frames(container, stream):
@@ -54,7 +57,9 @@ def audio_stream(container: av.container.InputContainer) -> av.audio.stream.Audi
     marked = [s for s in streams if s.disposition & av.stream.Disposition.default]
     if marked or len(streams) < 2:
         return (marked or streams)[0]
-    return next((s for s in streams if _sounds(container.name, s.index)), streams[0])
+    info = Path(container.name).stat()
+    version = (info.st_size, info.st_mtime_ns)
+    return next((s for s in streams if _sounds(container.name, s.index, version)), streams[0])
 
 
 def upright(image: np.ndarray, rotation_deg: float) -> np.ndarray:

@@ -99,11 +99,6 @@ def is_complete_parquet(path: Path) -> bool:
         return False
 
 
-#: Which committed part marks another as done: a clip's tracks part is done only with its clips
-#: part, a video only with its clips. Moving a damaged part aside moves what marked it done too.
-_MARKED_BY = {"tracks": "clips", "clips": "videos"}
-
-
 class DatasetRoot:
     """The Parquet tables of one curation dataset."""
 
@@ -163,10 +158,10 @@ class DatasetRoot:
             for part in self.damaged_parts(table):
                 key = part.name[len("part-") : -len(".parquet")]
                 move(part)
-                marker = _MARKED_BY.get(table)
-                if marker == "clips":
+                # What marked its unit done goes too: a clip's clips part, the clip's video's part.
+                if table == "tracks":
                     move(self.part_path("clips", key))
-                if marker:
+                if table in ("tracks", "clips"):
                     move(self.part_path("videos", key.rsplit("_", 2)[0]))
         return moved
 

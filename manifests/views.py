@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from manifests.schema import BLENDSHAPE_NAMES
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, is_complete_parquet
 
 
 class DamagedPart(UserWarning):
@@ -36,7 +36,7 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
         # before an extractor existed lack (null there).
         con.register(f"_{table}_empty", schema.empty_table())
         parts = root.parts(table)
-        damaged = set(root.damaged_parts(table))
+        damaged = {p for p in parts if not is_complete_parquet(p)}
         for part in sorted(damaged):
             warnings.warn(
                 f"left out the damaged part {part} (not a complete Parquet file); "
