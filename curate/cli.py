@@ -501,21 +501,27 @@ def export_cmd(
 def train_cmd(
     export_dir: Annotated[Path, typer.Argument(help="Export folder (ROOT/exports/NAME).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; one with a checkpoint is resumed.")],
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps in all (default 3000).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per step (default 16).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps in all (default 600).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per step (default 32).")] = None,
     window_s: Annotated[float | None, typer.Option(help="Training window length, s (default 2).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 2e-3).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 1e-3).")] = None,
     hidden: Annotated[
-        int | None, typer.Option(help="Model width (default 256: about 2.7M parameters).")
+        int | None, typer.Option(help="Model width (default 64: about 87k parameters).")
+    ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Speech features: whisper-tiny-en (default) | log-mel.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader worker processes (default 0).")] = None,
     checkpoint_every: Annotated[
-        int | None, typer.Option(help="Steps between checkpoints (default 500).")
+        int | None, typer.Option(help="Steps between checkpoints (default 200).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
 ) -> None:
-    """Train the audio -> blendshape generator on the export's train split; checkpoints in OUT."""
+    """Train the speech -> blendshape generator on the export's train split; checkpoints in OUT.
+
+    The speech features are encoded once and cached beside the shards; the per-channel gain is
+    fitted on the val split (export with --val above 0)."""
     from pydantic import ValidationError
 
     from generator.config import TrainConfig
@@ -529,7 +535,7 @@ def train_cmd(
     try:
         config = TrainConfig.model_validate(
             {k: v for k, v in given.items() if v is not None}
-            | ({"model": {"hidden": hidden}} if hidden else {})
+            | {"model": {k: v for k, v in {"hidden": hidden, "features": features}.items() if v is not None}}
         )
     except ValidationError as exc:
         raise _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2) from None
@@ -561,7 +567,7 @@ def eval_cmd(
     from generator.train import TrainingError
 
     try:
-        table = evaluate(run_dir, split, export_dir, device)
+        table = evaluate(run_dir, split, export_dir, device, report=typer.echo)
     except (NoCheckpoint, ShardError, TrainingError, ValueError) as exc:
         raise _fail(str(exc), 1) from None
     _print_and_save(table, json_out)
@@ -578,19 +584,27 @@ def predict_cmd(
             "--format", "-f", help="csv (Live Link Face) | json | npy; default: from --out's suffix."
         ),
     ] = None,
+    neutral: Annotated[
+        Path | None,
+        typer.Option(
+            help="The speaker's neutral pose: a JSON object of channel -> value (default: the model's)."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "cpu",
 ) -> None:
     """Blendshape animation for AUDIO, one row per frame at the model's rate (a Live Link Face CSV by default)."""
     from generator.checkpoint import NoCheckpoint, load_checkpoint
     from generator.livelink import FORMATS, write_animation
-    from generator.predict import PredictError, predict_audio, read_speech
+    from generator.predict import PredictError, predict_audio, read_neutral, read_speech
     from generator.train import TrainingError, pick_device
 
     chosen = fmt or (out.suffix.lstrip(".").lower() if out.suffix.lower() in (".json", ".npy") else "csv")
     if chosen not in FORMATS:
         raise _fail(f"unknown format {chosen!r}: use one of {', '.join(FORMATS)}", 2)
     try:
-        animation = predict_audio(load_checkpoint(run_dir, pick_device(device)), read_speech(audio))
+        trained = load_checkpoint(run_dir, pick_device(device))
+        pose = read_neutral(neutral, trained) if neutral else None
+        animation = predict_audio(trained, read_speech(audio), pose)
     except (NoCheckpoint, PredictError, TrainingError) as exc:
         raise _fail(str(exc), 1) from None
     write_animation(out, animation.values, animation.names, animation.fps, chosen)

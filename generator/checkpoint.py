@@ -45,7 +45,7 @@ def load_checkpoint(run_dir: str | Path, device: torch.device | str = "cpu") -> 
         raise NoCheckpoint(f"{run_dir} has no {CHECKPOINT}: train with `curate train` first")
     state = torch.load(path, map_location=device, weights_only=True)
     config = TrainConfig.model_validate(state["config"])
-    model = Generator(config.model, state["model"]["mean_pose"])
+    model = Generator(config.model, state["model"]["default_neutral"])
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return Trained(

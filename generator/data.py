@@ -6,14 +6,16 @@ one order (the same on every rank: seeded by the epoch) and unit ``i`` of it goe
 readers' units are disjoint and together cover the split. A reader holding nothing yields nothing.
 
 - :class:`WindowStream` (training): random windows of ``window_frames`` frames, a few per clip and
-  epoch, through a shuffle buffer; epoch after epoch without end (training counts steps).
+  epoch, through a shuffle buffer; epoch after epoch without end (training counts steps). Its
+  inputs are the cached speech features (:mod:`generator.features`) and its targets the
+  speaker-relative blendshapes (each clip's minus its neutral).
 - :class:`SequenceStream` (validation, evaluation): every clip whole, in file order.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
+
+from generator.features import FrameFeatures, cache_path, read_cached, write_cached
 
 Unit = tuple[Path, int]  # (shard file, row group)
 
@@ -41,6 +45,13 @@ class Clip:
     audio: np.ndarray  # (n_samples,) float32 in [-1, 1], 16 kHz mono
     blendshapes: np.ndarray  # (n_frames, n_channels) float32
     face_present: np.ndarray  # (n_frames,) bool; False: the frame's values were interpolated
+    neutral: np.ndarray  # (n_channels,) float32: the clip's resting pose (median over frames with a face)
+    features: np.ndarray | None = None  # (n_frames, dim) float32 speech features, when asked for
+
+    @property
+    def motion(self) -> np.ndarray:
+        """Speaker-relative targets: blendshapes minus the neutral, (n_frames, n_channels)."""
+        return self.blendshapes - self.neutral
 
 
 @dataclass(frozen=True)
@@ -76,11 +87,42 @@ class Export:
         splits = self.manifest["splits"]
         if split not in splits:
             raise ShardError(f"unknown split {split!r}: one of {sorted(splits)}")
-        files = [self.path / f["file"] for f in splits[split]["files"]]
+        files = self.shard_files(split)
         if not files:
             have = {s: v["clips"] for s, v in splits.items()}
             raise ShardError(f"split {split!r} of {self.path} has no clips (clips per split: {have})")
         return files
+
+    def shard_files(self, split: str | None = None) -> list[Path]:
+        """Shard files of ``split`` (None: of every split), possibly none."""
+        splits = self.manifest["splits"]
+        return [self.path / f["file"] for s in ([split] if split else splits) for f in splits[s]["files"]]
+
+
+def ensure_features(
+    export: Export,
+    kind: str,
+    make: Callable[[], FrameFeatures],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Compute and cache the ``kind`` features of every shard file of ``export`` that has none yet.
+
+    ``make`` builds the feature maker (called once, only when a file is missing); ``progress`` is
+    called with the number of clips after each file made. Returns the number of files made.
+    """
+    maker: FrameFeatures | None = None
+    made = 0
+    for shard in export.shard_files():
+        path = cache_path(export.path, kind, shard)
+        if path.exists():
+            continue
+        maker = maker or make()
+        clips = [c for g in range(pq.ParquetFile(shard).num_row_groups) for c in read_unit((shard, g))]
+        write_cached(path, {c.clip_id: maker(c.audio, c.fps, len(c.blendshapes)) for c in clips})
+        made += 1
+        if progress:
+            progress(len(clips))
+    return made
 
 
 def units_of(files: Sequence[Path]) -> list[Unit]:
@@ -112,19 +154,39 @@ def _lists(column: pa.ChunkedArray, dtype: type, width: int | None = None) -> li
     return [p.reshape(-1, width) if width else p for p in parts]
 
 
-def read_unit(unit: Unit) -> list[Clip]:
-    """The clips of one row group."""
+def clip_neutral(blendshapes: np.ndarray, face_present: np.ndarray) -> np.ndarray:
+    """Per channel the median over frames with a face (all frames when none has one), (n_channels,)."""
+    held = blendshapes[face_present] if face_present.any() else blendshapes
+    return np.median(held, axis=0).astype(np.float32)
+
+
+def read_unit(unit: Unit, features: str | None = None) -> list[Clip]:
+    """The clips of one row group; ``features``: attach the cached features of that kind."""
     path, group = unit
     shard = pq.ParquetFile(path)
     width = len(shard.schema_arrow.metadata[b"blendshape_names"].decode().split(","))
-    table = shard.read_row_group(
-        group, columns=["clip_id", "group_id", "fps", "audio_pcm16", "blendshapes", "face_present"]
-    )
+    columns = ["clip_id", "group_id", "fps", "audio_pcm16", "blendshapes", "face_present"]
+    has_neutral = "neutral" in shard.schema_arrow.names  # older exports have none
+    table = shard.read_row_group(group, columns=columns + ["neutral"] * has_neutral)
     audio = _lists(table.column("audio_pcm16"), np.float32)
     frames = _lists(table.column("blendshapes"), np.float32, width)
     present = _lists(table.column("face_present"), np.bool_)
+    if has_neutral:
+        neutrals = list(_lists(table.column("neutral"), np.float32))
+    else:
+        neutrals = [clip_neutral(f, p) for f, p in zip(frames, present, strict=True)]
+    cached = read_cached(cache_path(path.parent, features, path)) if features else {}
     return [
-        Clip(clip_id, group_id, fps, audio[i] / 32767.0, frames[i], present[i])
+        Clip(
+            clip_id,
+            group_id,
+            fps,
+            audio[i] / 32767.0,
+            frames[i],
+            present[i],
+            neutrals[i],
+            cached.get(clip_id),
+        )
         for i, (clip_id, group_id, fps) in enumerate(
             zip(
                 table.column("clip_id").to_pylist(),
@@ -149,22 +211,29 @@ def _rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 class _ShardStream(IterableDataset):
     def __init__(
-        self, files: Sequence[Path], seed: int = 0, rank: int | None = None, world_size: int | None = None
+        self,
+        files: Sequence[Path],
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        features: str | None = None,
     ):
         self.units = units_of(files)
         self.seed = seed
         self.rank, self.world_size = _rank(rank, world_size)
+        self.features = features
 
     def _clips(self, order_seed: int | None) -> Iterator[Clip]:
         """This reader's clips; ``order_seed``: shuffle the unit order with it (None: file order)."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for unit in reader_units(self.units, order_seed, self.rank, self.world_size, worker, workers):
-            yield from read_unit(unit)
+            yield from read_unit(unit, self.features)
 
 
 class SequenceStream(_ShardStream):
-    """Every clip of the files whole (validation and evaluation), in file order."""
+    """Every clip of the files whole (validation and evaluation), in file order; ``features``:
+    attach the cached features of that kind (:func:`ensure_features` first)."""
 
     def __iter__(self) -> Iterator[Clip]:
         return self._clips(order_seed=None)
@@ -174,27 +243,24 @@ class WindowStream(_ShardStream):
     """Random training windows without end: each epoch, per clip ``max(1, n_frames // window_frames)``
     windows at random starts, mixed through a buffer of ``shuffle_buffer`` windows.
 
-    Items: ``audio`` (window_samples,) float32, ``target`` (window_frames, n_channels) float32 and
-    ``mask`` (window_frames,) float32, 0 on padding past a short clip's end and on frames without
-    a face.
+    Items: ``features`` (window_frames, dim) float32 (the cached ``features`` of that kind),
+    ``target`` (window_frames, n_channels) float32, the clip's motion (blendshapes minus its
+    neutral), and ``mask`` (window_frames,) float32, 0 on padding past a short clip's end and on
+    frames without a face.
     """
 
     def __init__(
         self,
         files: Sequence[Path],
         window_frames: int,
-        fps: float,
-        sample_rate_hz: int,
+        features: str,
         shuffle_buffer: int = 256,
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
     ):
-        super().__init__(files, seed, rank, world_size)
+        super().__init__(files, seed, rank, world_size, features)
         self.window_frames = window_frames
-        self.fps = fps
-        self.sample_rate_hz = sample_rate_hz
-        self.window_samples = round(window_frames * sample_rate_hz / fps)
         self.shuffle_buffer = shuffle_buffer
         self.epoch = 0
 
@@ -206,19 +272,20 @@ class WindowStream(_ShardStream):
         return self.seed * 1_000_003 + epoch
 
     def _window(self, clip: Clip, start: int) -> dict[str, torch.Tensor]:
+        if clip.features is None:
+            raise ShardError(f"clip {clip.clip_id} has no cached {self.features} features")
         n, w = len(clip.blendshapes), self.window_frames
-        s0 = round(start * self.sample_rate_hz / self.fps)
-        audio = np.zeros(self.window_samples, np.float32)
-        piece = clip.audio[s0 : s0 + self.window_samples]
-        audio[: len(piece)] = piece
-        target = np.zeros((w, clip.blendshapes.shape[1]), np.float32)
-        mask = np.zeros(w, np.float32)
         end = min(start + w, n)
-        target[: end - start] = clip.blendshapes[start:end]
-        target[end - start :] = clip.blendshapes[end - 1]
+        features = np.zeros((w, clip.features.shape[1]), np.float32)
+        features[: end - start] = clip.features[start:end]
+        motion = clip.motion
+        target = np.zeros((w, motion.shape[1]), np.float32)
+        mask = np.zeros(w, np.float32)
+        target[: end - start] = motion[start:end]
+        target[end - start :] = motion[end - 1]
         mask[: end - start] = clip.face_present[start:end]
         return {
-            "audio": torch.from_numpy(audio),
+            "features": torch.from_numpy(features),
             "target": torch.from_numpy(target),
             "mask": torch.from_numpy(mask),
         }

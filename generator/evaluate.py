@@ -2,9 +2,13 @@
 
 Predictors, each over the split's clips whole:
 
-- ``model``: the trained generator;
-- ``mean pose (train)``: the training mean of each channel, held;
-- ``clip median pose``: each clip's own median per channel, held (it knows the answer's level);
+- ``model + clip neutral``: the trained generator's motion on the clip's own neutral (the median
+  pose stored with its labels): the speaker-relative error;
+- ``model + default neutral``: its motion on the model's default neutral (what a user who gives
+  no neutral gets): the absolute error;
+- ``default neutral``: the model's default neutral (the training clips' mean neutral), held;
+- ``clip median pose``: each clip's own median per channel (its neutral), held (it knows the
+  answer's level);
 - ``truth +1 / +2 / +4 frames``: the ground truth delayed by 1, 2, 4 frames (first frame held):
   perfect shapes, wrong timing;
 - ``other clip``: the ground truth of the next clip of the split (looped or cut to length): real
@@ -29,7 +33,8 @@ import torch
 from generator import metrics
 from generator.checkpoint import load_checkpoint
 from generator.data import Clip, Export, SequenceStream
-from generator.train import pick_device
+from generator.model import Generator
+from generator.train import cache_features, pick_device
 
 #: Columns of the table, in order, with their formats.
 COLUMNS: dict[str, str] = {
@@ -104,29 +109,41 @@ def score(
 
 
 @torch.no_grad()
-def predict_clip(model: torch.nn.Module, clip: Clip, device: torch.device) -> np.ndarray:
-    """The model's blendshapes for a clip's audio on its frame grid, (n_frames, n_channels)."""
-    audio = torch.from_numpy(clip.audio)[None].to(device)
-    return model(audio, len(clip.blendshapes), clip.fps)[0].cpu().numpy()
+def predict_clip(model: Generator, clip: Clip, device: torch.device, own_neutral: bool) -> np.ndarray:
+    """The model's blendshapes for a clip's cached features, (n_frames, n_channels), on the clip's
+    neutral (``own_neutral``) or the model's default."""
+    if clip.features is None:
+        raise ValueError(f"clip {clip.clip_id} has no cached features")
+    features = torch.from_numpy(clip.features)[None].to(device)
+    neutral = torch.from_numpy(clip.neutral).to(device) if own_neutral else None
+    return model.animate(features, neutral)[0].cpu().numpy()
 
 
 def evaluate(
-    run_dir: str | Path, split: str = "test", export_path: str | Path | None = None, device: str = "cpu"
+    run_dir: str | Path,
+    split: str = "test",
+    export_path: str | Path | None = None,
+    device: str = "cpu",
+    report: Callable[[str], None] | None = None,
 ) -> EvalTable:
-    """The table of every predictor on ``split`` of the run's export (or ``export_path``)."""
+    """The table of every predictor on ``split`` of the run's export (or ``export_path``), its
+    features cached first where missing (``report`` says so)."""
     torch_device = pick_device(device)
     trained = load_checkpoint(run_dir, torch_device)
     export = Export.open(export_path or trained.export)
     if export.names != trained.names:
         raise ValueError(f"{export.path} has other channels than the model of {run_dir}")
-    clips = list(SequenceStream(export.files(split), rank=0, world_size=1))
+    kind = trained.config.model.features
+    cache_features(export, kind, report)
+    clips = list(SequenceStream(export.files(split), rank=0, world_size=1, features=kind))
     truths = [c.blendshapes for c in clips]
-    mean_pose = trained.model.mean_pose.cpu().numpy()
+    default = trained.model.default_neutral.cpu().numpy()
     predictors: dict[str, Callable[[int, Clip], np.ndarray]] = {
         "ground truth": lambda i, c: c.blendshapes,
-        "model": lambda i, c: predict_clip(trained.model, c, torch_device),
-        "mean pose (train)": lambda i, c: np.tile(mean_pose, (len(c.blendshapes), 1)),
-        "clip median pose": lambda i, c: np.tile(np.median(c.blendshapes, 0), (len(c.blendshapes), 1)),
+        "model + clip neutral": lambda i, c: predict_clip(trained.model, c, torch_device, True),
+        "model + default neutral": lambda i, c: predict_clip(trained.model, c, torch_device, False),
+        "default neutral": lambda i, c: np.tile(default, (len(c.blendshapes), 1)),
+        "clip median pose": lambda i, c: np.tile(c.neutral, (len(c.blendshapes), 1)),
         **{
             f"truth +{k} frames": lambda i, c, k=k: delayed(c.blendshapes, k)  # type: ignore[misc]
             for k in (1, 2, 4)

@@ -1,50 +1,89 @@
-"""Log-mel features with ``torch.stft`` (torchaudio does not import on the CPU build used here).
+"""Speech features of the generator, on the blendshapes' frame grid, cached beside the shards.
 
-The mel filters are the project's own (:func:`extractors.audio_features.mel_filterbank`), so the
-generator and the sync model read audio through the same bands.
+Two kinds (``docs/generator.md`` compares them on held-out speakers):
+
+- ``whisper-tiny-en``: the encoder states of the Whisper model faster-whisper already loads (384
+  values at 50 Hz, trained on 680,000 hours of many voices to carry phonetic content),
+  interpolated onto the frames;
+- ``log-mel``: 80 log mel energies per frame (no model).
+
+Either way a clip's rows are centred (its mean subtracted), which takes out what is constant in
+a recording (the voice, the room, the microphone). Frame ``k`` is centred at ``k / fps`` s of the
+clip's audio; shape (n_frames, dim).
+
+The cache: ``EXPORT/features/<kind>/<shard file stem>.npz``, one float16 array per clip id,
+written once (atomically) by :func:`generator.data.ensure_features` and read by the data streams, so training
+and evaluation never encode a clip twice.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+import os
+import uuid
+from pathlib import Path
+from typing import Literal
 
-from extractors.audio_features import mel_filterbank
+import numpy as np
 
-SAMPLE_RATE_HZ = 16_000
-N_FFT = 512
-WIN_LENGTH = 400  # 25 ms
-HOP_LENGTH = 160  # 10 ms: 100 feature frames a second
-FEATURE_RATE_HZ = SAMPLE_RATE_HZ / HOP_LENGTH
+from extractors.sync_features import WhisperEncoder, log_mel_frames
+
+FeatureKind = Literal["whisper-tiny-en", "log-mel"]
+FEATURE_DIMS: dict[str, int] = {"whisper-tiny-en": 384, "log-mel": 80}
+WHISPER_MODEL = "whisper-tiny-en"
 
 
-class LogMel(nn.Module):
-    """16 kHz audio (batch, samples) -> log mel energies (batch, n_mels, samples // 160 + 1).
+def model_needed(kind: str) -> str | None:
+    """The model registry name the features of ``kind`` load, if any."""
+    return WHISPER_MODEL if kind.startswith("whisper") else None
 
-    Frame ``j`` is centred on sample ``160 j`` (time ``j / 100`` s). Each band's mean over the
-    sequence is subtracted, so a constant gain does not change the features.
+
+class FrameFeatures:
+    """Audio (16 kHz mono float32) -> features of ``kind`` on a frame grid, (n_frames, dim) float32.
+
+    ``model_dir``: the resolved folder of the Whisper model (``curate.models.resolve``); unused
+    for log-mel.
     """
 
-    filters: torch.Tensor  # (n_mels, N_FFT // 2 + 1)
-    window: torch.Tensor  # (WIN_LENGTH,)
+    def __init__(self, kind: str, model_dir: Path | None = None, threads: int = 1):
+        if kind not in FEATURE_DIMS:
+            raise ValueError(f"unknown generator features {kind!r}: one of {sorted(FEATURE_DIMS)}")
+        if model_needed(kind) and model_dir is None:
+            raise ValueError(f"the {kind} features need the model folder of {model_needed(kind)!r}")
+        self.kind = kind
+        self.dim = FEATURE_DIMS[kind]
+        self._encoder = WhisperEncoder(model_dir, threads) if model_dir and model_needed(kind) else None
 
-    def __init__(self, n_mels: int):
-        super().__init__()
-        self.register_buffer(
-            "filters", torch.from_numpy(mel_filterbank(n_mels, N_FFT)).float(), persistent=False
-        )
-        self.register_buffer("window", torch.hann_window(WIN_LENGTH), persistent=False)
+    def __call__(self, audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+        if self._encoder is not None:
+            return self._encoder.frames(audio, fps, n_frames, context=0).astype(np.float32)
+        return log_mel_frames(audio, fps, n_frames, self.dim, context=0)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(
-            audio,
-            n_fft=N_FFT,
-            hop_length=HOP_LENGTH,
-            win_length=WIN_LENGTH,
-            window=self.window,
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-        mel = torch.log(torch.matmul(self.filters, spec.abs() ** 2) + 1e-6)
-        return mel - mel.mean(dim=-1, keepdim=True)
+
+def load_frame_features(kind: str, threads: int = 1) -> FrameFeatures:
+    """:class:`FrameFeatures` of ``kind``, its model resolved through the registry (never downloads)."""
+    from curate.models import resolve
+
+    name = model_needed(kind)
+    return FrameFeatures(kind, resolve(name) if name else None, threads)
+
+
+def cache_path(export_dir: Path, kind: str, shard: Path) -> Path:
+    """Where the features of ``kind`` for the clips of shard file ``shard`` are kept."""
+    return export_dir / "features" / kind / f"{shard.stem}.npz"
+
+
+def read_cached(path: Path) -> dict[str, np.ndarray]:
+    """Clip id -> features (n_frames, dim) float32 of one cache file."""
+    with np.load(path) as held:
+        return {clip_id: held[clip_id].astype(np.float32) for clip_id in held.files}
+
+
+def write_cached(path: Path, features: dict[str, np.ndarray]) -> None:
+    """Write one cache file through a temporary name and a rename (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npz")
+    try:
+        np.savez(tmp, allow_pickle=False, **{k: v.astype(np.float16) for k, v in features.items()})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,10 +1,18 @@
-"""The audio -> blendshape model: a non-causal dilated TCN over log-mel frames.
+"""The speech -> blendshape model: a non-causal dilated TCN over speech features on the frame grid.
 
-Log-mel at 100 Hz -> strided convolution to 50 Hz (position ``j`` centred at ``j / 50`` s) ->
-residual blocks (layer norm, dilated convolution, GELU, 1x1 convolution) -> one logit per
-channel -> linear interpolation onto the frame grid (frame ``k`` at ``k / fps`` s) -> sigmoid,
-so outputs lie in [0, 1] like blendshapes. The head starts at zero weights with the bias at the
-training mean pose: an untrained model predicts the mean pose.
+Features (batch, frames, dim) (:mod:`generator.features`, one row per blendshape frame) -> input
+dropout -> convolution to ``hidden`` -> residual blocks (layer norm, dilated convolution, GELU,
+1x1 convolution) -> one value per channel: the **motion**, the offset from the speaker's neutral
+pose. The animation is ``clip(neutral + motion, 0, 1)`` with a neutral the user gives (a clip's
+own, from the shards) or :attr:`Generator.default_neutral`, the training clips' mean neutral.
+
+Two buffers set after the gradient steps temper the motion per channel:
+
+- ``live``: 0 for dead channels (barely moving over the training corpus: no signal to learn,
+  only noise), masked out of the loss and predicted at the neutral;
+- ``gain``: the least-squares scale of each channel's motion on held-out speakers (the val
+  split), clipped to [0, 1]: channels the audio does not predict for new speakers (a smile)
+  shrink towards the neutral instead of adding error.
 """
 
 from __future__ import annotations
@@ -14,21 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generator.config import ModelConfig
-from generator.features import FEATURE_RATE_HZ, LogMel
-
-MODEL_RATE_HZ = FEATURE_RATE_HZ / 2
-
-
-def at_frames(x: torch.Tensor, n_frames: int, fps: float, rate_hz: float) -> torch.Tensor:
-    """Linear interpolation of ``x`` (batch, channels, T), position ``j`` at ``j / rate_hz`` s,
-    onto frames ``k / fps`` s, k < ``n_frames``: (batch, channels, n_frames); ends held."""
-    pos = torch.arange(n_frames, device=x.device, dtype=x.dtype) * (rate_hz / fps)
-    last = x.shape[-1] - 1
-    lo = pos.floor().clamp(0, last)
-    frac = (pos - lo).clamp(0, 1)
-    lo_i = lo.long()
-    hi_i = (lo_i + 1).clamp(max=last)
-    return x[..., lo_i] * (1 - frac) + x[..., hi_i] * frac
+from generator.features import FEATURE_DIMS
 
 
 class _ChannelNorm(nn.LayerNorm):
@@ -51,32 +45,47 @@ class _Block(nn.Module):
 
 
 class Generator(nn.Module):
-    """Audio (batch, samples) at 16 kHz -> blendshapes (batch, n_frames, n_channels) in [0, 1].
+    """Features (batch, n_frames, dim) -> motion (batch, n_frames, n_channels), see the module doc.
 
-    ``mean_pose`` (n_channels,): the training mean, the untrained output and a baseline.
+    ``default_neutral`` (n_channels,): the neutral used when none is given; ``scale`` (dim,): the
+    features' standard deviation over the training frames (inputs are divided by it).
     """
 
-    mean_pose: torch.Tensor  # (n_channels,)
+    default_neutral: torch.Tensor  # (n_channels,)
+    scale: torch.Tensor  # (dim,)
+    live: torch.Tensor  # (n_channels,) 1 or 0
+    gain: torch.Tensor  # (n_channels,) in [0, 1]
 
-    def __init__(self, config: ModelConfig, mean_pose: torch.Tensor):
+    def __init__(self, config: ModelConfig, default_neutral: torch.Tensor, scale: torch.Tensor | None = None):
         super().__init__()
         self.config = config
-        n_channels = len(mean_pose)
-        self.register_buffer("mean_pose", mean_pose.float().clone())
-        self.features = LogMel(config.n_mels)
-        self.stem = nn.Conv1d(config.n_mels, config.hidden, 3, stride=2, padding=1)
+        n_channels, dim = len(default_neutral), FEATURE_DIMS[config.features]
+        self.register_buffer("default_neutral", default_neutral.float().clone())
+        self.register_buffer("scale", torch.ones(dim) if scale is None else scale.float().clone())
+        self.register_buffer("live", torch.ones(n_channels))
+        self.register_buffer("gain", torch.ones(n_channels))
+        self.input_drop = nn.Dropout(config.input_dropout)
+        self.stem = nn.Conv1d(dim, config.hidden, config.kernel, padding=config.kernel // 2)
         self.blocks = nn.Sequential(
             *(_Block(config.hidden, config.kernel, d, config.dropout) for d in config.dilations)
         )
         self.norm = _ChannelNorm(config.hidden)
         self.head = nn.Conv1d(config.hidden, n_channels, 1)
         nn.init.zeros_(self.head.weight)
-        self.head.bias = nn.Parameter(torch.logit(self.mean_pose.clamp(1e-3, 1 - 1e-3)))
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
 
-    def forward(self, audio: torch.Tensor, n_frames: int, fps: float) -> torch.Tensor:
-        x = self.blocks(self.stem(self.features(audio)))
-        logits = at_frames(self.head(self.norm(x)), n_frames, fps, MODEL_RATE_HZ)
-        return torch.sigmoid(logits).transpose(1, 2)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.input_drop(features / self.scale).transpose(1, 2)
+        motion = self.head(self.norm(self.blocks(self.stem(x)))).transpose(1, 2)
+        return motion * (self.live * self.gain)
+
+    def animate(self, features: torch.Tensor, neutral: torch.Tensor | None = None) -> torch.Tensor:
+        """Blendshapes (batch, n_frames, n_channels) in [0, 1]: ``neutral`` (n_channels,) or
+        (batch, n_channels), default :attr:`default_neutral`, plus the motion."""
+        base = self.default_neutral if neutral is None else neutral
+        if base.dim() == 2:
+            base = base[:, None, :]
+        return (base + self(features)).clamp(0.0, 1.0)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

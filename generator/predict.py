@@ -1,7 +1,10 @@
-"""``curate predict RUN audio --out anim.csv``: blendshape animation from speech with a trained run."""
+"""``curate predict RUN audio --out anim.csv [--neutral pose.json]``: blendshape animation from
+speech with a trained run, on the speaker's neutral pose when one is given (else the model's
+default neutral)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import numpy as np
 import torch
 
 from generator.checkpoint import Trained
+from generator.features import load_frame_features
 from ingest.media import frame_grid, read_audio
 
 
@@ -25,15 +29,37 @@ class Animation:
 
 
 @torch.no_grad()
-def predict_audio(trained: Trained, audio: np.ndarray) -> Animation:
-    """Blendshapes for 16 kHz mono ``audio`` (n_samples,), one frame per grid time below its end."""
+def predict_audio(trained: Trained, audio: np.ndarray, neutral: np.ndarray | None = None) -> Animation:
+    """Blendshapes for 16 kHz mono ``audio`` (n_samples,), one frame per grid time below its end,
+    on ``neutral`` (n_channels,) or the model's default neutral."""
     n_frames = len(frame_grid(0.0, len(audio) / trained.sample_rate_hz, trained.fps))
     if not n_frames:
         raise PredictError("the audio is empty")
-    device = trained.model.mean_pose.device
-    batch = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None].to(device)
-    values = trained.model(batch, n_frames, trained.fps)[0].cpu().numpy()
+    device = trained.model.default_neutral.device
+    features = load_frame_features(trained.config.model.features)(audio, trained.fps, n_frames)
+    base = None if neutral is None else torch.from_numpy(np.asarray(neutral, np.float32)).to(device)
+    values = trained.model.animate(torch.from_numpy(features)[None].to(device), base)[0].cpu().numpy()
     return Animation(values, trained.names, trained.fps)
+
+
+def read_neutral(path: str | Path, trained: Trained) -> np.ndarray:
+    """A neutral pose from a JSON object of channel name -> value in [0, 1]; channels it leaves
+    out keep the model's default. Shape (n_channels,)."""
+    try:
+        given = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise PredictError(f"cannot read the neutral pose {path}: {exc}") from None
+    if not isinstance(given, dict):
+        raise PredictError(f"{path}: a neutral pose is a JSON object of channel name -> value")
+    unknown = sorted(set(given) - set(trained.names))
+    if unknown:
+        raise PredictError(f"{path}: unknown channels {unknown[:5]} (the model's: {trained.names[:3]}...)")
+    neutral = trained.model.default_neutral.cpu().numpy().copy()
+    for name, value in given.items():
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise PredictError(f"{path}: {name} must be a number in [0, 1], not {value!r}")
+        neutral[trained.names.index(name)] = value
+    return neutral
 
 
 def read_speech(path: str | Path) -> np.ndarray:

@@ -5,6 +5,11 @@ A run folder holds::
     RUN/checkpoint.pt   latest state (model, optimizer, step, recipe, export), replaced atomically
     RUN/log.jsonl       one line per step (step, loss, lr) and per validation (step, val_loss)
 
+Before the first step the export's speech features are computed once and cached beside its
+shards (:func:`generator.data.ensure_features`), and the corpus statistics fixed: the default
+neutral, the feature scale and the dead channels. After the last step the per-channel gain is
+fitted on the val split's speakers (:mod:`generator.model`).
+
 A checkpoint is written every ``checkpoint_every`` steps and at the end; training again into a
 run folder with a checkpoint resumes from it up to ``steps``. The model's shape must then be the
 one it was trained with.
@@ -26,7 +31,8 @@ from torch.utils.data import DataLoader
 
 from generator.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from generator.config import TrainConfig
-from generator.data import Export, SequenceStream, ShardError, WindowStream
+from generator.data import Export, SequenceStream, ShardError, WindowStream, ensure_features
+from generator.features import load_frame_features
 from generator.losses import blendshape_loss, channel_weights
 from generator.model import Generator
 
@@ -59,13 +65,66 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def mean_pose(export: Export) -> torch.Tensor:
-    """Mean of each channel over the train split's frames with a face, shape (n_channels,)."""
-    total, count = np.zeros(len(export.names)), 0
-    for clip in SequenceStream(export.files("train"), rank=0, world_size=1):
-        total += clip.blendshapes[clip.face_present].sum(axis=0)
-        count += int(clip.face_present.sum())
-    return torch.from_numpy(total / max(count, 1)).float()
+@dataclass(frozen=True)
+class CorpusStats:
+    """What the model fixes from the train split before its first step."""
+
+    mean_neutral: torch.Tensor  # (n_channels,) mean of the clips' neutrals: the default neutral
+    feature_scale: torch.Tensor  # (dim,) std of each feature over the frames
+    motion_std: torch.Tensor  # (n_channels,) std of each channel's motion over frames with a face
+
+
+def corpus_stats(export: Export, features: str) -> CorpusStats:
+    """:class:`CorpusStats` of the train split (its features cached already)."""
+    neutrals, motions, feats = [], [], []
+    for clip in SequenceStream(export.files("train"), rank=0, world_size=1, features=features):
+        neutrals.append(clip.neutral)
+        motions.append(clip.motion[clip.face_present])
+        if clip.features is None:
+            raise TrainingError(f"clip {clip.clip_id} has no cached {features} features")
+        feats.append(clip.features)
+    return CorpusStats(
+        torch.from_numpy(np.mean(neutrals, axis=0)).float(),
+        torch.from_numpy(np.concatenate(feats).std(axis=0) + 1e-6).float(),
+        torch.from_numpy(np.concatenate(motions).std(axis=0)).float(),
+    )
+
+
+def cache_features(export: Export, features: str, report: Callable[[str], None] | None) -> None:
+    """Encode and cache the export's speech features where they are missing, saying so."""
+    clips = sum(s["clips"] for s in export.manifest["splits"].values())
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        if report:
+            report(f"features ({features}): {done[0]}/{clips} clips")
+
+    ensure_features(export, features, lambda: load_frame_features(features), progress)
+
+
+@torch.no_grad()
+def fit_gain(model: Generator, export: Export) -> torch.Tensor | None:
+    """Per channel the least-squares scale of the model's motion onto the val clips' motion over
+    frames with a face, clipped to [0, 1], shape (n_channels,); None without a val split."""
+    try:
+        files = export.files("val")
+    except ShardError:
+        return None
+    device = model.gain.device
+    was_training = model.training
+    model.eval()
+    model.gain.fill_(1.0)
+    cross = torch.zeros_like(model.gain)
+    power = torch.zeros_like(model.gain)
+    for clip in SequenceStream(files, rank=0, world_size=1, features=model.config.features):
+        pred = model(torch.from_numpy(clip.features)[None].to(device))[0]
+        keep = torch.from_numpy(clip.face_present).to(device)
+        truth = torch.from_numpy(clip.motion).to(device)
+        cross += (pred * truth)[keep].sum(0)
+        power += (pred * pred)[keep].sum(0)
+    model.train(was_training)
+    return (cross / power.clamp(min=1e-9)).clamp(0.0, 1.0)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -87,11 +146,10 @@ def validation_loss(
     was_training = model.training
     model.eval()
     losses = []
-    for clip in SequenceStream(files, rank=0, world_size=1):
-        audio = torch.from_numpy(clip.audio)[None].to(device)
-        target = torch.from_numpy(clip.blendshapes)[None].to(device)
+    for clip in SequenceStream(files, rank=0, world_size=1, features=model.config.features):
+        target = torch.from_numpy(clip.motion)[None].to(device)
         mask = torch.from_numpy(clip.face_present.astype(np.float32))[None].to(device)
-        pred = model(audio, target.shape[1], export.fps)
+        pred = model(torch.from_numpy(clip.features)[None].to(device))
         losses.append(float(blendshape_loss(pred, target, mask, weights, velocity_weight)))
     model.train(was_training)
     return float(np.mean(losses))
@@ -127,18 +185,23 @@ def train(
             )
         if resumed.export.resolve() != export.path.resolve():
             raise TrainingError(f"{run_dir} was trained on {resumed.export}, not {export.path}")
-    model = resumed.model if resumed else Generator(config.model, mean_pose(export))
+    cache_features(export, config.model.features, report)
+    if resumed:
+        model = resumed.model
+    else:
+        stats = corpus_stats(export, config.model.features)
+        model = Generator(config.model, stats.mean_neutral, stats.feature_scale)
+        model.live.copy_((stats.motion_std >= config.dead_below).float())
+    model.gain.fill_(1.0)  # refitted after the last step
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step = 0
     if resumed:
         optimizer.load_state_dict(resumed.state["optimizer"])
         step = resumed.step
-    weights = channel_weights(export.names, config.lip_weight).to(device)
+    weights = channel_weights(export.names, config.lip_weight).to(device) * model.live
     window_frames = max(1, round(config.window_s * export.fps))
-    stream = WindowStream(
-        files, window_frames, export.fps, export.sample_rate_hz, config.shuffle_buffer, config.seed
-    )
+    stream = WindowStream(files, window_frames, config.model.features, config.shuffle_buffer, config.seed)
     loader = DataLoader(stream, batch_size=config.batch_size, num_workers=config.workers)
 
     def checkpoint() -> float | None:
@@ -170,17 +233,23 @@ def train(
         lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        audio, target, mask = (batch[k].to(device) for k in ("audio", "target", "mask"))
-        pred = model(audio, window_frames, export.fps)
+        features, target, mask = (batch[k].to(device) for k in ("features", "target", "mask"))
+        pred = model(features)
         loss = blendshape_loss(pred, target, mask, weights, config.velocity_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        windows += len(audio)
+        windows += len(features)
         losses.append(loss.item())
         _append_log(run_dir, {"step": step, "loss": losses[-1], "lr": lr})
+        if step == config.steps:
+            gain = fit_gain(model, export)
+            if gain is not None:
+                model.gain.copy_(gain)
+            elif report:
+                report("no val split: the per-channel gain stays 1 (export with --val above 0 to fit it)")
         if step % config.checkpoint_every == 0 or step == config.steps:
             val = checkpoint()
             if report:

@@ -237,6 +237,7 @@ def _record(row: Mapping[str, Any], tracks: Path, split: str, staging: Path) -> 
         "audio_pcm16": np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16),
         "blendshapes": list(values),
         "face_present": present,
+        "neutral": np.median(values[present], axis=0).astype(np.float32),
         "decision_set": row["decision_set"],
         "config_hash": row["config_hash"],
     }

@@ -232,6 +232,13 @@ SHARD_FIELDS = [
         False,
     ),
     field("face_present", pa.list_(pa.bool_()), "per frame: a face was tracked (false: interpolated)", False),
+    field(
+        "neutral",
+        pa.list_(pa.float32(), len(SHARD_BLENDSHAPE_NAMES)),
+        "the speaker's resting pose in this clip: per channel the median over frames with a face "
+        "(speaker-relative targets are blendshapes minus neutral)",
+        False,
+    ),
     field("decision_set", pa.string(), "decision set of the accept verdict"),
     field("config_hash", pa.string(), "thresholds behind the accept verdict"),
 ]

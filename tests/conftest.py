@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import Config, FilterConfig, RunConfig
+from curate.config import Config, FilterConfig, RunConfig, SegmentConfig
 from curate.query import query
 from curate.run import RunSummary, run
 
@@ -139,3 +139,30 @@ def accepted_run(fixture_run: FixtureRun, tmp_path_factory: pytest.TempPathFacto
         root, Config(filter=FilterConfig.model_validate({"rules": {"sync_offset": {"enabled": False}}}))
     )
     return FixtureRun(root, fixture_run.summary, fixture_run.config, fixture_run.sources)
+
+
+#: Short recordings of eleven of the pool's training speakers (docs/pool/train.csv), 45 s in all.
+POOL_TRAIN_SUBSET = (
+    "lipnet_bbaf2n.mpg", "lipnet_lwbsza.mpg", "lipnet_sbwe5n.mpg", "deepavsr_00001.mp4",
+    "deepavsr_00008.mp4", "deepavsr_00022.mp4", "pcavs_Audio_Source_00086.mp4",
+    "pcavs_Pose_Source_00473.mp4", "pcavs_Pose_Source_517600055.mp4",
+    "spectre_mead_W015_level_1_neutral_030.mp4", "spectre_mead_M024_level_2_surprised_010.mp4",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def pool_train_subset(tmp_path_factory: pytest.TempPathFactory, pool: Path) -> Path:
+    """A `curate run` over a few short recordings of the pool's training speakers."""
+    root = tmp_path_factory.mktemp("pool_train") / "root"
+    listing = root.parent / "subset.csv"  # a list file: its speaker_id column becomes source_tags
+    listing.write_text(
+        "uri,speaker_id\n" + "".join(f"{pool / n},{n.split('.')[0]}\n" for n in POOL_TRAIN_SUBSET)
+    )
+    config = Config(
+        run=RunConfig(extractors=["face", "fingerprint"], executor="sequential", strict=True),
+        segment=SegmentConfig(min_clip_s=1.0),
+    )
+    run([str(listing)], root, config, progress=False)
+    tags = query(root, "select source_tags['speaker_id'] s from videos order by s").to_pylist()
+    assert [t["s"] for t in tags] == sorted(n.split(".")[0] for n in POOL_TRAIN_SUBSET)
+    return root

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from bench.media import delayed_audio_copy
-from curate.config import Config, RunConfig, SegmentConfig, SyncConfig
+from curate.config import Config, RunConfig, SyncConfig
 from curate.models import resolve
 from curate.query import query
 from curate.run import run
@@ -19,13 +18,6 @@ from extractors.sync_training import auc
 from ingest.media import read_audio
 
 DELAY_FRAMES = 8  # at the 30 fps track rate
-#: Short recordings of eleven of the pool's training speakers (docs/pool/train.csv), 45 s in all.
-POOL_TRAIN_SUBSET = (
-    "lipnet_bbaf2n.mpg", "lipnet_lwbsza.mpg", "lipnet_sbwe5n.mpg", "deepavsr_00001.mp4",
-    "deepavsr_00008.mp4", "deepavsr_00022.mp4", "pcavs_Audio_Source_00086.mp4",
-    "pcavs_Pose_Source_00473.mp4", "pcavs_Pose_Source_517600055.mp4",
-    "spectre_mead_W015_level_1_neutral_030.mp4", "spectre_mead_M024_level_2_surprised_010.mp4",
-)  # fmt: skip
 SPEAKING = ("vr_face_1", "vr_face_3", "vr_face_5", "r3p_May_5s", "lp_driving_d20", "sadtalker_WDA_AOC_000")
 #: Another speaker's audio for each (vr_face_3 and sadtalker_WDA_AOC_000 are one recording).
 FOREIGN = {
@@ -164,24 +156,6 @@ def test_sync_eval_leave_one_group_out(fixture_run, tmp_path, curate) -> None:
     assert tried == 7 * 10 and recovered / tried >= 0.9
     assert figures["swap_auc"] > 0.7  # five other groups are too few to learn or calibrate from
     assert all(len(c["swapped"]) >= 5 for c in figures["clips"])
-
-
-@pytest.fixture(scope="module")
-def pool_train_subset(tmp_path_factory, pool):  # type: ignore[no-untyped-def]
-    """A `curate run` over a few short recordings of the pool's training speakers."""
-    root = tmp_path_factory.mktemp("pool_train") / "root"
-    listing = root.parent / "subset.csv"  # a list file: its speaker_id column becomes source_tags
-    listing.write_text(
-        "uri,speaker_id\n" + "".join(f"{pool / n},{n.split('.')[0]}\n" for n in POOL_TRAIN_SUBSET)
-    )
-    config = Config(
-        run=RunConfig(extractors=["face", "fingerprint"], executor="sequential", strict=True),
-        segment=SegmentConfig(min_clip_s=1.0),
-    )
-    run([str(listing)], root, config, progress=False)
-    tags = query(root, "select source_tags['speaker_id'] s from videos order by s").to_pylist()
-    assert [t["s"] for t in tags] == sorted(n.split(".")[0] for n in POOL_TRAIN_SUBSET)
-    return root
 
 
 def test_sync_eval_cross_corpus_on_unseen_speakers(fixture_run, pool_train_subset, tmp_path, curate) -> None:

@@ -36,7 +36,7 @@ def coded_clip(clip_id: str, group_id: str, n_frames: int, split: str = "train")
         "source_uri": f"/videos/{clip_id}.mp4", "start_s": 0.0, "fps": FPS, "n_frames": n_frames,
         "sample_rate_hz": SR, "sync_offset_frames": 0, "audio_offset_s": 0.0,
         "audio_pcm16": frame_of_sample(np.arange(n_samples)).astype(np.int16), "blendshapes": list(frames), "face_present": present,
-        "decision_set": "set", "config_hash": "hash",
+        "neutral": np.median(frames[present], axis=0), "decision_set": "set", "config_hash": "hash",
     }  # fmt: skip
 
 

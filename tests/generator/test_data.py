@@ -1,17 +1,28 @@
-"""Streaming shards: readers split the row groups disjointly and cover them; windows keep audio
-and frames aligned; full sequences come back whole."""
+"""Streaming shards: readers split the row groups disjointly and cover them; windows keep features
+and targets aligned; full sequences come back whole; features are cached once."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from torch.utils.data import DataLoader
 
-from generator.data import Export, SequenceStream, ShardError, WindowStream, reader_units, units_of
+from generator.data import (
+    Export,
+    SequenceStream,
+    ShardError,
+    WindowStream,
+    ensure_features,
+    read_unit,
+    reader_units,
+    units_of,
+)
+from generator.features import FrameFeatures, cache_path, write_cached
 
-from .conftest import FPS, SR, coded_clip, frame_of_sample
+from .conftest import FPS, SR, coded_clip
 
 
 def test_reader_units_are_disjoint_and_cover_everything() -> None:
@@ -52,24 +63,61 @@ def test_sequences_come_back_whole(write_export) -> None:
     assert not b.face_present[1] and b.face_present[[0, 2]].all()
 
 
-def test_windows_keep_audio_and_frames_aligned(write_export) -> None:
-    export = write_export([coded_clip("long", "g", 200), coded_clip("short", "h", 20)])
-    stream = WindowStream(Export.open(export).files("train"), 30, FPS, SR, shuffle_buffer=4, seed=3)
+def _frame_coded_features(export: Export) -> None:
+    """A log-mel cache whose every value is its frame's index."""
+    for shard in export.shard_files():
+        clips = [c for g in range(pq.ParquetFile(shard).num_row_groups) for c in read_unit((shard, g))]
+        write_cached(
+            cache_path(export.path, "log-mel", shard),
+            {
+                c.clip_id: np.tile(np.arange(len(c.blendshapes), dtype=np.float32)[:, None], (1, 80))
+                for c in clips
+            },
+        )
+
+
+def test_windows_keep_features_and_targets_aligned(write_export) -> None:
+    export = Export.open(write_export([coded_clip("long", "g", 200), coded_clip("short", "h", 20)]))
+    _frame_coded_features(export)
+    stream = WindowStream(export.files("train"), 30, "log-mel", shuffle_buffer=4, seed=3)
     windows = list(itertools.islice(stream, 40))
-    assert {tuple(w["audio"].shape) for w in windows} == {(16000,)}
+    assert {tuple(w["features"].shape) for w in windows} == {(30, 80)}
     for w in windows:
-        audio_frame = np.round(w["audio"].numpy() * 32767)
-        first = w["target"][0, 0].item()
+        frame = w["features"][:, 0].numpy()
         valid = w["mask"].numpy() > 0
-        # sample j of the window is sample round(first * sr / fps) + j of the clip
-        expected = frame_of_sample(round(first * SR / FPS) + np.arange(16000))
-        real = expected < (200 if w["mask"].sum() > 20 else 20)
-        np.testing.assert_array_equal(audio_frame[real], expected[real])
-        if w["mask"].sum() <= 20:  # the short clip: padded past its end, mask 0 there
+        first = int(frame[0])
+        short = w["mask"].sum() <= 20
+        n = 20 if short else 200
+        real = min(30, n - first)
+        np.testing.assert_array_equal(frame[:real], np.arange(first, first + real))
+        # channel 0 holds the frame index; the target is it minus the clip's neutral (its median)
+        neutral = np.median(np.delete(np.arange(n), 1))
+        np.testing.assert_allclose(w["target"][:real, 0].numpy(), frame[:real] - neutral)
+        if short:  # padded past its end, mask 0 there
             assert valid[:20].sum() == (19 if first == 0 else 20) and not valid[20:].any()
-            assert (audio_frame[~real] == 0).all()
-    starts = {w["target"][0, 0].item() for w in windows if w["mask"].sum() > 20}
+            assert (frame[20:] == 0).all()
+    starts = {int(w["features"][0, 0]) for w in windows if w["mask"].sum() > 20}
     assert len(starts) > 5, "windows start at random frames"
+
+
+def test_features_are_encoded_once_and_cached_beside_the_shards(write_export) -> None:
+    export = Export.open(
+        write_export([coded_clip("a", "g", 50), coded_clip("b", "h", 61, "val")], clips_per_row_group=1)
+    )
+    made: list[FrameFeatures] = []
+
+    def make() -> FrameFeatures:
+        made.append(FrameFeatures("log-mel"))
+        return made[-1]
+
+    assert ensure_features(export, "log-mel", make) == 2
+    assert sorted(p.name for p in (export.path / "features" / "log-mel").iterdir()) == [
+        "train-00000.npz",
+        "val-00000.npz",
+    ]
+    (clip,) = SequenceStream(export.files("val"), rank=0, world_size=1, features="log-mel")
+    assert clip.features is not None and clip.features.shape == (61, 80)
+    assert ensure_features(export, "log-mel", make) == 0 and len(made) == 1, "nothing encoded twice"
 
 
 def test_a_split_without_clips_is_a_clear_error(write_export) -> None:
