@@ -5,14 +5,15 @@
 The export gives real speech and real training windows (``curate export``). Measured, each
 against a baseline from the same run:
 
-- prediction, one CPU thread, the default model (about 2.7M parameters; speed does not depend on
-  the weights), on the export's speech joined into one 60 s sequence: seconds of audio per
-  second for log-mel features alone (the floor of any model on these features) and for the
-  whole model; and from a file to Live Link Face CSV text (decode + model + CSV) for each
-  source video;
-- training, default recipe (batch 16 windows of 2 s) on ``--device`` with all threads: windows
-  per second of the data stream alone (shard reading and windowing) and of ``curate train``'s
-  loop (loader + forward + backward + AdamW, and the checkpoint at the end).
+- prediction, one CPU thread, the default model (about 87k parameters over Whisper-tiny features;
+  speed does not depend on the weights), on the export's speech joined into one 60 s sequence:
+  seconds of audio per second for the log-mel and the Whisper features alone (the floor of any
+  model on them) and for the whole model; and from a file to Live Link Face CSV text (decode +
+  features + model + CSV) for each source video;
+- training, default recipe (batch 32 windows of 2 s over cached features) on ``--device`` with
+  all threads: windows per second of the data stream alone (shard and cache reading,
+  windowing) and of ``curate train``'s loop (loader + forward + backward + AdamW, the gain fit
+  and the checkpoint at the end).
 
 Each part also records the share of its cores' time the process got (``cpu_share``): well under
 1 means other work competed for the machine and the figures are low.
@@ -38,11 +39,11 @@ from torch.utils.data import DataLoader
 from generator.checkpoint import Trained
 from generator.config import ModelConfig, TrainConfig
 from generator.data import Export, SequenceStream, WindowStream
-from generator.features import LogMel
+from generator.features import load_frame_features
 from generator.livelink import llf_csv
 from generator.model import Generator
 from generator.predict import predict_audio, read_speech
-from generator.train import mean_pose, pick_device, train
+from generator.train import cache_features, corpus_stats, pick_device, train
 
 PREDICT_S = 60.0
 
@@ -67,32 +68,34 @@ def timed(fn: Any, repeat: int) -> float:
 
 
 def prediction(export: Export, model: Generator) -> dict[str, Any]:
-    """Seconds of audio per second on one thread: features alone, the model, file -> CSV."""
+    """Seconds of audio per second on one thread: each kind of features alone, the model, file -> CSV."""
     torch.set_num_threads(1)
-    files = _all_files(export)
+    files = export.shard_files()
     speech = np.concatenate([c.audio for c in SequenceStream(files, rank=0, world_size=1)])
     audio = np.resize(speech, round(PREDICT_S * export.sample_rate_hz)).astype(np.float32)
     trained = Trained(
         model, TrainConfig(), export.names, export.fps, export.sample_rate_hz, export.path, 0, {}
     )
-    features = LogMel(model.config.n_mels)
-    batch = torch.from_numpy(audio)[None]
-    with torch.no_grad():
-        features_s = timed(lambda: features(batch), 5)
-    model_s, share = cpu_share(lambda: timed(lambda: predict_audio(trained, audio), 3), 1)
+    n_frames = round(PREDICT_S * export.fps)
+    features_s = {}
+    for kind in ("log-mel", "whisper-tiny-en"):
+        each = load_frame_features(kind)
+        features_s[kind] = timed(lambda each=each: each(audio, export.fps, n_frames), 3)
+    maker = load_frame_features(model.config.features)
+    model_s, share = cpu_share(lambda: timed(lambda: predict_audio(trained, audio, features=maker), 3), 1)
     sources = sorted(
         {Path(u) for f in files for u in pq.read_table(f, columns=["source_uri"])[0].to_pylist()}
     )
     file_audio_s, file_wall_s = 0.0, 0.0
     for path in sources:
         start = time.perf_counter()
-        animation = predict_audio(trained, read_speech(path))
+        animation = predict_audio(trained, read_speech(path), features=maker)
         llf_csv(animation.values, animation.names, animation.fps)
         file_wall_s += time.perf_counter() - start
         file_audio_s += len(animation.values) / animation.fps
     return {
         "audio_s": PREDICT_S,
-        "features_speed": PREDICT_S / features_s,
+        "features_speed": {kind: PREDICT_S / s for kind, s in features_s.items()},
         "model_speed": PREDICT_S / model_s,
         "file_to_csv_speed": file_audio_s / file_wall_s,
         "files": len(sources),
@@ -101,19 +104,12 @@ def prediction(export: Export, model: Generator) -> dict[str, Any]:
     }
 
 
-def _all_files(export: Export) -> list[Path]:
-    """Shard files of every split."""
-    return [export.path / f["file"] for split in export.manifest["splits"].values() for f in split["files"]]
-
-
 def training(export: Export, steps: int, device: torch.device, work: Path) -> dict[str, Any]:
     """Windows per second of the data stream alone and of :func:`generator.train.train`
     (default recipe, its one checkpoint and validation at the end included)."""
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     config = TrainConfig(steps=steps, device="cpu" if device.type == "cpu" else "cuda")
-    stream = WindowStream(
-        export.files("train"), round(config.window_s * export.fps), export.fps, export.sample_rate_hz
-    )
+    stream = WindowStream(export.files("train"), round(config.window_s * export.fps), config.model.features)
     start = time.perf_counter()
     for _ in itertools.islice(iter(DataLoader(stream, batch_size=config.batch_size)), steps):
         pass
@@ -148,8 +144,11 @@ def report(r: dict[str, Any]) -> str:
         [
             f"machine: {r['machine']}",
             f"prediction, 1 CPU thread, {p['audio_s']:.0f} s of speech (s of audio per s):",
-            f"  log-mel features alone  {p['features_speed']:8.1f}",
-            f"  model (features + TCN)  {p['model_speed']:8.1f}   ({p['model_speed'] / p['features_speed']:.3f} of features alone; "
+            f"  log-mel features alone  {p['features_speed']['log-mel']:8.1f}",
+            f"  Whisper-tiny alone      {p['features_speed']['whisper-tiny-en']:8.1f}   "
+            f"({p['features_speed']['whisper-tiny-en'] / p['features_speed']['log-mel']:.3f} of log-mel)",
+            f"  model (Whisper + TCN)   {p['model_speed']:8.1f}   "
+            f"({p['model_speed'] / p['features_speed']['whisper-tiny-en']:.3f} of its features alone; "
             f"CPU share {p['cpu_share']:.2f})",
             f"  file -> LLF CSV         {p['file_to_csv_speed']:8.1f}   ({p['files']} files, {p['files_audio_s']:.0f} s)",
             f"training on {t['device']}, {t['threads']} threads, batch {t['batch_size']} x {t['window_s']:g} s, "
@@ -173,7 +172,10 @@ def main() -> None:
     export = Export.open(args.export)
     device = pick_device(args.device)
     torch.manual_seed(0)
-    model = Generator(ModelConfig(), mean_pose(export)).eval()
+    kind = ModelConfig().features
+    cache_features(export, kind, None)
+    stats = corpus_stats(export, kind)
+    model = Generator(ModelConfig(), stats.mean_neutral, stats.feature_scale).eval()
     with tempfile.TemporaryDirectory(prefix="bench-generator-") as work:
         results = {
             "machine": machine(device),

@@ -474,6 +474,10 @@ def export_cmd(
     clips_per_row_group: Annotated[
         int, typer.Option(help="Clips per Parquet row group (the streaming unit).")
     ] = 8,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Map the blendshapes to ARKit ranges with this file (`curate calibrate`)."),
+    ] = None,
 ) -> None:
     """Write training shards of the accepted clips: 16 kHz PCM and blendshapes, sync corrected, split by group.
 
@@ -487,6 +491,7 @@ def export_cmd(
         options = ExportOptions(
             name=name, where=where, group=group, val_fraction=val, test_fraction=test,
             test=test_where, clips_per_row_group=clips_per_row_group,
+            calibration=str(calibration) if calibration else None,
         )  # fmt: skip
     except ValidationError as exc:
         raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
@@ -495,6 +500,33 @@ def export_cmd(
     except ExportError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(summary.to_text())
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    root: Annotated[Path, typer.Argument(help="Dataset root with accepted clips.")],
+    capture: Annotated[
+        Path, typer.Option(help="An ARKit capture CSV (Live Link Face take) whose ranges to match.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Calibration file (default ROOT/calibration.json).")
+    ] = None,
+) -> None:
+    """Fit a per-channel quantile map from the accepted clips' blendshapes to an ARKit capture's ranges.
+
+    Use it with `curate export --calibration` and `curate predict --calibration`; `curate report`
+    draws the root's before/after ranges."""
+    from curate.calibrate import CALIBRATION, fit_root
+    from manifests.calibration import CalibrationError
+
+    try:
+        calibration = fit_root(root, capture)
+    except CalibrationError as exc:
+        raise _fail(str(exc), 1) from None
+    path = calibration.save(out or root / CALIBRATION)
+    typer.echo(
+        f"{path}: {len(calibration.names)} channels fitted on {calibration.frames} frames against {capture.name}"
+    )
 
 
 @app.command("train")
@@ -590,6 +622,10 @@ def predict_cmd(
             help="The speaker's neutral pose: a JSON object of channel -> value (default: the model's)."
         ),
     ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Map the output to ARKit ranges with this file (`curate calibrate`)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "cpu",
 ) -> None:
     """Blendshape animation for AUDIO, one row per frame at the model's rate (a Live Link Face CSV by default)."""
@@ -597,6 +633,7 @@ def predict_cmd(
     from generator.livelink import FORMATS, write_animation
     from generator.predict import PredictError, predict_audio, read_neutral, read_speech
     from generator.train import TrainingError, pick_device
+    from manifests.calibration import Calibration, CalibrationError
 
     chosen = fmt or (out.suffix.lstrip(".").lower() if out.suffix.lower() in (".json", ".npy") else "csv")
     if chosen not in FORMATS:
@@ -605,9 +642,12 @@ def predict_cmd(
         trained = load_checkpoint(run_dir, pick_device(device))
         pose = read_neutral(neutral, trained) if neutral else None
         animation = predict_audio(trained, read_speech(audio), pose)
-    except (NoCheckpoint, PredictError, TrainingError) as exc:
+        values = animation.values
+        if calibration:
+            values = Calibration.load(calibration).apply(values, animation.names)
+    except (NoCheckpoint, PredictError, TrainingError, CalibrationError) as exc:
         raise _fail(str(exc), 1) from None
-    write_animation(out, animation.values, animation.names, animation.fps, chosen)
+    write_animation(out, values, animation.names, animation.fps, chosen)
     typer.echo(f"{out}: {len(animation.values)} frames at {animation.fps:g} fps")
 
 

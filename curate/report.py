@@ -1,7 +1,8 @@
 """``curate report``: one self-contained HTML page about a dataset root.
 
 Sections: summary, verdicts by reason, score distributions with the filter thresholds, emotion
-mix, languages, per-channel blendshape statistics, and example clips (a frame and their curves).
+mix, languages, per-channel blendshape statistics, the ARKit calibration's before/after ranges
+(when ``curate calibrate`` made one), and example clips (a frame and their curves).
 Plots are matplotlib PNGs and frames JPEGs, both inlined as base64: the page needs no network.
 Everything is read through the DuckDB views of :mod:`manifests.views`; nothing is written but
 the page.
@@ -23,10 +24,12 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from curate.calibrate import CALIBRATION
 from curate.config import Config
 from curate.filter import NoClips
 from extractors.registry import dataset_schemas
 from ingest.media import iter_frames_at_rate
+from manifests.calibration import QUANTILES, Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect
@@ -257,6 +260,44 @@ def blendshape_stats(con: duckdb.DuckDBPyConnection) -> str:
     return _figure(_png(fig), caption) + f'<div class="cols">{_table(table)}</div>'
 
 
+def calibration_ranges(path: Path) -> str:
+    """The root's ARKit calibration (``curate calibrate``): each channel's p5..p95 and median
+    before (as MediaPipe measured) and after (mapped onto the capture's ranges)."""
+    if not path.exists():
+        return '<p class="muted">No calibration: <code>curate calibrate ROOT --capture take.csv</code> fits one.</p>'
+    try:
+        calibration = Calibration.load(path)
+    except CalibrationError as exc:
+        return f'<p class="muted">{escape(str(exc))}</p>'
+    lo, mid, hi = (QUANTILES.index(q) for q in (0.05, 0.5, 0.95))
+    fig = Figure(figsize=(14, 4))
+    ax = fig.subplots()
+    x = np.arange(len(calibration.names))
+    for knots, shift, color, label in (
+        (np.asarray(calibration.source), -0.18, "#999", "before (MediaPipe)"),
+        (np.asarray(calibration.target), 0.18, "#4a78b0", f"after (ranges of {calibration.capture})"),
+    ):
+        ax.errorbar(
+            x + shift,
+            knots[:, mid],
+            yerr=[knots[:, mid] - knots[:, lo], knots[:, hi] - knots[:, mid]],
+            fmt="o",
+            ms=3,
+            color=color,
+            lw=1.2,
+            label=label,
+        )
+    ax.set_xticks(x, calibration.names, rotation=90, fontsize=7)
+    ax.set_xlabel("blendshape channel")
+    ax.set_ylabel("value (0..1)")
+    ax.legend(loc="upper right", fontsize=8)
+    caption = (
+        f"Median (dot) and p5..p95 (bar) of each channel over {calibration.frames} frames of accepted"
+        f" clips, before and after the quantile map fitted against {calibration.capture}."
+    )
+    return _figure(_png(fig), caption)
+
+
 def _frame(uri: str, t_s: float) -> str:
     """The frame shown at ``t_s`` as a JPEG data URI, at most FRAME_WIDTH wide."""
     frame = next(iter_frames_at_rate(Path(uri), t_s, t_s + 0.5, 2.0), None)
@@ -311,7 +352,7 @@ def examples(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     return "".join(cards) or '<p class="muted">No clip has blendshapes.</p>'
 
 
-def _sections(con: duckdb.DuckDBPyConnection, config: Config) -> list[tuple[str, str]]:
+def _sections(con: duckdb.DuckDBPyConnection, config: Config, root: Path) -> list[tuple[str, str]]:
     clips = con.sql("select * from clips order by clip_id").to_arrow_table()
     columns = set(clips.column_names)
     docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in dataset_schemas()["clips"]}
@@ -324,6 +365,7 @@ def _sections(con: duckdb.DuckDBPyConnection, config: Config) -> list[tuple[str,
         ("Emotion mix", emotion_mix(con, columns)),
         ("Languages", languages(con, columns)),
         ("Blendshape channels", blendshape_stats(con) if faces else no_faces),
+        ("Calibration to ARKit ranges", calibration_ranges(root / CALIBRATION)),
         ("Example clips", examples(con, columns) if faces else no_faces),
     ]
 
@@ -339,7 +381,7 @@ def write_report(root: str | Path, out: Path | None = None, config: Config | Non
         raise NoClips(f"{dataset.path} has no clips: run `curate run` first")
     con = connect(dataset, dataset_schemas())
     try:
-        sections = _sections(con, config or Config())
+        sections = _sections(con, config or Config(), dataset.path)
     finally:
         con.close()
     body = "".join(f"<h2>{title}</h2>\n{content}\n" for title, content in sections)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from generator.checkpoint import Trained
-from generator.features import load_frame_features
+from generator.features import FrameFeatures, load_frame_features
 from ingest.media import frame_grid, read_audio
 
 
@@ -29,16 +29,23 @@ class Animation:
 
 
 @torch.no_grad()
-def predict_audio(trained: Trained, audio: np.ndarray, neutral: np.ndarray | None = None) -> Animation:
+def predict_audio(
+    trained: Trained,
+    audio: np.ndarray,
+    neutral: np.ndarray | None = None,
+    features: FrameFeatures | None = None,
+) -> Animation:
     """Blendshapes for 16 kHz mono ``audio`` (n_samples,), one frame per grid time below its end,
-    on ``neutral`` (n_channels,) or the model's default neutral."""
+    on ``neutral`` (n_channels,) or the model's default neutral. ``features``: a loaded maker of
+    the model's features (default: load one)."""
     n_frames = len(frame_grid(0.0, len(audio) / trained.sample_rate_hz, trained.fps))
     if not n_frames:
         raise PredictError("the audio is empty")
     device = trained.model.default_neutral.device
-    features = load_frame_features(trained.config.model.features)(audio, trained.fps, n_frames)
+    maker = features or load_frame_features(trained.config.model.features)
+    rows = torch.from_numpy(maker(audio, trained.fps, n_frames))[None].to(device)
     base = None if neutral is None else torch.from_numpy(np.asarray(neutral, np.float32)).to(device)
-    values = trained.model.animate(torch.from_numpy(features)[None].to(device), base)[0].cpu().numpy()
+    values = trained.model.animate(rows, base)[0].cpu().numpy()
     return Animation(values, trained.names, trained.fps)
 
 

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from extractors.registry import EXTRACTORS, dataset_schemas
 from ingest.media import SPEECH_SR_HZ, read_audio
 from ingest.sources import localize
+from manifests.calibration import Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES, SCHEMA_VERSION, SHARD_BLENDSHAPE_NAMES, shard_schema
 from manifests.store import DatasetRoot, records_to_table
 from manifests.views import connect
@@ -76,6 +77,9 @@ class ExportOptions(BaseModel):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
     clips_per_row_group: int = Field(8, ge=1, description="the unit that readers spread over workers")
+    calibration: str | None = Field(
+        None, description="calibration JSON (curate calibrate) applied to the blendshapes; None: as measured"
+    )
     clips_per_file: int = Field(512, ge=1)
 
     @model_validator(mode="after")
@@ -211,10 +215,14 @@ def clip_audio(path: Path, start_s: float, n_samples: int) -> np.ndarray:
     )
 
 
-def _record(row: Mapping[str, Any], tracks: Path, split: str, staging: Path) -> dict[str, Any]:
-    """The shard row of one clip (its per-frame arrays in the part ``tracks``); :class:`ClipUnusable`
-    when it cannot be made."""
+def _record(
+    row: Mapping[str, Any], tracks: Path, split: str, staging: Path, calibration: Calibration | None
+) -> dict[str, Any]:
+    """The shard row of one clip (its per-frame arrays in the part ``tracks``), its blendshapes
+    mapped by ``calibration`` if given; :class:`ClipUnusable` when it cannot be made."""
     values, present = _blendshape_frames(pq.read_table(tracks, columns=["blendshapes"])[0][0].as_py())
+    if calibration is not None:
+        values = calibration.apply(values, SHARD_BLENDSHAPE_NAMES)
     fps, offset = float(row["fps"]), row["sync_offset_frames"]
     audio_offset_s = (offset or 0) / fps
     n_samples = round(len(values) / fps * SPEECH_SR_HZ)
@@ -261,6 +269,7 @@ def _write_split(
     options: ExportOptions,
     staging: Path,
     skipped: dict[str, str],
+    calibration: Calibration | None,
 ) -> list[dict[str, Any]]:
     """Stream the clips of one split into files of row groups; memory holds one row group at a time.
 
@@ -277,7 +286,8 @@ def _write_split(
                 records = []
                 for r in group_rows:
                     try:
-                        records.append(_record(r, root.part_path("tracks", r["clip_id"]), split, staging))
+                        tracks = root.part_path("tracks", r["clip_id"])
+                        records.append(_record(r, tracks, split, staging, calibration))
                     except ClipUnusable as exc:
                         skipped[r["clip_id"]] = str(exc)
                 if records:
@@ -301,6 +311,10 @@ def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
     target = root.path / "exports" / options.name
     if target.exists():
         raise ExportError(f"export {target} exists; exports are never replaced: choose another --name")
+    try:
+        calibration = Calibration.load(options.calibration) if options.calibration else None
+    except CalibrationError as exc:
+        raise ExportError(str(exc)) from None
     con = connect(root, dataset_schemas())
     rows = _selected(con, options)
     if not rows:
@@ -320,7 +334,7 @@ def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
         for r in rows:
             by_split[split_of[r["group_id"]]].append(r)
         files = {
-            s: _write_split(root, by_split[s], s, tmp, options, root.path / "_staging", skipped)
+            s: _write_split(root, by_split[s], s, tmp, options, root.path / "_staging", skipped, calibration)
             for s in SPLITS
         }
         if len(skipped) == len(rows):
