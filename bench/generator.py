@@ -5,7 +5,7 @@
 The export gives real speech and real training windows (``curate export``). Measured, each
 against a baseline from the same run:
 
-- prediction, one CPU thread, the default model (about 87k parameters over Whisper-tiny features;
+- prediction, one CPU thread, the default model (about 143k parameters over Whisper-tiny features;
   speed does not depend on the weights), on the export's speech joined into one 60 s sequence:
   seconds of audio per second for the log-mel and the Whisper features alone (the floor of any
   model on them) and for the whole model; and from a file to Live Link Face CSV text (decode +

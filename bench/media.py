@@ -168,6 +168,17 @@ def mirrored_copy(src: Path, dst: Path) -> Path:
     return _reencoded_copy(src, dst, lambda rgb: np.ascontiguousarray(rgb[:, ::-1]), None, "4")
 
 
+def recompressed_copy(src: Path, dst: Path, crf: str = "35") -> Path:
+    """``src`` at half its size and H.264 ``crf`` (a lossy re-upload); the audio is remuxed."""
+    import cv2
+
+    def half(rgb: Any) -> Any:
+        h, w = rgb.shape[:2]
+        return cv2.resize(rgb, (w // 4 * 2, h // 4 * 2), interpolation=cv2.INTER_AREA)
+
+    return _reencoded_copy(src, dst, half, None, crf)
+
+
 def second_audio_copy(src: Path, silent: Path, dst: Path, mark_default: bool = True) -> Path:
     """``src`` with the audio of ``silent`` (cut to ``src``'s length) added as its first audio
     stream and its own audio second, marked as the default one (a player picks it) unless

@@ -538,7 +538,7 @@ def train_cmd(
     window_s: Annotated[float | None, typer.Option(help="Training window length, s (default 2).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 1e-3).")] = None,
     hidden: Annotated[
-        int | None, typer.Option(help="Model width (default 64: about 87k parameters).")
+        int | None, typer.Option(help="Model width (default 64: about 143k parameters).")
     ] = None,
     features: Annotated[
         str | None, typer.Option(help="Speech features: whisper-tiny-en (default) | log-mel.")

@@ -14,7 +14,7 @@ class _Settings(BaseModel):
 
 
 class ModelConfig(_Settings):
-    """Dilated TCN over speech features on the frame grid (see :mod:`generator.model`); about 87k
+    """Dilated TCN over speech features on the frame grid (see :mod:`generator.model`); about 143k
     parameters by default. Held-out-speaker comparisons of these settings: ``docs/generator.md``."""
 
     features: FeatureKind = Field("whisper-tiny-en", description="speech features (generator.features)")

@@ -1,6 +1,6 @@
 """Mirror-consistent labels: the blendshapes of a frame and of its mirror image, read back with
 left and right swapped, should agree; MediaPipe alone disagrees by about 0.024 a channel, and
-``[face] mirror_average`` removes that (figures: docs/benchmarks.md, bench/mirror.py)."""
+``[face] mirror_average`` removes that (figures: docs/benchmarks.md, bench/labels.py)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,19 @@
-"""MediaPipe's mirror inconsistency, and what ``[face] mirror_average`` delivers, with its cost.
+"""Label noise of MediaPipe's blendshapes, and what ``[face] mirror_average`` delivers, with its cost.
 
-    python -m bench.mirror [--json F]
+    python -m bench.labels [--json F]
 
-On the speaking fixture clips and a left-to-right flipped copy of each (``bench.media.mirrored_copy``):
-the blendshapes of every frame against those of the flipped frame read back (left and right
-channels swapped), mean absolute difference per channel, over all 52 channels and over the gaze
-channels (eyeLook*), with ``mirror_average`` off and on; and the face extractor's time per frame
-with it on, as a ratio to off, in the same run. Averaging adds no lag (each frame is averaged
-with itself mirrored).
+On the speaking fixture clips, with ``mirror_average`` off and on:
+
+- mirror inconsistency: against a left-to-right flipped copy of each (``bench.media.mirrored_copy``),
+  the blendshapes of every frame against those of the flipped frame read back (left and right
+  channels swapped), mean absolute difference per channel, over all 52 channels and over the gaze
+  channels (eyeLook*);
+- stability under re-encoding: against a copy at half the size and H.264 CRF 35
+  (``bench.media.recompressed_copy``, a lossy re-upload), the mean absolute difference of each
+  channel frame by frame: the channels least stable are listed;
+- the face extractor's time per frame with it on, as a ratio to off, in the same run.
+
+Averaging adds no lag (each frame is averaged with itself mirrored).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.media import mirrored_copy
+from bench.media import mirrored_copy, recompressed_copy
 from curate.config import Config, FaceConfig
 from extractors.base import ClipRef
 from extractors.face import FaceExtractor, mirror_inconsistency
@@ -53,25 +59,40 @@ def main() -> None:
         "clips": list(CLIPS),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        pairs = [
-            (FIXTURES / "video" / n, mirrored_copy(FIXTURES / "video" / n, Path(tmp) / n)) for n in CLIPS
+        copies = [
+            (
+                FIXTURES / "video" / n,
+                mirrored_copy(FIXTURES / "video" / n, Path(tmp) / "flipped" / n),
+                recompressed_copy(FIXTURES / "video" / n, Path(tmp) / "recompressed" / n),
+            )
+            for n in CLIPS
         ]
         for average in (False, True):
             extractor = FaceExtractor(Config(face=FaceConfig(mirror_average=average)))
             extractor.setup()
-            per_channel, frames, started = [], 0, time.perf_counter()
-            for original, flipped in pairs:
+            per_channel, drift, frames, spent = [], [], 0, 0.0
+            for original, flipped, recompressed in copies:
+                started = time.perf_counter()
                 a, b = shapes_of(extractor, original), shapes_of(extractor, flipped)
+                spent += time.perf_counter() - started
+                frames += len(a) + len(b)
                 n = min(len(a), len(b))
                 per_channel.append(mirror_inconsistency(a[:n], b[:n]))
-                frames += len(a) + len(b)
-            spent = time.perf_counter() - started
+                c = shapes_of(extractor, recompressed)
+                n = min(len(a), len(c))
+                drift.append(np.nanmean(np.abs(a[:n] - c[:n]), axis=0))
             key = "mirror_average" if average else "raw"
             channels = np.mean(per_channel, axis=0)
             figures[f"{key}_all_channels"] = float(channels.mean())
             figures[f"{key}_gaze_channels"] = float(channels[GAZE].mean())
             figures[f"{key}_per_clip"] = [float(c.mean()) for c in per_channel]
             figures[f"{key}_ms_per_frame"] = 1000 * spent / frames
+            reencoding = np.mean(drift, axis=0)
+            figures[f"{key}_reencoding_all_channels"] = float(reencoding.mean())
+            worst = np.argsort(-reencoding)[:8]
+            figures[f"{key}_reencoding_least_stable"] = {
+                BLENDSHAPE_NAMES[i]: round(float(reencoding[i]), 4) for i in worst
+            }
     figures["cost_ratio"] = figures["mirror_average_ms_per_frame"] / figures["raw_ms_per_frame"]  # type: ignore[operator]
     text = json.dumps(figures, indent=2)
     print(text)
