@@ -22,9 +22,9 @@ from mediapipe.tasks.python import BaseOptions
 from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
 
 from bench.media import duration_s
-from curate.config import Config
 from extractors.base import ClipRef
 from extractors.speech import SpeechExtractor
+from settings.config import Config
 
 
 def component_costs(

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.media import mirrored_copy, recompressed_copy
-from curate.config import Config, FaceConfig
 from extractors.base import ClipRef
 from extractors.face import FaceExtractor, mirror_inconsistency
 from ingest.probe import probe
 from manifests.schema import BLENDSHAPE_NAMES
+from settings.config import Config, FaceConfig
 
 FIXTURES = Path(
     os.environ.get("CURATE_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")

@@ -18,8 +18,8 @@ from typing import Any
 
 from bench.media import concatenate
 from bench.throughput import fixture_videos
-from curate.config import Config, RayConfig, RunConfig
 from curate.run import run
+from settings.config import Config, RayConfig, RunConfig
 
 
 def measure(work: Path) -> dict[str, Any]:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.config import Config, RunConfig
-from curate.models import resolve
 from curate.query import query
 from curate.run import run
 from extractors.sync import FEATURE_CHOICES, SyncModel, feature_maker, score
 from ingest.media import read_audio
+from settings.config import Config, RunConfig
+from settings.models import resolve
 
 FIXTURES = Path(
     os.environ.get("CURATE_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")

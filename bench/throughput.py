@@ -27,9 +27,9 @@ from typing import Any
 from bench.bound import component_costs, pinned
 from bench.media import distinct_copy, duration_s
 from bench.naive import naive_seconds
-from curate.config import Config, RayConfig, RunConfig
-from curate.models import resolve
 from curate.run import run
+from settings.config import Config, RayConfig, RunConfig
+from settings.models import resolve
 
 #: Fixture videos with one speaking face each (see the fixtures README).
 SPEAKING = [

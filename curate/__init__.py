@@ -1,1 +1,1 @@
-"""The ``curate`` command and its orchestration: config, model registry, stages, executors, runs."""
+"""The ``curate`` command and its orchestration: stages, executors, runs, filter, report, query."""

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
-from curate import models as registry
-from curate.config import Config, ConfigError, load_config
+from settings import models as registry
+from settings.config import Config, ConfigError, load_config
 
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 5
@@ -112,9 +112,9 @@ def run_cmd(
     read, 2 for an invalid config, 3 when another live run holds OUT.
     """
     from curate.filter import UnknownColumn
-    from curate.models import ModelUnavailable
     from curate.run import NothingToRead, run
     from manifests.lock import RootBusy
+    from settings.models import ModelUnavailable
 
     cfg = _config(config)
     run_opts: dict[str, object] = {"strict": True} if strict else {}
@@ -485,7 +485,7 @@ def export_cmd(
     """
     from pydantic import ValidationError
 
-    from manifests.export import ExportError, ExportOptions, export
+    from export.shards import ExportError, ExportOptions, export
 
     try:
         options = ExportOptions(

@@ -21,13 +21,13 @@ import numpy as np
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
-from curate.config import Config
 from extractors.registry import dataset_schemas
 from filters.duplicates import find_twins
 from filters.rules import judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect
+from settings.config import Config
 
 
 class NoClips(RuntimeError):

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from curate.config import Config
 from extractors.base import ClipRef, Extractor, Resources
 from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
@@ -32,6 +31,7 @@ from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, sil
 from ingest.sources import localize
 from manifests.schema import error_text
 from manifests.store import DatasetRoot
+from settings.config import Config
 
 
 def one_line(exc: BaseException) -> str:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.config import RayConfig
 from curate.pipeline import (
     ClipOutcome,
     ClipWork,
@@ -34,6 +33,7 @@ from curate.pipeline import (
 from extractors.base import Resources
 from ingest.probe import uri_id
 from manifests.schema import error_text
+from settings.config import RayConfig
 
 #: Jobs queued per worker beyond the one it runs, so it never waits for the driver.
 QUEUE_PER_WORKER = 1

@@ -25,7 +25,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from curate.calibrate import CALIBRATION
-from curate.config import Config
 from curate.filter import NoClips
 from extractors.registry import dataset_schemas
 from ingest.media import iter_frames_at_rate
@@ -33,6 +32,7 @@ from manifests.calibration import QUANTILES, Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect
+from settings.config import Config
 
 NOT_SCORES = {"clip_index", "start_s", "end_s", "fps"}  # numeric, but positions rather than scores
 CURVES = ("jawOpen", "mouthClose", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")

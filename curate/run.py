@@ -12,7 +12,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from curate.config import Config
 from curate.executors import Executor, SequentialExecutor
 from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork
@@ -22,6 +21,7 @@ from ingest.sources import expand_sources
 from manifests.lock import hold
 from manifests.schema import error_code
 from manifests.store import DatasetRoot
+from settings.config import Config
 
 
 class NothingToRead(RuntimeError):

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from curate.config import Config
+from settings.config import Config
 
 
 @dataclass(frozen=True)

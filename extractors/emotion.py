@@ -20,16 +20,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 import pyarrow as pa
 
-from curate.models import cache_dir, resolve
 from extractors.audio_features import frame_level_db, pitch_hz
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.face_crops import face_samples
 from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES, field
+from settings.models import cache_dir, resolve
 
 #: Output order of the expression model (FER-2013).
 EMOTION_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -126,6 +125,8 @@ class EmotionExtractor(Extractor):
         self.__dict__.pop("_interpreter", None)
 
     def classify(self, crop: np.ndarray) -> np.ndarray:
+        import cv2  # loaded where crops are classified, not at import
+
         """Class probabilities of one RGB face crop, shape (7,)."""
         gray = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
         x = (gray.astype(np.float32) / 255.0 - 0.5) * 2.0

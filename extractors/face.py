@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import mediapipe as mp
 import numpy as np
 import pyarrow as pa
-from mediapipe.tasks.python import BaseOptions, vision
 
-from curate.models import cache_dir, resolve
 from extractors.base import ClipRef, Extraction, Extractor
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
+from settings.models import cache_dir, resolve
+
+if TYPE_CHECKING:
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
 
 
 def head_pose(matrix: np.ndarray) -> list[float]:
@@ -60,6 +62,8 @@ def _frame_values(result: Any) -> tuple[int, list[float] | None, list[float] | N
 
 
 def _image(pixels: np.ndarray) -> mp.Image:
+    import mediapipe as mp  # heavy (0.4 s): loaded where frames are read, not at import
+
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(pixels))
 
 
@@ -125,6 +129,8 @@ class FaceExtractor(Extractor):
 
     def _landmarker(self) -> vision.FaceLandmarker:
         cfg = self.config.face
+        from mediapipe.tasks.python import BaseOptions, vision
+
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=self._model),
             running_mode=vision.RunningMode.VIDEO,

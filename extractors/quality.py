@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 import pyarrow as pa
 
@@ -33,6 +32,8 @@ CLIP_LEVEL = 0.999
 def picture(crops: Sequence[np.ndarray]) -> dict[str, float]:
     """Median sharpness (variance of the Laplacian), brightness (mean gray, 0..255) and contrast
     (gray standard deviation) of face crops normalised to 128x128."""
+    import cv2  # loaded where crops are measured, not at import
+
     values = []
     for crop in crops:
         gray = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (128, 128), interpolation=cv2.INTER_AREA)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from curate.config import Config, ConfigError
 from extractors.base import Extractor
 from extractors.emotion import EmotionExtractor
 from extractors.face import FaceExtractor
@@ -16,6 +15,7 @@ from extractors.quality import QualityExtractor
 from extractors.speech import SpeechExtractor
 from extractors.sync import SyncExtractor
 from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, INPUT_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
+from settings.config import Config, ConfigError
 
 EXTRACTORS: dict[str, type[Extractor]] = {
     "face": FaceExtractor,

@@ -13,13 +13,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from faster_whisper import WhisperModel
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from curate.models import cache_dir, resolve
 from extractors.base import ClipRef, Extraction, Extractor, Resources
 from ingest.media import SPEECH_SR_HZ, read_audio
 from manifests.schema import field
+from settings.models import cache_dir, resolve
 
 #: A clip whose loudest sample is under this level (dBFS) is digital silence.
 DIGITAL_SILENCE_DB = -60.0
@@ -86,6 +84,8 @@ class SpeechExtractor(Extractor):
         compute = (
             cfg.compute_type if cfg.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
         )
+        from faster_whisper import WhisperModel  # heavy: loaded in setup, not at import
+
         self._model = WhisperModel(
             str(folder), device=device, compute_type=compute, cpu_threads=cfg.cpu_threads
         )
@@ -102,6 +102,8 @@ class SpeechExtractor(Extractor):
         audio = read_audio(clip.path, clip.start_s, clip.end_s)
         duration = max(len(audio) / SPEECH_SR_HZ, 1e-9)
         peak_db = float(20 * np.log10(np.max(np.abs(audio)) + 1e-12)) if len(audio) else -240.0
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
         spans = get_speech_timestamps(audio, VadOptions()) if len(audio) else []
         ratio = sum(s["end"] - s["start"] for s in spans) / SPEECH_SR_HZ / duration
         out.clip.update(speech_ratio=ratio, speech_peak_db=peak_db)

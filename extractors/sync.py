@@ -31,13 +31,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from curate.config import ModelsConfig
-from curate.models import cache_dir, resolve
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.sync_features import FeatureMaker
 from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
+from settings.config import ModelsConfig
+from settings.models import cache_dir, resolve
 
 #: Mouth blendshapes the model predicts from audio.
 MOUTH_CHANNELS: tuple[str, ...] = (

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from curate.config import Config
 from extractors.registry import dataset_schemas
 from extractors.sync import DEFAULT_FEATURES, SyncModel, SyncScore, feature_maker, fit, score
 from filters.duplicates import find_twins
@@ -37,6 +36,7 @@ from ingest.media import SPEECH_SR_HZ, read_audio
 from ingest.sources import localize
 from manifests.store import DatasetRoot
 from manifests.views import connect
+from settings.config import Config
 
 SHIFTS = (2, 3, 5, 8, 12)
 #: Shifts at least this large (frames) should be flagged by the sync rules.

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from curate.config import FilterConfig, Rule
 from manifests.schema import error_code
+from settings.config import FilterConfig, Rule
 
 VERDICTS = ("accept", "review", "reject")
 

@@ -40,7 +40,7 @@ def model_needed(kind: str) -> str | None:
 class FrameFeatures:
     """Audio (16 kHz mono float32) -> features of ``kind`` on a frame grid, (n_frames, dim) float32.
 
-    ``model_dir``: the resolved folder of the Whisper model (``curate.models.resolve``); unused
+    ``model_dir``: the resolved folder of the Whisper model (``settings.models.resolve``); unused
     for log-mel.
     """
 
@@ -61,7 +61,7 @@ class FrameFeatures:
 
 def load_frame_features(kind: str, threads: int = 1) -> FrameFeatures:
     """:class:`FrameFeatures` of ``kind``, its model resolved through the registry (never downloads)."""
-    from curate.models import resolve
+    from settings.models import resolve
 
     name = model_needed(kind)
     return FrameFeatures(kind, resolve(name) if name else None, threads)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.config import Config, Rule
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
+from settings.config import Config, Rule
 
 
 class NoReviews(RuntimeError):

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from curate.config import ReviewConfig
 from review.client import LabelStudio, ReviewError
+from settings.config import ReviewConfig
 
 LABELING_CONFIG = Path(__file__).with_name("labeling.xml")
 MEDIA_DIR = "review_media"

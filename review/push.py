@@ -18,7 +18,6 @@ from urllib.parse import quote
 import numpy as np
 from tqdm import tqdm
 
-from curate.config import Config, Rule
 from extractors.registry import dataset_schemas
 from ingest.sources import localize
 from manifests.lock import hold
@@ -28,6 +27,7 @@ from manifests.views import connect as connect_views
 from review.client import LabelStudio, ReviewError
 from review.media import cut_clip
 from review.project import MEDIA_DIR, ensure_project
+from settings.config import Config, Rule
 
 #: Curves shown to annotators: name -> blendshapes averaged.
 CURVES: dict[str, tuple[str, ...]] = {

@@ -6,5 +6,6 @@ bash scripts/setup.sh
 bash scripts/setup_labelstudio.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy curate manifests ingest extractors filters review generator
+.venv/bin/mypy curate export manifests ingest extractors filters review generator settings
+.venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"

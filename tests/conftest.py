@@ -14,11 +14,36 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import Config, FilterConfig, RunConfig, SegmentConfig
 from curate.query import query
 from curate.run import RunSummary, run
+from settings.config import Config, FilterConfig, RunConfig, SegmentConfig
 
 REPO = Path(__file__).resolve().parents[1]
+#: Fixtures that run real models over media, start servers or clusters, or spawn the CLI: a test
+#: that asks for one is in the slow lane (``pytest -m "not slow"`` runs the rest in under a minute).
+SLOW_FIXTURES = frozenset(
+    {
+        "fixture_run",
+        "accepted_run",
+        "pool_train_subset",
+        "curate",
+        "curate_argv",
+        "label_studio",
+        "review_root",
+        "pair",
+        "damaged",
+        "broken_speech",
+        "two_node_cluster",
+        "fast_config",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a slow fixture ``slow``."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def fixtures_dir() -> Path:

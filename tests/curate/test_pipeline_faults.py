@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from bench.media import damaged_copy, second_audio_copy, sideways_copy
-from curate.config import Config, ConfigError, RayConfig, RunConfig, SegmentConfig
 from curate.query import query
 from curate.run import build_pipeline, run
 from extractors import registry
 from extractors.base import ClipRef, Extraction
 from extractors.speech import SpeechExtractor
 from manifests import DatasetRoot
+from settings.config import Config, ConfigError, RayConfig, RunConfig, SegmentConfig
 
 
 class BrokenSpeech(SpeechExtractor):
@@ -162,6 +162,7 @@ def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, 
         )
 
 
+@pytest.mark.slow  # real models over a whole video
 def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_path, video) -> None:
     """A copy stored on its side with a display matrix (as phones do), a copy whose first audio
     stream is digital silence while its second, the default one, has the speech, and one where
@@ -193,6 +194,7 @@ def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_pat
     assert not unmarked["errors"] and "regulation" in unmarked["speech_text"]
 
 
+@pytest.mark.slow  # real models over a whole video
 def test_every_input_is_accounted_for_by_name(tmp_path, video) -> None:
     """Dangling and looping links become failures; a still image is not a video; a second copy
     of the same bytes is a row naming the input it duplicates."""

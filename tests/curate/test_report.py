@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from curate.config import Config, FilterConfig, Rule
 from curate.filter import apply_filters
 from curate.query import query
 from curate.report import write_report
+from settings.config import Config, FilterConfig, Rule
 
 SECTIONS = (
     "Summary",

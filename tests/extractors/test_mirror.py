@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bench.media import mirrored_copy
-from curate.config import Config, FaceConfig
 from extractors.base import ClipRef
 from extractors.face import FaceExtractor, mirror_average, mirror_inconsistency
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES
+from settings.config import Config, FaceConfig
 
 
 def test_the_mirror_swaps_left_and_right_and_keeps_the_rest() -> None:

@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from bench.media import delayed_audio_copy
-from curate.config import Config, RunConfig, SyncConfig
-from curate.models import resolve
 from curate.query import query
 from curate.run import run
 from extractors.sync import BANK_FRAMES, DEFAULT_FEATURES, SyncModel, feature_maker, score
 from extractors.sync_training import auc
 from ingest.media import read_audio
+from settings.config import Config, RunConfig, SyncConfig
+from settings.models import resolve
 
 DELAY_FRAMES = 8  # at the 30 fps track rate
 SPEAKING = ("vr_face_1", "vr_face_3", "vr_face_5", "r3p_May_5s", "lp_driving_d20", "sadtalker_WDA_AOC_000")
@@ -44,6 +45,7 @@ def verdicts(root) -> dict[str, tuple[str, list[str]]]:
     return {r["name"]: (r["verdict"], r["reasons"]) for r in rows}
 
 
+@pytest.mark.slow  # real models over a whole video
 def test_a_delayed_audio_track_moves_the_offset_and_is_flagged(tmp_path, video) -> None:
     shifted = delayed_audio_copy(
         video("vr_face_5.mp4"), tmp_path / "media" / "vr_face_5_late.mp4", DELAY_FRAMES / 30

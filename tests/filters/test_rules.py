@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import Config, ConfigError, FilterConfig, Rule, load_config
 from curate.filter import NoClips, UnknownColumn, apply_filters, check_rules
 from filters.rules import Verdict, check, judge
+from settings.config import Config, ConfigError, FilterConfig, Rule, load_config
 
 RATE = Rule(column="face_detect_rate", min=0.9, band=0.05)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import Config, FilterConfig
 from curate.filter import apply_filters
+from settings.config import Config, FilterConfig
 
 #: The only rules on the columns the pool subset's run measured (face and fingerprint).
 FACE_RULES = ("face_missing", "multiple_faces")

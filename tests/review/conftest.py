@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import Config, ReviewConfig, load_config
 from curate.filter import apply_filters
 from review.client import LabelStudio
 from review.server import DEFAULT_VENV, Credentials, start
+from settings.config import Config, ReviewConfig, load_config
 
 #: A band that puts every speaking fixture clip in review (their speech ratios are 0.77-0.98).
 REVIEW_BAND = "[filter.rules.little_speech]\nmin = 0.9\nband = 0.2\n"

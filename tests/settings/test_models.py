@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from curate import models
-from curate.models import ModelUnavailable, fetch, resolve, spec_of
+from settings import models
+from settings.models import ModelUnavailable, fetch, resolve, spec_of
 
 
 def test_resolve_verifies_the_cached_copy() -> None:

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.query import query
+from export.shards import ExportError, ExportOptions, assign_splits, export, merge_duplicates
 from extractors.registry import dataset_schemas
 from ingest.media import SPEECH_SR_HZ
-from manifests.export import ExportError, ExportOptions, assign_splits, export, merge_duplicates
 from manifests.schema import BLENDSHAPE_NAMES, SHARD_BLENDSHAPE_NAMES, shard_schema
 from manifests.store import DatasetRoot
 

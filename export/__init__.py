@@ -1,0 +1,1 @@
+"""``curate export``: training shards of the accepted clips (``shards.py``)."""
