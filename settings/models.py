@@ -70,8 +70,8 @@ class ModelSpec:
         return sum(f.size for f in self.files)
 
 
-SYNC_DEFAULT_SHA256 = "fbac2ae18812b940dd84ea9dfc07706fac7ba06f6c7d40ebd94eed846112bc7c"
-SYNC_DEFAULT_SIZE = 597483
+SYNC_DEFAULT_SHA256 = "749ee8c3abb1d626d954a7c9e00bb9677922abc0f37a896527e112d03e2ecd82"
+SYNC_DEFAULT_SIZE = 597_461
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
