@@ -21,13 +21,13 @@ import numpy as np
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
-from extractors.registry import dataset_schemas
+from extractors.registry import column_owners, dataset_schemas
 from filters.duplicates import find_twins
 from filters.rules import judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect
-from settings.config import Config
+from settings.config import Config, FilterConfig
 
 
 class NoClips(RuntimeError):
@@ -44,9 +44,14 @@ class FilterSummary:
     config_hash: str
     verdicts: dict[str, int]  # verdict -> clips
     reasons: dict[str, int]  # reason -> clips
+    rules_off: dict[str, str]  # rule -> the extractor, not in [run] extractors, that fills its column
 
     def to_text(self) -> str:
         lines = [f"decision set {self.decision_set} (thresholds {self.config_hash})"]
+        lines += [
+            f"  rule {rule} skipped: its column comes from {owner!r}, which is not in [run] extractors"
+            for rule, owner in self.rules_off.items()
+        ]
         lines += [f"  {v:<8}{self.verdicts.get(v, 0)}" for v in ("accept", "review", "reject")]
         if self.reasons:
             lines.append("  reasons")
@@ -66,11 +71,35 @@ def check_rules(config: Config) -> None:
             raise UnknownColumn(f"rule {name!r}: column {rule.column!r} holds {kind}, not numbers")
 
 
+def rules_off(config: Config) -> dict[str, str]:
+    """Active rules whose column an extractor fills that ``[run] extractors`` leaves out (its
+    column would be null on every clip): rule -> that extractor."""
+    owners = column_owners()
+    return {
+        name: owners[rule.column]
+        for name, rule in config.filter.active.items()
+        if owners.get(rule.column, None) not in (None, *config.run.extractors)
+    }
+
+
+def in_effect(config: Config) -> FilterConfig:
+    """``config.filter`` with the rules of :func:`rules_off` turned off."""
+    off = rules_off(config)
+    rules = {
+        name: rule.model_copy(update={"enabled": False}) if name in off else rule
+        for name, rule in config.filter.rules.items()
+    }
+    return config.filter.model_copy(update={"rules": rules})
+
+
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
-    """Judge every clip of the root with ``config.filter`` and append the decisions as one set."""
+    """Judge every clip of the root with ``config.filter`` (less the rules on columns of
+    extractors the config does not run) and append the decisions as one set."""
     root = DatasetRoot(root_path)
     schemas = dataset_schemas()
     check_rules(config)
+    skipped = rules_off(config)
+    thresholds = in_effect(config)
     con = connect(root, schemas)
     rows = con.sql("select * from clips order by clip_id").to_arrow_table().to_pylist()
     if not rows:
@@ -78,11 +107,11 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     twins = duplicates(con, config.filter.duplicate_max_bit_error)
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    digest = config.filter.digest()
+    digest = thresholds.digest()
     decisions = []
     for row in rows:
         twin = twins.get(row["clip_id"])
-        verdict = judge({**row, "duplicate_of": twin}, config.filter)
+        verdict = judge({**row, "duplicate_of": twin}, thresholds)
         decisions.append(
             {
                 "clip_id": row["clip_id"],
@@ -99,7 +128,8 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     with hold(root, f"filter-{set_id}"):
         root.write_part("decisions", set_id, decisions, schemas["decisions"])
     reasons = Counter(r for d in decisions for r in d["reasons"])
-    return FilterSummary(set_id, digest, dict(Counter(d["verdict"] for d in decisions)), dict(reasons))
+    verdicts = dict(Counter(d["verdict"] for d in decisions))
+    return FilterSummary(set_id, digest, verdicts, dict(reasons), skipped)
 
 
 def duplicates(con: DuckDBPyConnection, max_bit_error: float) -> dict[str, str]:

@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from extractors.registry import EXTRACTORS, dataset_schemas
+from extractors.registry import dataset_schemas, extractor_classes
 from ingest.media import SPEECH_SR_HZ, read_audio
 from ingest.sources import localize
 from manifests.calibration import Calibration, CalibrationError
@@ -362,7 +362,7 @@ def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
             "decision_sets": sorted({r["decision_set"] for r in kept}),
             "config_hashes": sorted({r["config_hash"] for r in kept if r["config_hash"]}),
             "runs": sorted({r["run_id"] for r in kept if r["run_id"]}),
-            "extractor_versions": {name: cls.version for name, cls in EXTRACTORS.items()},
+            "extractor_versions": {name: cls.version for name, cls in extractor_classes().items()},
             "skipped": skipped,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))

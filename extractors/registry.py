@@ -1,30 +1,43 @@
-"""The registered extractors, and the table schemas they complete.
+"""The extractor classes of ``settings.config.EXTRACTOR_CLASSES``, and what derives from them:
+the table schemas they complete, the models they load, the extractor behind each column.
 
-Adding an extractor: write its module, add one line to ``EXTRACTORS``, add its test.
+Adding an extractor: docs/architecture.md, "Adding a signal".
 """
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
+
 import pyarrow as pa
 
 from extractors.base import Extractor
-from extractors.emotion import EmotionExtractor
-from extractors.face import FaceExtractor
-from extractors.fingerprint import FingerprintExtractor
-from extractors.quality import QualityExtractor
-from extractors.speech import SpeechExtractor
-from extractors.sync import SyncExtractor
 from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, INPUT_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
-from settings.config import Config, ConfigError
+from settings.config import EXTRACTOR_CLASSES, Config, ConfigError
 
-EXTRACTORS: dict[str, type[Extractor]] = {
-    "face": FaceExtractor,
-    "speech": SpeechExtractor,
-    "fingerprint": FingerprintExtractor,
-    "sync": SyncExtractor,
-    "emotion": EmotionExtractor,
-    "quality": QualityExtractor,
-}
+
+@cache
+def _load(path: str) -> type[Extractor]:
+    module, name = path.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Extractor)):
+        raise TypeError(f"{path} is not an Extractor")
+    return cls
+
+
+def extractor_class(name: str) -> type[Extractor]:
+    """The class registered as ``name``."""
+    return _load(EXTRACTOR_CLASSES[name])
+
+
+def extractor_classes() -> dict[str, type[Extractor]]:
+    """Every registered extractor class, by name, in registration order."""
+    return {name: extractor_class(name) for name in EXTRACTOR_CLASSES}
+
+
+def column_owners() -> dict[str, str]:
+    """``clips`` column -> the name of the extractor that fills it (core columns are absent)."""
+    return {f.name: name for name, cls in extractor_classes().items() for f in cls.clip_fields}
 
 
 def build(config: Config) -> list[Extractor]:
@@ -35,7 +48,7 @@ def build(config: Config) -> list[Extractor]:
     """
     names = config.run.extractors
     for i, name in enumerate(names):
-        for need in EXTRACTORS[name].needs:
+        for need in extractor_class(name).needs:
             if need not in names[:i]:
                 raise ConfigError(f"[run] extractors: {name!r} reads {need!r}, which must come before it")
             shared = {name, need} & set(config.ray.own_pool)
@@ -43,7 +56,7 @@ def build(config: Config) -> list[Extractor]:
                 raise ConfigError(
                     f"[ray] own_pool: {sorted(shared)[0]!r} cannot have its own pool: {name!r} reads {need!r} in the same worker"
                 )
-    return [EXTRACTORS[name](config) for name in names]
+    return [extractor_class(name)(config) for name in names]
 
 
 def models_used(config: Config) -> list[str]:
@@ -53,8 +66,9 @@ def models_used(config: Config) -> list[str]:
 
 def dataset_schemas() -> dict[str, pa.Schema]:
     """Schema of every table: core columns plus the columns of every registered extractor."""
-    clip_extra = [f for cls in EXTRACTORS.values() for f in cls.clip_fields]
-    track_extra = [f for cls in EXTRACTORS.values() for f in cls.track_fields]
+    classes = extractor_classes().values()
+    clip_extra = [f for cls in classes for f in cls.clip_fields]
+    track_extra = [f for cls in classes for f in cls.track_fields]
     return {
         "videos": compose(VIDEO_FIELDS, [], "videos"),
         "clips": compose(CLIP_FIELDS, clip_extra, "clips"),

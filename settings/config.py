@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 #: Languages with at least about 1,000 hours of Whisper training speech. Whisper's language
 #: identification on clips of a few seconds confuses well-covered languages with poorly covered
@@ -135,17 +135,36 @@ class ModelsConfig(Section):
     paths: dict[str, str] = Field(default_factory=dict, description="model name -> local folder or file")
 
 
-ExtractorName = Literal["face", "speech", "fingerprint", "sync", "emotion", "quality"]
-ALL_EXTRACTORS: list[ExtractorName] = ["face", "speech", "fingerprint", "sync", "emotion", "quality"]
+#: The one list of extractors: name -> "module:Class". ``[run] extractors`` takes its names (by
+#: default all of them, in this order); ``extractors.registry`` loads the classes, which declare
+#: their columns, models and what they read. Adding an extractor is one line here
+#: (docs/architecture.md, "Adding a signal").
+EXTRACTOR_CLASSES: dict[str, str] = {
+    "face": "extractors.face:FaceExtractor",
+    "speech": "extractors.speech:SpeechExtractor",
+    "fingerprint": "extractors.fingerprint:FingerprintExtractor",
+    "sync": "extractors.sync:SyncExtractor",
+    "emotion": "extractors.emotion:EmotionExtractor",
+    "quality": "extractors.quality:QualityExtractor",
+}
+
+
+def _known_extractors(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in EXTRACTOR_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown extractor {unknown[0]!r}: one of {', '.join(EXTRACTOR_CLASSES)}")
+    return names
 
 
 class RunConfig(Section):
     strict: bool = Field(False, description="raise unexpected extractor errors instead of recording them")
-    extractors: list[ExtractorName] = Field(
-        default_factory=lambda: list(ALL_EXTRACTORS),
+    extractors: list[str] = Field(
+        default_factory=lambda: list(EXTRACTOR_CLASSES),
         description="in order; one that needs another comes after it",
     )
     executor: Literal["ray", "sequential"] = "ray"
+
+    _known = field_validator("extractors")(_known_extractors)
 
 
 class RayConfig(Section):
@@ -160,10 +179,12 @@ class RayConfig(Section):
     object_store_mb: int | None = Field(
         None, ge=64, description="local cluster object store; none: Ray's default"
     )
-    own_pool: list[ExtractorName] = Field(
+    own_pool: list[str] = Field(
         default_factory=list, description="extractors given their own worker pool even without GPUs"
     )
     task_retries: int = Field(1, ge=0, le=10, description="retries of a clip whose worker process died")
+
+    _known = field_validator("own_pool")(_known_extractors)
 
 
 class Rule(Section):

@@ -32,7 +32,10 @@ class BrokenSpeech(SpeechExtractor):
 
 @pytest.fixture
 def broken_speech(monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(registry.EXTRACTORS, "speech", BrokenSpeech)
+    real = registry.extractor_class
+    monkeypatch.setattr(
+        registry, "extractor_class", lambda name: BrokenSpeech if name == "speech" else real(name)
+    )
 
 
 def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broken_speech) -> None:

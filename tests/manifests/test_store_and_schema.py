@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from extractors.registry import EXTRACTORS, dataset_schemas
+from extractors.registry import dataset_schemas, extractor_classes
 from manifests.schema import BLENDSHAPE_NAMES, FAILURE_REASONS, error_code, error_text
 from manifests.store import DatasetRoot, SchemaMismatch
 from manifests.views import connect
@@ -14,7 +14,7 @@ SCHEMAS = dataset_schemas()
 
 
 def test_extractor_columns_are_namespaced_and_documented() -> None:
-    for name, cls in EXTRACTORS.items():
+    for name, cls in extractor_classes().items():
         for f in cls.clip_fields:
             assert f.name.startswith(name + "_"), f.name
         for f in [*cls.clip_fields, *cls.track_fields]:
