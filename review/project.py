@@ -42,25 +42,11 @@ def ensure_project(client: LabelStudio, title: str, media_dir: Path) -> int:
     label_config = LABELING_CONFIG.read_text()
     project = find_project(client, title)
     if project is None:
-        project = client.call(
-            "POST",
-            "/api/projects",
-            json={"title": title, "label_config": label_config, "description": "curate review"},
-        )
+        project = client.create_project(title, label_config, "curate review")
     elif project.get("label_config") != label_config:
-        client.call("PATCH", f"/api/projects/{project['id']}", json={"label_config": label_config})
+        client.set_label_config(int(project["id"]), label_config)
     pid = int(project["id"])
     media_dir.mkdir(parents=True, exist_ok=True)
-    storages = client.call("GET", "/api/storages/localfiles", params={"project": pid})
-    if not any(Path(s["path"]) == media_dir.resolve() for s in storages):
-        client.call(
-            "POST",
-            "/api/storages/localfiles",
-            json={
-                "project": pid,
-                "path": str(media_dir.resolve()),
-                "title": "review media",
-                "use_blob_urls": False,
-            },
-        )
+    if not any(Path(s["path"]) == media_dir.resolve() for s in client.local_storages(pid)):
+        client.add_local_storage(pid, str(media_dir.resolve()), "review media")
     return pid

@@ -82,7 +82,7 @@ def pull(root_path: str | Path, client: LabelStudio, project_title: str) -> Pull
     project = find_project(client, project_title)
     if project is None:
         raise ReviewError(f"Label Studio has no project {project_title!r}: run `curate review push` first")
-    emails = {u["id"]: u["email"] for u in client.call("GET", "/api/users")}
+    emails = {u["id"]: u["email"] for u in client.users()}
     pulled = connect_views(root, schemas).sql("select annotation from decisions where annotation is not null")
     seen = {annotation for (annotation,) in pulled.fetchall()}
     set_id = "review-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]

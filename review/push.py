@@ -177,6 +177,6 @@ def _push(
                 )
                 model = f"curate-filter-{row['config_hash']}"
                 batch.append(task(row, video_url, curves_url, borderline(row, rules), model))
-            client.call("POST", f"/api/projects/{pid}/import", json=batch)
+            client.import_tasks(pid, batch)
             bar.update(len(batch))
     return PushSummary(pid, len(todo), len(rows) - len(todo))

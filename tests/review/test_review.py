@@ -57,7 +57,8 @@ def annotate(server, task: dict, verdict: str, reasons=(), emotion=None, offset=
         result.append(
             {"from_name": "sync_offset", "to_name": "video", "type": "number", "value": {"number": offset}}
         )
-    return server.client().call("POST", f"/api/tasks/{task['id']}/annotations", json={"result": result})
+    made = server.client().sdk.annotations.create(id=task["id"], result=result)
+    return made.model_dump(mode="json")
 
 
 def review_names(root) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -105,11 +106,10 @@ def test_push_twice_annotate_pull_and_calibrate(label_studio, review_root, curat
     assert pulled.returncode == 0, pulled.stderr
     assert "3 annotation(s) pulled" in pulled.stdout
     time.sleep(1.1)  # a later update time
-    label_studio.client().call(
-        "PATCH",
-        f"/api/annotations/{wrong['id']}",
-        json={"result": [{"from_name": "verdict", "to_name": "video", "type": "choices", "value": {"choices": ["reject"]}},
-                         {"from_name": "reasons", "to_name": "video", "type": "choices", "value": {"choices": ["synthetic"]}}]},
+    label_studio.client().sdk.annotations.update(
+        id=wrong["id"],
+        result=[{"from_name": "verdict", "to_name": "video", "type": "choices", "value": {"choices": ["reject"]}},
+                {"from_name": "reasons", "to_name": "video", "type": "choices", "value": {"choices": ["synthetic"]}}],
     )  # fmt: skip
     repull = cli(curate_argv, label_studio, "pull", str(root), "--config", str(config_file))
     assert (
