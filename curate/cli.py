@@ -25,7 +25,11 @@ from settings.config import Config, ConfigError, load_config
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 5
 
+# Help is plain text: "[filter]" and "[run] extractors" must not be read as Rich markup.
+PLAIN = {"rich_markup_mode": None}
+
 app = typer.Typer(
+    **PLAIN,
     pretty_exceptions_enable=False,
     help="Curate talking-head video into training data for audio-driven facial animation.",
     no_args_is_help=True,
@@ -42,15 +46,17 @@ def _one_line_warning(
 warnings.showwarning = _one_line_warning
 
 models_app = typer.Typer(
-    help="The model registry: list models and fill the local cache.", no_args_is_help=True
+    **PLAIN, help="The model registry: list models and fill the local cache.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
 sync_app = typer.Typer(
+    **PLAIN,
     help="The sync model: train it on a dataset root, measure it on shifted and swapped audio.",
     no_args_is_help=True,
 )
 app.add_typer(sync_app, name="sync")
 review_app = typer.Typer(
+    **PLAIN,
     help="Human review in Label Studio: serve, push borderline clips, pull verdicts, calibrate the filters.",
     no_args_is_help=True,
 )
@@ -193,7 +199,10 @@ def check_cmd(
 def query_cmd(
     root: Annotated[Path, typer.Argument(help="Dataset root.")],
     sql: Annotated[
-        str, typer.Argument(help="SQL over the views videos, clips, tracks, decisions, failures.")
+        str,
+        typer.Argument(
+            help="SQL over the views videos, clips, tracks, decisions, inputs, failures and current_decisions (each clip's latest decision)."
+        ),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",
     output: Annotated[
