@@ -25,11 +25,9 @@ from settings.config import Config, ConfigError, load_config
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 5
 
-# Help is plain text: "[filter]" and "[run] extractors" must not be read as Rich markup.
-PLAIN = {"rich_markup_mode": None}
-
+# Help is plain text (rich_markup_mode=None): "[filter]" and "[run] extractors" are not markup.
 app = typer.Typer(
-    **PLAIN,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     help="Curate talking-head video into training data for audio-driven facial animation.",
     no_args_is_help=True,
@@ -46,17 +44,19 @@ def _one_line_warning(
 warnings.showwarning = _one_line_warning
 
 models_app = typer.Typer(
-    **PLAIN, help="The model registry: list models and fill the local cache.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="The model registry: list models and fill the local cache.",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
 sync_app = typer.Typer(
-    **PLAIN,
+    rich_markup_mode=None,
     help="The sync model: train it on a dataset root, measure it on shifted and swapped audio.",
     no_args_is_help=True,
 )
 app.add_typer(sync_app, name="sync")
 review_app = typer.Typer(
-    **PLAIN,
+    rich_markup_mode=None,
     help="Human review in Label Studio: serve, push borderline clips, pull verdicts, calibrate the filters.",
     no_args_is_help=True,
 )
@@ -558,6 +558,9 @@ def train_cmd(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    progress: Annotated[
+        bool, typer.Option(help="Show a progress bar (steps, loss, windows/s, time left).")
+    ] = True,
 ) -> None:
     """Train the speech -> blendshape generator on the export's train split; checkpoints in OUT.
 
@@ -581,13 +584,11 @@ def train_cmd(
     except ValidationError as exc:
         raise _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2) from None
     try:
-        result = train(export_dir, out, config, report=typer.echo)
+        result = train(export_dir, out, config, report=typer.echo, progress=progress)
     except (ShardError, TrainingError) as exc:
         raise _fail(str(exc), 1) from None
-    typer.echo(
-        f"{out}: step {result.step}, {result.n_parameters / 1e6:.2f}M parameters, "
-        f"{result.windows_per_s:.1f} windows/s"
-    )
+    speed = f", {result.windows_per_s:.1f} windows/s" if result.windows else ""
+    typer.echo(f"{out}: step {result.step}, {result.n_parameters / 1e6:.2f}M parameters{speed}")
 
 
 @app.command("eval")

@@ -76,11 +76,11 @@ def mouth_targets(
     rows = [
         np.asarray(b, np.float64)[idx] if b is not None else np.full(len(idx), np.nan) for b in blendshapes
     ]
-    y = np.asarray(rows).reshape(len(rows), len(idx))
-    valid = ~np.isnan(y).any(axis=1)
+    raw = np.asarray(rows).reshape(len(rows), len(idx))
+    valid = ~np.isnan(raw).any(axis=1)
     if valid.sum() < 2:
-        return np.zeros_like(y), valid
-    y = np.where(valid[:, None], y, np.nanmean(y, axis=0))
+        return np.zeros_like(raw), valid
+    y = np.where(valid[:, None], raw, np.nanmean(raw, axis=0))
     y = (y - y[valid].mean(axis=0)) / (y[valid].std(axis=0) + 1e-3)
     return _smooth(y), valid
 

@@ -41,8 +41,8 @@ def best_match(a: np.ndarray, b: np.ndarray, min_overlap: int) -> Match | None:
     agree = np.fft.irfft(
         np.conj(np.fft.rfft(x, size, axis=0)) * np.fft.rfft(y, size, axis=0), size, axis=0
     ).sum(axis=1)
-    lags = np.arange(size)
-    lags = np.where(lags < len(b), lags, lags - size)  # circular index -> offset of b against a
+    steps = np.arange(size)
+    lags = np.where(steps < len(b), steps, steps - size)  # circular index -> offset of b against a
     overlap = np.minimum(len(a), len(b) - lags) - np.maximum(0, -lags)
     ok = overlap >= min_overlap
     error = np.where(ok, (1 - agree / (32 * np.maximum(overlap, 1))) / 2, np.inf)

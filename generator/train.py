@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from generator.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from generator.config import TrainConfig
@@ -165,8 +166,12 @@ def train(
     run_dir: str | Path,
     config: TrainConfig,
     report: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> TrainResult:
-    """Train on the train split of ``export_path`` into ``run_dir``, resuming its checkpoint if any."""
+    """Train on the train split of ``export_path`` into ``run_dir``, resuming its checkpoint if any.
+
+    ``report`` gets a line at each checkpoint; ``progress`` shows a bar over the steps (loss,
+    windows per second, time left)."""
     run_dir = Path(run_dir)
     export = Export.open(export_path)
     files = export.files("train")
@@ -224,6 +229,9 @@ def train(
     losses: list[float] = []
     windows, val = 0, None
     stream.set_epoch(step)  # a resumed run draws fresh windows, not the first run's again
+    if step >= config.steps and report:
+        report(f"{run_dir} has done its {config.steps} steps already: nothing to do (--steps more to go on)")
+    bar = tqdm(total=config.steps, initial=step, desc="curate train", unit="step", disable=not progress)
     start = time.perf_counter()
     batches = iter(loader)
     while step < config.steps:
@@ -244,6 +252,12 @@ def train(
         windows += len(features)
         losses.append(loss.item())
         _append_log(run_dir, {"step": step, "loss": losses[-1], "lr": lr})
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{losses[-1]:.5f}",
+            windows_s=f"{windows / (time.perf_counter() - start):.0f}",
+            refresh=False,
+        )
         if step == config.steps:
             gain = fit_gain(model, export)
             if gain is not None:
@@ -253,6 +267,11 @@ def train(
         if step % config.checkpoint_every == 0 or step == config.steps:
             val = checkpoint()
             if report:
-                report(f"step {step}: loss {losses[-1]:.5f}" + ("" if val is None else f", val {val:.5f}"))
+                line = f"step {step}: loss {losses[-1]:.5f}" + ("" if val is None else f", val {val:.5f}")
+                if progress:
+                    bar.write(line)  # above the bar, which stays at the bottom
+                else:
+                    report(line)
+    bar.close()
     seconds = time.perf_counter() - start
     return TrainResult(run_dir, step, losses, val, windows, seconds, model.n_parameters())

@@ -42,10 +42,21 @@ def trained(curate, accepted_run, tmp_path_factory) -> dict:
     common = ("train", str(export), "--out", str(run), "--device", "cpu", "--checkpoint-every", "50")
     first = curate(*common, "--steps", str(STEPS))
     assert first.returncode == 0, first.stderr
-    resumed = curate(*common, "--steps", str(STEPS + MORE))
+    resumed = curate(*common, "--steps", str(STEPS + MORE), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
+    again = curate(*common, "--steps", str(STEPS + MORE))
+    assert again.returncode == 0, again.stderr
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return {"export": export, "run": run, "first": first.stdout, "resumed": resumed.stdout, "log": log}
+    return {
+        "export": export, "run": run, "first": first.stdout, "first_err": first.stderr,
+        "resumed": resumed.stdout, "resumed_err": resumed.stderr, "again": again.stdout, "log": log,
+    }  # fmt: skip
+
+
+def test_training_shows_its_progress_and_says_when_there_is_nothing_to_do(trained) -> None:
+    assert "curate train: 100%" in trained["first_err"] and "windows_s=" in trained["first_err"]
+    assert "curate train" not in trained["resumed_err"], "--no-progress: no bar"
+    assert "nothing to do" in trained["again"] and "windows/s" not in trained["again"]
 
 
 def test_training_loss_falls(trained) -> None:
