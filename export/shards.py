@@ -105,7 +105,23 @@ class ExportSummary:
                 f"  {s:<6}{info['clips']:>6} clips {len(info['groups']):>5} groups {info['seconds']:>9.1f} s"
             )
         lines += [f"  skipped {clip}: {reason}" for clip, reason in sorted(self.skipped.items())]
+        lines += [f"warning: {w}" for w in self.warnings()]
         return "\n".join(lines)
+
+    def warnings(self) -> list[str]:
+        """What a user should hear about the splits: an empty val or test split, and how to fill it."""
+        groups = sum(len(info["groups"]) for info in self.splits.values())
+        hints = {
+            "val": "training then keeps every channel's gain at 1 and reports no val loss; "
+            "--val 0.2 puts a share of the groups there",
+            "test": "`curate eval` needs --split train (or val), or export with --test 0.2 or "
+            "--test-where SQL (e.g. held-out speakers)",
+        }
+        return [
+            f"the {split} split is empty ({groups} group(s) in all): {hint}"
+            for split, hint in hints.items()
+            if not self.splits[split]["clips"]
+        ]
 
 
 def _unit(group: str) -> float:

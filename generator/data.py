@@ -90,7 +90,9 @@ class Export:
         files = self.shard_files(split)
         if not files:
             have = {s: v["clips"] for s, v in splits.items()}
-            raise ShardError(f"split {split!r} of {self.path} has no clips (clips per split: {have})")
+            filled = [s for s, n in have.items() if n]
+            hint = f"; try --split {filled[0]}, or export with --test 0.2" if filled else ""
+            raise ShardError(f"split {split!r} of {self.path} has no clips (clips per split: {have}){hint}")
         return files
 
     def shard_files(self, split: str | None = None) -> list[Path]:
@@ -172,7 +174,9 @@ def read_unit(unit: Unit, features: str | None = None) -> list[Clip]:
     frames = _lists(table.column("blendshapes"), np.float32, width)
     present = _lists(table.column("face_present"), np.bool_)
     if has_neutral:
-        neutrals = list(_lists(table.column("neutral"), np.float32))
+        neutrals = [
+            n.copy() for n in _lists(table.column("neutral"), np.float32)
+        ]  # writable: torch reads them
     else:
         neutrals = [clip_neutral(f, p) for f, p in zip(frames, present, strict=True)]
     cached = read_cached(cache_path(path.parent, features, path)) if features else {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,10 +177,15 @@ def train(
     export = Export.open(export_path)
     files = export.files("train")
     device = pick_device(config.device)
+    cache_features(
+        export, config.model.features, report
+    )  # before flushing subnormals: the encoder's numbers stay exact
     if device.type == "cpu":
         # Adam's second moments of the first, tiny gradients go subnormal, and x86 arithmetic on
-        # subnormals made early steps 10-20x slower (4-5 s instead of 0.25 s). Process-wide.
+        # subnormals made early steps 10-20x slower (4-5 s instead of 0.25 s). Process-wide; numpy
+        # then notices that the smallest subnormal reads as zero, which is the point.
         torch.set_flush_denormal(True)
+        warnings.filterwarnings("ignore", message="The value of the smallest subnormal", category=UserWarning)
     torch.manual_seed(config.seed)
     resumed = None
     if (run_dir / CHECKPOINT).exists():
@@ -190,7 +196,6 @@ def train(
             )
         if resumed.export.resolve() != export.path.resolve():
             raise TrainingError(f"{run_dir} was trained on {resumed.export}, not {export.path}")
-    cache_features(export, config.model.features, report)
     if resumed:
         model = resumed.model
     else:

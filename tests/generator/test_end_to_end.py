@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,36 @@ def test_clear_errors(trained, curate, video, tmp_path) -> None:
         "train", str(trained["export"]), "--out", str(trained["run"]), "--hidden", "32", "--steps", "200"
     )
     assert other.returncode == 1 and "another shape" in other.stderr
+
+
+def readme_generator_lines() -> list[str]:
+    """The `curate ...` lines of the README's "Training a generator" block, comments cut."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = text.split("### Training a generator", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("curate ")]
+
+
+def test_the_readmes_generator_lines_run_on_the_sample_media_as_written(
+    curate, accepted_run, video, tmp_path
+) -> None:
+    lines = readme_generator_lines()
+    assert [line.split()[1] for line in lines] == ["export", "train", "eval", "predict"]
+    name = f"readme-{uuid.uuid4().hex[:8]}"
+    for line in lines:
+        args = shlex.split(
+            line.replace("--name v1", f"--name {name}").replace("exports/v1", f"exports/{name}")
+        )[1:]
+        args = [
+            str(accepted_run.root)
+            if a == "ROOT"
+            else str(accepted_run.root / a[5:])
+            if a.startswith("ROOT/")
+            else a
+            for a in args
+        ]
+        args = [str(tmp_path / a) if a.startswith("runs/") or a == "speech.csv" else a for a in args]
+        args = [str(video("vr_face_3.mp4")) if a == "speech.wav" else a for a in args]
+        done = curate(*args, "--no-progress") if args[0] == "train" else curate(*args)
+        assert done.returncode == 0, (line, done.stderr)
+        assert "warning" not in done.stdout + done.stderr, (line, done.stdout)
+    assert (tmp_path / "speech.csv").is_file()
