@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork
 from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas
-from ingest.sources import expand_sources
+from ingest.sources import expand_sources, unreadable
 from manifests.lock import hold
 from manifests.schema import error_code
 from manifests.store import DatasetRoot
@@ -147,6 +148,16 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     inputs = expand_sources(sources, tags)
     if not inputs:
         raise NothingToRead(f"no video inputs found in {sources}")
+    cannot = unreadable(inputs)
+    named = "; ".join(f"{name}: {why}" for name, why in list(cannot.items())[:5])
+    more = f" (and {len(cannot) - 5} more)" if len(cannot) > 5 else ""
+    if len(cannot) == len(inputs):
+        raise NothingToRead(f"no input can be read: {named}{more}")
+    if cannot:
+        warnings.warn(
+            f"{len(cannot)} of {len(inputs)} inputs cannot be read (each is recorded as a failure): {named}{more}",
+            stacklevel=2,
+        )
     root = DatasetRoot(out)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     executor = build_executor(config)

@@ -87,6 +87,23 @@ def expand_sources(sources: Iterable[str], tags: dict[str, dict[str, str]] | Non
     return list(dict.fromkeys(_absolute(n) for n in out))
 
 
+def unreadable(inputs: Iterable[str]) -> dict[str, str]:
+    """Local inputs that cannot be opened, with why (URIs are left to the run): a cheap check made
+    before any model or cluster starts, so a typo is named at once."""
+    found = {}
+    for name in inputs:
+        if is_uri(name):
+            continue
+        path = Path(name)
+        if not path.exists():
+            found[name] = "no such file" if not path.is_symlink() else "a link that leads nowhere"
+        elif not path.is_file():
+            found[name] = "not a file"
+        elif not os.access(path, os.R_OK):
+            found[name] = "not readable"
+    return found
+
+
 def localize(name: str, staging: Path) -> Path:
     """A local path holding the bytes of ``name``; URIs are copied into ``staging`` with fsspec.
 

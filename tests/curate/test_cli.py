@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -31,6 +32,17 @@ def test_nothing_readable_exits_1(curate, tmp_path, broken) -> None:
     assert done.returncode == 1
     assert "empty_file" in done.stdout and "unreadable" in done.stdout
     assert "no input could be read" in done.stderr
+
+
+def test_inputs_that_cannot_be_opened_are_named_before_anything_starts(curate, tmp_path, video) -> None:
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    done = curate("run", str(tmp_path / "missing.mp4"), str(tmp_path), "--out", str(out), "--no-progress")
+    assert done.returncode == 1
+    assert f"{tmp_path / 'missing.mp4'}: no such file" in done.stderr, done.stderr
+    assert not out.exists(), "no root is made for a run that has nothing to read"
+    assert time.perf_counter() - started < 15, "no cluster was started"
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_run_with_recorded_failures_exits_0_and_prints_a_summary(curate, tmp_path, video, broken) -> None:
