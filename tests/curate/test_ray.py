@@ -81,9 +81,39 @@ def wait_for(condition, timeout_s: float = 300, what: str = "") -> None:  # type
         time.sleep(0.2)
 
 
-def stage_workers() -> list[int]:
+def stage_workers(driver: int) -> list[int]:
+    """The ``ray::StageWorker`` processes below ``driver`` (its local cluster's), never another
+    Ray job's on the same machine."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        parent[int(stat.parent.name)] = int(fields[1])
+
+    def below(pid: int) -> bool:
+        seen = set()
+        while pid in parent and pid not in seen:
+            seen.add(pid)
+            pid = parent[pid]
+            if pid == driver:
+                return True
+        return False
+
     done = subprocess.run(["pgrep", "-f", "ray::StageWorker"], capture_output=True, text=True)
-    return [int(p) for p in done.stdout.split()]
+    return [int(p) for p in done.stdout.split() if below(int(p))]
+
+
+def alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 @pytest.fixture
@@ -103,10 +133,12 @@ def test_kill_9_of_the_driver_then_the_same_command_resumes(
         wait_for(lambda: len(DatasetRoot(out).parts("videos")) >= 3, what="three committed videos")
         busy = curate(*argv[3:])  # a second run while the first is live
         assert busy.returncode == 3 and "is in use by run" in busy.stderr, busy.stderr
+        workers = stage_workers(driver.pid)  # found while the driver is their ancestor
+        assert workers, "no StageWorker process below the driver"
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
         # the local cluster dies with its driver; a worker may finish the part it was writing
-        wait_for(lambda: not stage_workers(), timeout_s=120, what="the killed run's workers to exit")
+        wait_for(lambda: not alive(workers), timeout_s=120, what="the killed run's workers to exit")
     finally:
         driver.kill()
     root = DatasetRoot(out)
@@ -139,8 +171,8 @@ def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
     driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         wait_for(lambda: len(DatasetRoot(out).parts("clips")) >= 2, what="two committed clips")
-        victims = stage_workers()
-        assert victims, "no StageWorker process to kill"
+        victims = stage_workers(driver.pid)
+        assert victims, "no StageWorker process of this run to kill"
         os.kill(victims[0], signal.SIGKILL)
         stdout, _ = driver.communicate(timeout=600)
     finally:
