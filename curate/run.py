@@ -14,14 +14,16 @@ from typing import Any
 from tqdm import tqdm
 
 from curate.executors import Executor, SequentialExecutor
-from curate.filter import FilterSummary, apply_filters, check_rules
+from curate.filter import FilterSummary, apply_filters, check_rules, in_effect
 from curate.pipeline import Pipeline, VideoWork
 from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas
-from ingest.sources import expand_sources, unreadable
+from ingest.probe import content_id
+from ingest.sources import expand_sources, is_uri, unreadable
 from manifests.lock import hold
 from manifests.schema import error_code
 from manifests.store import DatasetRoot
+from manifests.views import connect
 from settings.config import Config
 
 
@@ -134,6 +136,35 @@ def build_executor(config: Config) -> Executor:
     return RayExecutor(config.ray) if config.run.executor == "ray" else SequentialExecutor()
 
 
+def all_done(root: DatasetRoot, inputs: list[str]) -> bool:
+    """Every input is a local file whose video and clips the root holds committed: a rerun has
+    nothing new to do. Stops at the first input that is not (one hash when data are new)."""
+    if not root.path.is_dir():
+        return False
+    for name in inputs:
+        if is_uri(name):
+            return False
+        try:
+            video_id = content_id(Path(name))
+        except OSError:
+            return False
+        if not root.video_done(video_id):
+            return False
+    return True
+
+
+def last_thresholds(root: DatasetRoot) -> str | None:
+    """The thresholds hash of the root's latest filter decision set, if any."""
+    con = connect(root, dataset_schemas())
+    try:
+        rows = con.sql(
+            "select config_hash from decisions where source = 'filter' order by decided_at desc limit 1"
+        ).fetchall()
+    finally:
+        con.close()
+    return rows[0][0] if rows else None
+
+
 def run(sources: list[str], out: str | Path, config: Config, progress: bool = True) -> RunSummary:
     """Process every video named by ``sources`` into the dataset root ``out``.
 
@@ -160,6 +191,14 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         )
     root = DatasetRoot(out)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    if all_done(root, inputs):
+        # Nothing new: no cluster, and a new decision set only when the thresholds changed.
+        summary = RunSummary(run_id, str(root.path), "none (nothing new)", len(inputs))
+        summary.videos_skipped_done = len(inputs)
+        if last_thresholds(root) != in_effect(config).digest():
+            summary.filter = apply_filters(root.path, config)
+        summary.write(root)
+        return summary
     executor = build_executor(config)
     summary = RunSummary(run_id=run_id, root=str(root.path), executor=executor.name, inputs=len(inputs))
     with hold(root, run_id):

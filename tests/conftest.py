@@ -144,7 +144,8 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory, fixtures: Path, broken
     root = tmp_path_factory.mktemp("dataset")
     config = Config(run=RunConfig(strict=True))
     sources = [str(fixtures / "video"), str(broken.folder), str(broken.missing), str(broken.twin)]
-    summary = run(sources, root, config, progress=False)
+    with pytest.warns(UserWarning, match=r"1 of \d+ inputs cannot be read .*missing.mp4: no such file"):
+        summary = run(sources, root, config, progress=False)  # named before the run starts
     return FixtureRun(root, summary, config, sources)
 
 

@@ -60,6 +60,23 @@ def test_run_with_recorded_failures_exits_0_and_prints_a_summary(curate, tmp_pat
     (summary,) = (out / "runs").glob("*.json")
     assert json.loads(summary.read_text())["videos_failed"] == 1
 
+    decision_sets = list((out / "decisions").iterdir())
+    started = time.perf_counter()
+    again = curate(
+        "run", str(video("vr_face_5.mp4")), str(broken.fake), "--out", str(out), "--config", str(config)
+    )
+    assert again.returncode == 0, again.stderr
+    assert "nothing new" in again.stdout and "already done        2" in again.stdout
+    assert list((out / "decisions").iterdir()) == decision_sets, "no new decision set"
+    assert time.perf_counter() - started < 20, "no cluster was started"
+    stricter = tmp_path / "stricter.toml"
+    stricter.write_text(config.read_text() + "[filter.rules.too_short]\nmin = 3.0\n")
+    changed = curate(
+        "run", str(video("vr_face_5.mp4")), str(broken.fake), "--out", str(out), "--config", str(stricter)
+    )
+    assert changed.returncode == 0 and "decision set" in changed.stdout
+    assert len(list((out / "decisions").iterdir())) == len(decision_sets) + 1, "new thresholds: a new set"
+
     csv = curate("query", str(out), "select speech_language, speech_text from clips", "--format", "csv")
     assert csv.returncode == 0 and "regulation" in csv.stdout and csv.stdout.startswith('"speech_language"')
     lines = curate(
