@@ -88,6 +88,20 @@ def _write_text(table: pa.Table, fmt: Format, out: TextIO) -> None:
         pacsv.write_csv(pa.table(columns), sink)
         out.write(sink.getvalue().to_pybytes().decode())
     elif table.num_rows:
-        out.write(str(duckdb.from_arrow(table)))
+        text = str(duckdb.from_arrow(table))
+        # DuckDB leaves columns out to fit the terminal ("7 columns (6 shown)"): every column
+        # asked for is shown instead, one row at a time.
+        out.write(vertical(table) if " shown)" in text else text)
     else:
         out.write(f"(0 rows) columns: {table.column_names}\n")
+
+
+def vertical(table: pa.Table) -> str:
+    """Each row as a block of ``column | value`` lines (values as DuckDB prints them in a cell)."""
+    width = max(len(name) for name in table.column_names)
+    blocks = []
+    for i, row in enumerate(table.to_pylist(), start=1):
+        lines = [f"-[ row {i} ]" + "-" * max(width - 6, 4)]
+        lines += [f"{name.ljust(width)} | {value}" for name, value in row.items()]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\n"
