@@ -487,6 +487,7 @@ def export_cmd(
         Path | None,
         typer.Option(help="Map the blendshapes to ARKit ranges with this file (`curate calibrate`)."),
     ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Write training shards of the accepted clips: 16 kHz PCM and blendshapes, sync corrected, split by group.
 
@@ -505,7 +506,7 @@ def export_cmd(
     except ValidationError as exc:
         raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
     try:
-        summary = export(root, options)
+        summary = export(root, options, progress)
     except ExportError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(summary.to_text())

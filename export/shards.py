@@ -40,6 +40,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tqdm import tqdm
 
 from extractors.registry import dataset_schemas, extractor_classes
 from ingest.media import SPEECH_SR_HZ, read_audio
@@ -286,6 +287,7 @@ def _write_split(
     staging: Path,
     skipped: dict[str, str],
     calibration: Calibration | None,
+    bar: tqdm,
 ) -> list[dict[str, Any]]:
     """Stream the clips of one split into files of row groups; memory holds one row group at a time.
 
@@ -306,6 +308,7 @@ def _write_split(
                         records.append(_record(r, tracks, split, staging, calibration))
                     except ClipUnusable as exc:
                         skipped[r["clip_id"]] = str(exc)
+                    bar.update()
                 if records:
                     writer.write_table(records_to_table(records, schema), row_group_size=len(records))
                     written["clips"] += len(records)
@@ -319,8 +322,9 @@ def _write_split(
     return files
 
 
-def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
-    """Write the training shards of the root's accepted clips to ``ROOT/exports/<name>``."""
+def export(root_path: str | Path, options: ExportOptions, progress: bool = False) -> ExportSummary:
+    """Write the training shards of the root's accepted clips to ``ROOT/exports/<name>``;
+    ``progress`` shows a bar over the clips."""
     root = DatasetRoot(root_path)
     if not root.path.is_dir():
         raise ExportError(f"dataset root {root.path} does not exist")
@@ -349,10 +353,13 @@ def export(root_path: str | Path, options: ExportOptions) -> ExportSummary:
         by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             by_split[split_of[r["group_id"]]].append(r)
-        files = {
-            s: _write_split(root, by_split[s], s, tmp, options, root.path / "_staging", skipped, calibration)
-            for s in SPLITS
-        }
+        with tqdm(total=len(rows), desc="curate export", unit="clip", disable=not progress) as bar:
+            files = {
+                s: _write_split(
+                    root, by_split[s], s, tmp, options, root.path / "_staging", skipped, calibration, bar
+                )
+                for s in SPLITS
+            }
         if len(skipped) == len(rows):
             raise ExportError(f"no selected clip could be exported: {skipped}")
         kept = [r for r in rows if r["clip_id"] not in skipped]
