@@ -7,10 +7,15 @@ cd "$(dirname "$0")/.."
 
 # Headless Chromium renders the HTML report and the review page in the tests (Debian's packages;
 # root or sudo). Without them those tests skip, saying why; the rest of the setup goes on.
-if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
+# A font with Chinese glyphs (fonts-wqy-zenhei, 8 MB) so that the report shows Chinese transcripts
+# as text, not boxes.
+PACKAGES=()
+command -v chromedriver >/dev/null || PACKAGES+=(chromium chromium-driver)
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || PACKAGES+=(fonts-wqy-zenhei)
+if [ ${#PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } ||
-    echo "warning: could not install chromium and chromium-driver; the browser tests will skip" >&2
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null; } ||
+    echo "warning: could not install ${PACKAGES[*]}; the browser tests will skip or fail on them" >&2
 fi
 
 PYTHON=${PYTHON:-python3}

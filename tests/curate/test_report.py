@@ -152,3 +152,31 @@ def test_blendshape_plot_takes_a_channel_whose_mean_is_outside_its_band() -> Non
     con.register("tracks", pa.table({"blendshapes": [frames]}))
     html = blendshape_stats(con)
     assert "data:image/png;base64," in html and "over 100 frames" in html
+
+
+def test_chinese_transcripts_render_as_glyphs_not_boxes(tmp_path) -> None:
+    """Two different Chinese characters, set as the report sets transcripts, must not draw the
+    same picture: without a font that covers them both would be the same empty box (setup
+    installs one: fonts-wqy-zenhei)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from curate.report import STYLE
+
+    shots = []
+    for char in ("中", "文"):
+        page = tmp_path / f"{ord(char)}.html"
+        page.write_text(
+            f'<html><head><meta charset="utf-8"><style>{STYLE}</style></head><body><i style="font-size:96px">{char}</i></body></html>',
+            encoding="utf-8",
+        )
+        shot = tmp_path / f"{ord(char)}.png"
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+             f"--screenshot={shot}", "--window-size=300,300", page.as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+        image = cv2.imread(str(shot), cv2.IMREAD_GRAYSCALE)
+        assert image is not None and image.min() < 128, "something was drawn"
+        shots.append(image)
+    assert (shots[0] != shots[1]).mean() > 0.005, "both characters drew the same box: no CJK font"
