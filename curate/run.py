@@ -136,21 +136,24 @@ def build_executor(config: Config) -> Executor:
     return RayExecutor(config.ray) if config.run.executor == "ray" else SequentialExecutor()
 
 
-def all_done(root: DatasetRoot, inputs: list[str]) -> bool:
-    """Every input is a local file whose video and clips the root holds committed: a rerun has
-    nothing new to do. Stops at the first input that is not (one hash when data are new)."""
+def nothing_new(root: DatasetRoot, inputs: list[str]) -> tuple[int, int] | None:
+    """(done, duplicate) inputs when every input is a local file whose video and clips the root
+    holds committed, a repeated content counting as a duplicate: a rerun then has nothing new to
+    do. None otherwise, found at the first input that is not done (one hash when data are new)."""
     if not root.path.is_dir():
-        return False
+        return None
+    seen: set[str] = set()
     for name in inputs:
         if is_uri(name):
-            return False
+            return None
         try:
             video_id = content_id(Path(name))
         except OSError:
-            return False
-        if not root.video_done(video_id):
-            return False
-    return True
+            return None
+        if video_id not in seen and not root.video_done(video_id):
+            return None
+        seen.add(video_id)
+    return len(seen), len(inputs) - len(seen)
 
 
 def last_thresholds(root: DatasetRoot) -> str | None:
@@ -191,10 +194,11 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         )
     root = DatasetRoot(out)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    if all_done(root, inputs):
+    done = nothing_new(root, inputs)
+    if done:
         # Nothing new: no cluster, and a new decision set only when the thresholds changed.
         summary = RunSummary(run_id, str(root.path), "none (nothing new)", len(inputs))
-        summary.videos_skipped_done = len(inputs)
+        summary.videos_skipped_done, summary.videos_duplicate = done
         if last_thresholds(root) != in_effect(config).digest():
             summary.filter = apply_filters(root.path, config)
         summary.write(root)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import shlex
+import shutil
 import uuid
 from pathlib import Path
 
@@ -143,27 +144,42 @@ def readme_generator_lines() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("curate ")]
 
 
-def test_the_readmes_generator_lines_run_on_the_sample_media_as_written(
-    curate, accepted_run, video, tmp_path
+def test_the_readmes_user_path_runs_on_the_sample_media_as_written(
+    curate, fixture_run, video, tmp_path
 ) -> None:
+    """After `curate run` (the session's fixture run): filter, report, query, then the README's
+    generator lines as written, each step's output checked."""
+    root = tmp_path / "root"
+    shutil.copytree(
+        fixture_run.root, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media")
+    )
+    judged = curate("filter", str(root))
+    assert judged.returncode == 0 and "decision set" in judged.stdout and "accept" in judged.stdout
+    report = curate("report", str(root))
+    assert report.returncode == 0 and (root / "report.html").is_file()
+    counted = curate(
+        "query",
+        str(root),
+        "select verdict, count(*) n from current_decisions group by verdict order by verdict",
+    )
+    assert counted.returncode == 0 and "accept" in counted.stdout and "reject" in counted.stdout
     lines = readme_generator_lines()
     assert [line.split()[1] for line in lines] == ["export", "train", "eval", "predict"]
-    name = f"readme-{uuid.uuid4().hex[:8]}"
+    outputs = {}
     for line in lines:
-        args = shlex.split(
-            line.replace("--name v1", f"--name {name}").replace("exports/v1", f"exports/{name}")
-        )[1:]
         args = [
-            str(accepted_run.root)
-            if a == "ROOT"
-            else str(accepted_run.root / a[5:])
-            if a.startswith("ROOT/")
-            else a
-            for a in args
+            str(root) if a == "ROOT" else str(root / a[5:]) if a.startswith("ROOT/") else a
+            for a in shlex.split(line)[1:]
         ]
         args = [str(tmp_path / a) if a.startswith("runs/") or a == "speech.csv" else a for a in args]
         args = [str(video("vr_face_3.mp4")) if a == "speech.wav" else a for a in args]
-        done = curate(*args, "--no-progress") if args[0] == "train" else curate(*args)
+        done = curate(*args)
         assert done.returncode == 0, (line, done.stderr)
-        assert "warning" not in done.stdout + done.stderr, (line, done.stdout)
-    assert (tmp_path / "speech.csv").is_file()
+        assert "warning" not in done.stdout + done.stderr, (line, done.stdout, done.stderr)
+        outputs[args[0]] = done
+    assert "test " in outputs["export"].stdout
+    assert "curate train: 100%" in outputs["train"].stderr and "step 600," in outputs["train"].stdout
+    assert (
+        outputs["eval"].stdout.startswith("split test:") and "model + clip neutral" in outputs["eval"].stdout
+    )
+    assert "151 frames at 30 fps" in outputs["predict"].stdout and (tmp_path / "speech.csv").is_file()
