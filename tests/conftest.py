@@ -167,6 +167,22 @@ def accepted_run(fixture_run: FixtureRun, tmp_path_factory: pytest.TempPathFacto
     return FixtureRun(root, fixture_run.summary, fixture_run.config, fixture_run.sources)
 
 
+#: The fixture videos with a face and speech: what the default filters leave (accepted, or in
+#: review when a rule's band holds them), one clip each.
+SPEAKING_VIDEOS = frozenset(
+    {
+        "vr_face_3.mp4", "vr_face_5.mp4", "r3p_May_5s.mp4", "vr_face_1.mp4", "lp_driving_d20.mp4",
+        "geneface_zozo_radnerf.mp4",
+    }
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def speaking_videos() -> frozenset[str]:
+    """:data:`SPEAKING_VIDEOS`, for tests in other folders."""
+    return SPEAKING_VIDEOS
+
+
 #: Short recordings of eleven of the pool's training speakers (docs/pool/train.csv), 45 s in all.
 POOL_TRAIN_SUBSET = (
     "lipnet_bbaf2n.mpg", "lipnet_lwbsza.mpg", "lipnet_sbwe5n.mpg", "deepavsr_00001.mp4",

@@ -24,15 +24,6 @@ from ingest.media import SPEECH_SR_HZ
 from manifests.schema import BLENDSHAPE_NAMES, SHARD_BLENDSHAPE_NAMES, shard_schema
 from manifests.store import DatasetRoot
 
-ACCEPTED = {
-    "vr_face_3.mp4",
-    "vr_face_5.mp4",
-    "r3p_May_5s.mp4",
-    "vr_face_1.mp4",
-    "lp_driving_d20.mp4",
-    "geneface_zozo_radnerf.mp4",
-}
-
 
 def shard_rows(export_dir: Path, columns: list[str] | None = None) -> list[dict]:
     return [
@@ -61,9 +52,9 @@ def exported(curate, accepted_run) -> Path:
     return path
 
 
-def test_accepted_clips_only_with_an_explicit_schema(exported, accepted_run) -> None:
+def test_accepted_clips_only_with_an_explicit_schema(exported, accepted_run, speaking_videos) -> None:
     rows = shard_rows(exported, ["clip_id", "source_uri", "split", "n_frames"])
-    assert {Path(r["source_uri"]).name for r in rows} == ACCEPTED
+    assert {Path(r["source_uri"]).name for r in rows} == speaking_videos
     accepted = accepted_run.sql("select clip_id from current_decisions where verdict = 'accept'")
     assert {r["clip_id"] for r in rows} == {r["clip_id"] for r in accepted}
     for path in exported.glob("*.parquet"):

@@ -15,15 +15,6 @@ from curate.query import query
 from review.calibrate import calibrate
 from review.project import find_project
 
-SPEAKING = {
-    "vr_face_3.mp4",
-    "vr_face_5.mp4",
-    "r3p_May_5s.mp4",
-    "vr_face_1.mp4",
-    "lp_driving_d20.mp4",
-    "geneface_zozo_radnerf.mp4",
-}
-
 
 def cli(curate_argv, server, *args, env=None):  # type: ignore[no-untyped-def]
     env = {**os.environ, **server.env(), **(env or {})}
@@ -70,10 +61,12 @@ def review_names(root) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {r["clip_id"]: r["name"] for r in rows}
 
 
-def test_push_twice_annotate_pull_and_calibrate(label_studio, review_root, curate_argv) -> None:
+def test_push_twice_annotate_pull_and_calibrate(
+    label_studio, review_root, curate_argv, speaking_videos
+) -> None:
     root, config, config_file = review_root
     in_review = review_names(root)
-    assert set(in_review.values()) == SPEAKING
+    assert set(in_review.values()) == speaking_videos
 
     first = cli(curate_argv, label_studio, "push", str(root), "--config", str(config_file), "--no-progress")
     assert first.returncode == 0, first.stderr
