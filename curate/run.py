@@ -18,7 +18,7 @@ from curate.filter import FilterSummary, apply_filters, check_rules, in_effect
 from curate.pipeline import Pipeline, VideoWork
 from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas
-from ingest.probe import content_id
+from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
 from manifests.lock import hold
 from manifests.schema import error_code
@@ -138,18 +138,19 @@ def build_executor(config: Config) -> Executor:
 
 def nothing_new(root: DatasetRoot, inputs: list[str]) -> tuple[int, int] | None:
     """(done, duplicate) inputs when every input is a local file whose video and clips the root
-    holds committed, a repeated content counting as a duplicate: a rerun then has nothing new to
-    do. None otherwise, found at the first input that is not done (one hash when data are new)."""
+    holds committed (a file that cannot be opened: its recorded failure), a repeated content
+    counting as a duplicate: a rerun then has nothing new to do. None otherwise, found at the
+    first input that is not done (one hash when data are new)."""
     if not root.path.is_dir():
         return None
     seen: set[str] = set()
     for name in inputs:
         if is_uri(name):
             return None
-        try:
-            video_id = content_id(Path(name))
+        try:  # the id the probe stage records it under: its content's, or its name's when empty or unreadable
+            video_id = content_id(Path(name)) if Path(name).stat().st_size else uri_id(name)
         except OSError:
-            return None
+            video_id = uri_id(name)
         if video_id not in seen and not root.video_done(video_id):
             return None
         seen.add(video_id)

@@ -175,7 +175,8 @@ def test_rerun_adds_no_rows(fixture_run) -> None:
         summary = run(fixture_run.sources, fixture_run.root, fixture_run.config, progress=False)
     assert fixture_run.sql(count) == before
     assert summary.videos_processed == 0
-    assert summary.videos_skipped_done == 15
+    assert summary.videos_skipped_done == 15 and summary.videos_duplicate == 1
+    assert summary.executor == "none (nothing new)", "every input done or recorded: no cluster"
     assert fixture_run.sql("select count(distinct clip_id) n, count(*) m from clips") == [{"n": 13, "m": 13}]
 
 
