@@ -177,9 +177,8 @@ def train(
     export = Export.open(export_path)
     files = export.files("train")
     device = pick_device(config.device)
-    cache_features(
-        export, config.model.features, report
-    )  # before flushing subnormals: the encoder's numbers stay exact
+    # Encoded before subnormals are flushed, so the encoder's numbers stay exact.
+    cache_features(export, config.model.features, report)
     if device.type == "cpu":
         # Adam's second moments of the first, tiny gradients go subnormal, and x86 arithmetic on
         # subnormals made early steps 10-20x slower (4-5 s instead of 0.25 s). Process-wide; numpy

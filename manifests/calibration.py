@@ -13,6 +13,7 @@ JSON, and applied to exported labels (``curate export --calibration``) and predi
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -103,8 +104,6 @@ def read_capture(path: str | Path) -> tuple[np.ndarray, list[str]]:
     """A capture CSV (a Live Link Face take, or any CSV with one numeric column per channel):
     its numeric columns as (n_frames, n_columns) float64 and their names. Columns that are not
     numbers (a timecode) are left out."""
-    import csv
-
     try:
         with open(path, newline="") as fh:
             rows = list(csv.reader(fh))
