@@ -121,6 +121,21 @@ class DatasetRoot:
         """Validate ``records`` against ``schema`` and commit them as the part ``key`` of ``table``."""
         return write_parquet_atomic(records_to_table(records, schema), self.part_path(table, key))
 
+    def write_table(self, table: str, key: str, data: pa.Table) -> Path:
+        """Commit an Arrow table as the part ``key`` of ``table`` (for tables kept by the project
+        itself, such as indexes, whose rows are built as columns rather than dicts)."""
+        return write_parquet_atomic(data, self.part_path(table, key))
+
+    def read_table(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """Every committed, undamaged row of ``table`` (only ``columns`` when given); ``None`` when
+        the table has no parts."""
+        parts = [p for p in self.parts(table) if is_complete_parquet(p)]
+        if not parts:
+            return None
+        return pa.concat_tables(
+            [pq.read_table(p, columns=list(columns) if columns else None) for p in parts], promote_options="default"
+        )
+
     def has_part(self, table: str, key: str) -> bool:
         """Whether the part ``key`` of ``table`` is committed and undamaged."""
         return is_complete_parquet(self.part_path(table, key))
