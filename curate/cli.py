@@ -195,6 +195,35 @@ def check_cmd(
         raise typer.Exit(1)
 
 
+@app.command("compact")
+def compact_cmd(
+    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    target_clips: Annotated[int, typer.Option(min=2, help="Clips per merged part.")] = 5000,
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds a merged-away part stays for readers that started before (0: delete at once).",
+        ),
+    ] = 600.0,
+) -> None:
+    """Merge ROOT's small parts (one per batch of clips) into large ones; readers keep working.
+
+    Every reader sees each row once, before or after; a kill leaves the root readable and a
+    rerun finishes the job. Exit status 1 when ROOT does not exist, 3 when a run holds it.
+    """
+    from manifests.compact import compact
+    from manifests.lock import RootBusy
+
+    try:
+        report = compact(root, target_clips=target_clips, grace_s=grace)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc), 1) from None
+    except RootBusy as exc:
+        raise _fail(str(exc), 3) from None
+    typer.echo(report.to_text())
+
+
 @app.command("query")
 def query_cmd(
     root: Annotated[Path, typer.Argument(help="Dataset root.")],
@@ -488,6 +517,14 @@ def export_cmd(
         typer.Option(help="Map the blendshapes to ARKit ranges with this file (`curate calibrate`)."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    config: ConfigOption = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="ray (default: shard files written by workers of a local cluster or --ray-address) | sequential."
+        ),
+    ] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster (also RAY_ADDRESS).")] = None,
 ) -> None:
     """Write training shards of the accepted clips: 16 kHz PCM and blendshapes, sync corrected, split by group.
 
@@ -495,7 +532,14 @@ def export_cmd(
     """
     from pydantic import ValidationError
 
+    from curate.ray_executor import ray_map
     from export.shards import ExportError, ExportOptions, export
+
+    cfg = _config(config)
+    if (executor or cfg.run.executor) not in ("ray", "sequential"):
+        raise _fail(f"--executor must be ray or sequential, not {executor!r}", 2)
+    ray_cfg = cfg.ray.model_copy(update={"address": ray_address} if ray_address else {})
+    map_fn = ray_map(ray_cfg) if (executor or cfg.run.executor) == "ray" else map
 
     try:
         options = ExportOptions(
@@ -506,7 +550,7 @@ def export_cmd(
     except ValidationError as exc:
         raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
     try:
-        summary = export(root, options, progress)
+        summary = export(root, options, progress, map_fn)
     except ExportError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(summary.to_text())

@@ -41,6 +41,7 @@ class SequentialExecutor:
                     work.outcomes.append(pipeline.commit_clip(clip))
                 yield pipeline.commit_video(work)
         finally:
+            pipeline.flush()  # what is held is whole clips: commit them, also when stopped early
             for stage in reversed(ready):
                 stage.close()
 

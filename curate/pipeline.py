@@ -29,8 +29,9 @@ from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, 
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
 from ingest.sources import localize
+from manifests.batch import BatchWriter
 from manifests.schema import error_text
-from manifests.store import DatasetRoot
+from manifests.store import Committed, DatasetRoot
 from settings.config import Config
 
 
@@ -147,8 +148,9 @@ class ProbeStage:
 
     name = "probe"
 
-    def __init__(self, root: DatasetRoot):
+    def __init__(self, root: DatasetRoot, done: Committed):
         self.root = root
+        self.done = done
 
     def __call__(self, work: VideoWork) -> VideoWork:
         work.video = {
@@ -173,7 +175,7 @@ class ProbeStage:
                 detail = f"{work.uri} does not exist"
                 return self._fail(work, ProbeFailure("missing_file", detail), uri_id(work.uri))
             return self._fail(work, ProbeFailure("unreachable", f"{work.uri}: {exc}"), uri_id(work.uri))
-        if self.root.video_done(work.video_id):
+        if work.video_id in self.done.done_videos:
             work.skipped = "done"
             return work
         try:
@@ -188,7 +190,7 @@ class ProbeStage:
         work.video["video_id"] = video_id
         work.video["errors"][self.name] = str(exc)
         work.fatal = True
-        if self.root.has_part("videos", video_id):
+        if video_id in self.done.videos:
             work.skipped = "done"
         return work
 
@@ -299,14 +301,23 @@ class Pipeline:
     """The stage objects of a run and the commits between them; shared by every executor.
 
     Picklable before :meth:`setup`: the Ray executor ships it to each worker, which sets up
-    only the extract stages it runs.
+    only the extract stages it runs. ``done`` is what the root held committed when the run began;
+    each process commits its finished rows in batches (:class:`~manifests.batch.BatchWriter`) and
+    must :meth:`flush` before it ends.
     """
 
     def __init__(
-        self, root: DatasetRoot, config: Config, extractors: list[Extractor], schemas: dict[str, pa.Schema]
+        self,
+        root: DatasetRoot,
+        config: Config,
+        extractors: list[Extractor],
+        schemas: dict[str, pa.Schema],
+        done: Committed,
     ):
         self.root = root
-        self.video_stages: list[VideoStage] = [ProbeStage(root), SegmentStage(config)]
+        self.done = done
+        self.batch = BatchWriter(root, schemas, config.run.batch_clips, config.run.batch_wait_s)
+        self.video_stages: list[VideoStage] = [ProbeStage(root, done), SegmentStage(config)]
         self.clip_stages = [ExtractStage(e, root, strict=config.run.strict) for e in extractors]
         self.strict = config.run.strict
         self.schemas = schemas
@@ -345,7 +356,7 @@ class Pipeline:
         """The clips of ``work`` not yet committed; counts the others in ``work.clips_resumed``."""
         if not work.active or work.path is None:
             return []
-        todo = [c for c in work.clips if not self.root.clip_done(c["clip_id"])]
+        todo = [c for c in work.clips if c["clip_id"] not in self.done.clips]
         work.clips_resumed = len(work.clips) - len(todo)
         return [
             ClipWork(
@@ -364,17 +375,21 @@ class Pipeline:
         ]
 
     def commit_clip(self, work: ClipWork, node: str = "local") -> ClipOutcome:
-        """Write the clip's tracks part, then its clips part (the clip's done marker)."""
-        cid = work.clip["clip_id"]
-        self.root.write_part("tracks", cid, [work.track], self.schemas["tracks"])
-        self.root.write_part("clips", cid, [work.clip], self.schemas["clips"])
-        return ClipOutcome(cid, dict(work.clip["errors"]), node)
+        """Hand the clip's clips and tracks rows to this process's batch (committed together)."""
+        self.batch.add_clip(work.clip, work.track)
+        return ClipOutcome(work.clip["clip_id"], dict(work.clip["errors"]), node)
 
     def commit_video(self, work: VideoWork) -> VideoWork:
-        """Write the videos row once all of its clips are committed: the video is done."""
-        if not work.skipped:
-            self.root.write_part("videos", work.video_id, [work.video], self.schemas["videos"])
+        """Hand the videos row to the batch once all of the video's clips have been handed over;
+        a video whose row an earlier run committed (it stopped before all its clips) keeps it.
+        The video is done when its row and as many clips as it planned are committed."""
+        if not work.skipped and work.video_id not in self.done.videos:
+            self.batch.add_video(work.video)
         return work
+
+    def flush(self) -> str | None:
+        """Commit the rows this process holds; the key of the batch, None when none were held."""
+        return self.batch.flush()
 
 
 class DuplicateInputs:

@@ -6,7 +6,7 @@ pools (:func:`plan_pools`): the extract stages that run on CPUs are fused into o
 workers, each loading every model once; a stage that can use a GPU gets its own pool on the
 cluster's GPUs (or on CPUs when asked in ``[ray] own_pool``). Work is spread per clip: the
 driver sends small work records, never media; workers read the media from the shared dataset
-root and write their parts themselves. A worker killed mid-clip is restarted and its clip
+root and commit their rows themselves, in batches, and all of them when the run ends. A worker killed mid-clip is restarted and its clip
 retried; a clip that keeps killing its worker is recorded as ``worker_lost``.
 """
 
@@ -16,10 +16,10 @@ import math
 import os
 import socket
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from curate.pipeline import (
     ClipOutcome,
@@ -34,6 +34,9 @@ from extractors.base import Resources
 from ingest.probe import uri_id
 from manifests.schema import error_text
 from settings.config import RayConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Jobs queued per worker beyond the one it runs, so it never waits for the driver.
 QUEUE_PER_WORKER = 1
@@ -87,6 +90,51 @@ def plan_pools(
     return plans
 
 
+def connect_cluster(config: RayConfig) -> None:
+    """Join the cluster at ``config.address`` (or ``RAY_ADDRESS``), else start a local one."""
+    import ray
+
+    address = config.address or os.environ.get("RAY_ADDRESS") or None
+    options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
+    if address:
+        ray.init(address=address, **options)
+    else:
+        store = config.object_store_mb
+        ray.init(
+            address="local",  # a cluster of its own, never one that `ray start` left on this host
+            num_cpus=config.workers or os.cpu_count(),
+            include_dashboard=False,
+            object_store_memory=store * 1024**2 if store else None,
+            **options,
+        )
+
+
+def ray_map(config: RayConfig) -> Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]:
+    """A ``map`` that runs ``fn`` on each item as a Ray task of one CPU, yielding results as they
+    finish (any order); at most two tasks per CPU are queued, so the items can be a long stream."""
+
+    def run(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        import ray
+
+        connect_cluster(config)
+        try:
+            task = ray.remote(num_cpus=1)(fn)
+            limit = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+            pending: list[Any] = []
+            for item in items:
+                pending.append(task.remote(item))
+                if len(pending) >= limit:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    yield ray.get(done[0])
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+        finally:
+            ray.shutdown()
+
+    return run
+
+
 class StageWorker:
     """One worker process of a pool: the pipeline plus the extract stages it runs, set up once."""
 
@@ -134,6 +182,9 @@ class StageWorker:
     def commit_video(self, work: VideoWork) -> VideoWork:
         return self.pipeline.commit_video(work)
 
+    def flush(self) -> str | None:
+        return self.pipeline.flush()
+
     def peak_rss_mb(self) -> float:
         return peak_rss_mb()
 
@@ -172,27 +223,10 @@ class RayExecutor:
         self._peak_rss_mb = 0.0
         self.pools: list[PoolPlan] = []
 
-    def _connect(self) -> None:
-        import ray
-
-        address = self.config.address or os.environ.get("RAY_ADDRESS") or None
-        options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            store = self.config.object_store_mb
-            ray.init(
-                address="local",  # a cluster of its own, never one that `ray start` left on this host
-                num_cpus=self.config.workers or os.cpu_count(),
-                include_dashboard=False,
-                object_store_memory=store * 1024**2 if store else None,
-                **options,
-            )
-
     def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
         import ray
 
-        self._connect()
+        connect_cluster(self.config)
         try:
             cluster = ray.cluster_resources()
             self.pools = plan_pools(
@@ -222,6 +256,8 @@ class RayExecutor:
                 rss = ray.get([a.peak_rss_mb.remote() for pool in pools for a in pool.actors])
                 self._peak_rss_mb = max(rss, default=0.0)
             finally:
+                # The main pool's workers hold finished clips: commit them, also when stopped early.
+                ray.get([a.flush.remote() for a in pools[0].actors])
                 for pool in pools:
                     for actor in pool.actors:
                         ray.kill(actor)

@@ -20,6 +20,7 @@ from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas
 from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
+from manifests.compact import COMPACTED_GRACE_S
 from manifests.lock import hold
 from manifests.schema import error_code
 from manifests.store import DatasetRoot
@@ -51,6 +52,8 @@ class RunSummary:
     failures: dict[str, int] = field(default_factory=dict)  # reason code -> videos and clips with it
     clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
     worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
+    clips_lost: int = 0  # finished, but their worker died before committing them ...
+    clips_redone: int = 0  # ... and done again at the end of the run
     filter: FilterSummary | None = None  # the decision set appended at the end of the run
 
     @property
@@ -101,6 +104,10 @@ class RunSummary:
             f"  executor            {self.executor}, {len(self.clips_by_node)} node(s),"
             f" peak worker memory {self.worker_peak_rss_mb:.0f} MiB",
         ]
+        if self.clips_lost:
+            lines.append(
+                f"  clips lost          {self.clips_lost} (their worker died before committing them; rerun to redo them)"
+            )
         if self.failures:
             lines.append("  failures by reason")
             lines += [
@@ -128,8 +135,9 @@ def _seconds_processed(work: VideoWork) -> float:
 
 
 def build_pipeline(config: Config, root: DatasetRoot) -> Pipeline:
-    """The stage objects of a run, in order (shared by every executor)."""
-    return Pipeline(root, config, build(config), dataset_schemas())
+    """The stage objects of a run, in order (shared by every executor), knowing what ``root``
+    holds committed now."""
+    return Pipeline(root, config, build(config), dataset_schemas(), root.committed())
 
 
 def build_executor(config: Config) -> Executor:
@@ -143,6 +151,7 @@ def nothing_new(root: DatasetRoot, inputs: list[str]) -> tuple[int, int] | None:
     first input that is not done (one hash when data are new)."""
     if not root.path.is_dir():
         return None
+    done = root.committed().done_videos
     seen: set[str] = set()
     for name in inputs:
         if is_uri(name):
@@ -151,7 +160,7 @@ def nothing_new(root: DatasetRoot, inputs: list[str]) -> tuple[int, int] | None:
             video_id = content_id(Path(name)) if Path(name).stat().st_size else uri_id(name)
         except OSError:
             video_id = uri_id(name)
-        if video_id not in seen and not root.video_done(video_id):
+        if video_id not in seen and video_id not in done:
             return None
         seen.add(video_id)
     return len(seen), len(inputs) - len(seen)
@@ -207,16 +216,21 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     executor = build_executor(config)
     summary = RunSummary(run_id=run_id, root=str(root.path), executor=executor.name, inputs=len(inputs))
     with hold(root, run_id):
-        root.remove_stale_temps()
+        # What a killed run left: a damaged batch goes aside (its clips are redone), unrecorded files go.
+        root.adopt_legacy()
+        root.repair()
+        root.sweep(older_than_s=COMPACTED_GRACE_S)
         started = time.perf_counter()
         works = (VideoWork(uri, run_id, tags.get(uri, {})) for uri in inputs)
         bar = tqdm(
             total=len(inputs), unit="video", desc="curate run", disable=not progress, dynamic_ncols=True
         )
         accounted: list[dict[str, Any]] = []
+        made: dict[str, str] = {}  # clip id -> its input, for the clips this run finished
         with bar:
             for work in executor.run(build_pipeline(config, root), works):
                 summary.add(work)
+                made.update((o.clip_id, work.uri) for o in work.outcomes)
                 accounted.append(
                     {
                         "uri": work.uri,
@@ -230,6 +244,15 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
                     clips=summary.clips, failed=summary.videos_failed, skipped=summary.videos_skipped_done
                 )
                 bar.update()
+        # A worker that died holding finished clips took them along: their videos go round once more.
+        lost = set(made) - root.committed().clips
+        if lost:
+            summary.clips_lost = len(lost)
+            again = sorted({made[c] for c in lost})
+            for work in executor.run(
+                build_pipeline(config, root), (VideoWork(u, run_id, tags.get(u, {})) for u in again)
+            ):
+                summary.clips_redone += len(work.outcomes)
         root.write_part("inputs", run_id, accounted, dataset_schemas()["inputs"])
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()

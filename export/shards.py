@@ -30,7 +30,7 @@ import re
 import shutil
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
+from export.tracks import TrackLocation, locate, read_column
 from extractors.registry import dataset_schemas, extractor_classes
 from ingest.media import SPEECH_SR_HZ, read_audio
 from ingest.sources import localize
@@ -233,11 +234,15 @@ def clip_audio(path: Path, start_s: float, n_samples: int) -> np.ndarray:
 
 
 def _record(
-    row: Mapping[str, Any], tracks: Path, split: str, staging: Path, calibration: Calibration | None
+    row: Mapping[str, Any],
+    frames: Sequence[Sequence[float] | None] | None,
+    split: str,
+    staging: Path,
+    calibration: Calibration | None,
 ) -> dict[str, Any]:
-    """The shard row of one clip (its per-frame arrays in the part ``tracks``), its blendshapes
+    """The shard row of one clip (``frames``: its stored blendshapes per frame), its blendshapes
     mapped by ``calibration`` if given; :class:`ClipUnusable` when it cannot be made."""
-    values, present = _blendshape_frames(pq.read_table(tracks, columns=["blendshapes"])[0][0].as_py())
+    values, present = _blendshape_frames(frames)
     if calibration is not None:
         values = calibration.apply(values, SHARD_BLENDSHAPE_NAMES)
     fps, offset = float(row["fps"]), row["sync_offset_frames"]
@@ -268,6 +273,10 @@ def _record(
     }
 
 
+def _in_tracks(row: Mapping[str, Any]) -> tuple[bool, TrackLocation | None]:
+    return row["tracks"] is None, row["tracks"]
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -278,53 +287,73 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _write_split(
-    root: DatasetRoot,
-    rows: Sequence[Mapping[str, Any]],
-    split: str,
-    folder: Path,
-    options: ExportOptions,
-    staging: Path,
-    skipped: dict[str, str],
-    calibration: Calibration | None,
-    bar: tqdm,
-) -> list[dict[str, Any]]:
-    """Stream the clips of one split into files of row groups; memory holds one row group at a time.
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard file to write: clips of one split (each row with its ``tracks`` location)."""
 
-    Returns per file written: its name, clips, row groups and seconds of audio. A clip that cannot
-    be made is left out, with its reason in ``skipped``.
-    """
+    split: str
+    index: int
+    rows: Sequence[Mapping[str, Any]]
+    folder: Path
+    staging: Path
+    clips_per_row_group: int
+    calibration: Calibration | None
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.split}-{self.index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    split: str
+    written: dict[str, Any] | None  # file name, clips, row groups, seconds of audio; None: no clip made it
+    skipped: dict[str, str]  # clip id -> "reason: detail"
+    clips: int  # clips tried
+
+
+def write_shard(job: ShardJob) -> ShardResult:
+    """Write one shard file of row groups, holding one row group at a time. A clip that cannot be
+    made is left out, with its reason. Runs in any process that sees the root and the sources."""
     schema = shard_schema()
-    files: list[dict[str, Any]] = []
-    for index, file_rows in enumerate(_chunks(rows, options.clips_per_file)):
-        path = folder / f"{split}-{index:05d}.parquet"
-        written: dict[str, Any] = {"file": path.name, "clips": 0, "row_groups": 0, "seconds": 0.0}
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-            for group_rows in _chunks(file_rows, options.clips_per_row_group):
-                records = []
-                for r in group_rows:
-                    try:
-                        tracks = root.part_path("tracks", r["clip_id"])
-                        records.append(_record(r, tracks, split, staging, calibration))
-                    except ClipUnusable as exc:
-                        skipped[r["clip_id"]] = str(exc)
-                    bar.update()
-                if records:
-                    writer.write_table(records_to_table(records, schema), row_group_size=len(records))
-                    written["clips"] += len(records)
-                    written["row_groups"] += 1
-                    written["seconds"] += sum(r["n_frames"] / r["fps"] for r in records)
-        if written["clips"]:
-            _fsync(path)
-            files.append(written)
-        else:
-            path.unlink()
-    return files
+    skipped: dict[str, str] = {}
+    written: dict[str, Any] = {"file": job.path.name, "clips": 0, "row_groups": 0, "seconds": 0.0}
+    with pq.ParquetWriter(job.path, schema, compression="zstd") as writer:
+        for group_rows in _chunks(job.rows, job.clips_per_row_group):
+            frames = read_column(
+                {r["clip_id"]: r["tracks"] for r in group_rows if r["tracks"]}, "blendshapes"
+            )
+            records = []
+            for r in group_rows:
+                try:
+                    if r["clip_id"] not in frames:
+                        raise ClipUnusable("no_tracks: the root holds no tracks row for it")
+                    records.append(_record(r, frames[r["clip_id"]], job.split, job.staging, job.calibration))
+                except ClipUnusable as exc:
+                    skipped[r["clip_id"]] = str(exc)
+            if records:
+                writer.write_table(records_to_table(records, schema), row_group_size=len(records))
+                written["clips"] += len(records)
+                written["row_groups"] += 1
+                written["seconds"] += sum(r["n_frames"] / r["fps"] for r in records)
+    if not written["clips"]:
+        job.path.unlink()
+        return ShardResult(job.split, None, skipped, len(job.rows))
+    _fsync(job.path)
+    return ShardResult(job.split, written, skipped, len(job.rows))
 
 
-def export(root_path: str | Path, options: ExportOptions, progress: bool = False) -> ExportSummary:
+#: Runs a function over jobs, yielding results in any order: the builtin ``map`` or a cluster's.
+MapFn = Callable[[Callable[[ShardJob], ShardResult], Iterable[ShardJob]], Iterable[ShardResult]]
+
+
+def export(
+    root_path: str | Path, options: ExportOptions, progress: bool = False, map_fn: MapFn = map
+) -> ExportSummary:
     """Write the training shards of the root's accepted clips to ``ROOT/exports/<name>``;
-    ``progress`` shows a bar over the clips."""
+    ``progress`` shows a bar over the clips. ``map_fn`` runs the shard files' jobs (the default
+    one after another here; the Ray executor's spreads them over a cluster); the manifest is
+    written last, by this process, and the export renamed into place."""
     root = DatasetRoot(root_path)
     if not root.path.is_dir():
         raise ExportError(f"dataset root {root.path} does not exist")
@@ -339,6 +368,9 @@ def export(root_path: str | Path, options: ExportOptions, progress: bool = False
     rows = _selected(con, options)
     if not rows:
         raise ExportError(f"no clip of {root.path} is accepted and matches the selection")
+    where = locate(root, (r["clip_id"] for r in rows))
+    for r in rows:
+        r["tracks"] = where.get(r["clip_id"])
     rates = sorted({r["fps"] for r in rows})
     if len(rates) != 1:
         raise ExportError(f"the selected clips have several frame rates {rates}: narrow the selection")
@@ -353,13 +385,25 @@ def export(root_path: str | Path, options: ExportOptions, progress: bool = False
         by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             by_split[split_of[r["group_id"]]].append(r)
+        jobs = [
+            ShardJob(
+                split, index, chunk, tmp, root.path / "_staging", options.clips_per_row_group, calibration
+            )
+            for split in SPLITS
+            # In tracks order, so that a shard reads few row groups of few parts.
+            for index, chunk in enumerate(
+                _chunks(sorted(by_split[split], key=_in_tracks), options.clips_per_file)
+            )
+        ]
+        files: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
         with tqdm(total=len(rows), desc="curate export", unit="clip", disable=not progress) as bar:
-            files = {
-                s: _write_split(
-                    root, by_split[s], s, tmp, options, root.path / "_staging", skipped, calibration, bar
-                )
-                for s in SPLITS
-            }
+            for result in map_fn(write_shard, jobs):
+                if result.written:
+                    files[result.split].append(result.written)
+                skipped.update(result.skipped)
+                bar.update(result.clips)
+        for split_files in files.values():
+            split_files.sort(key=lambda f: f["file"])
         if len(skipped) == len(rows):
             raise ExportError(f"no selected clip could be exported: {skipped}")
         kept = [r for r in rows if r["clip_id"] not in skipped]

@@ -1,5 +1,9 @@
 """DuckDB views over a dataset root: the query layer of every table.
 
+Each view reads the parts of one snapshot of the root's commits (:meth:`DatasetRoot.snapshot`),
+taken when the connection is made: a batch committed, or a compaction finished, after that is
+not seen, and rows are never seen twice.
+
 Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, with every column of its
 schema even when empty or when older parts lack a column),
 ``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
@@ -31,11 +35,12 @@ def _sql_path(path: str) -> str:
 def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per table of ``root``."""
     con = duckdb.connect()
+    snapshot = root.snapshot()  # every view reads the same commit
     for table, schema in schemas.items():
         # The empty typed table gives every column of the schema, also those that parts written
         # before an extractor existed lack (null there).
         con.register(f"_{table}_empty", schema.empty_table())
-        parts = root.parts(table)
+        parts = root.parts(table, snapshot)
         damaged = {p for p in parts if not is_complete_parquet(p)}
         for part in sorted(damaged):
             warnings.warn(
@@ -46,9 +51,7 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
             )
         readable = [p for p in parts if p not in damaged]
         if readable:
-            # The glob while every part is whole: one short statement whatever the part count.
-            files = [str(p) for p in readable] if damaged else [str(root.table_dir(table) / "part-*.parquet")]
-            listed = ", ".join(_sql_path(f) for f in files)
+            listed = ", ".join(_sql_path(str(p)) for p in readable)
             con.execute(
                 f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME "
                 f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"

@@ -163,6 +163,14 @@ class RunConfig(Section):
         description="in order; one that needs another comes after it",
     )
     executor: Literal["ray", "sequential"] = "ray"
+    batch_clips: int = Field(
+        100,
+        ge=1,
+        description="a worker commits its finished clips as one part per table every this many clips",
+    )
+    batch_wait_s: float = Field(
+        60.0, gt=0, description="... or once its oldest finished clip has waited this long (seconds)"
+    )
 
     _known = field_validator("extractors")(_known_extractors)
 

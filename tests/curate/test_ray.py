@@ -26,7 +26,10 @@ from manifests.store import DatasetRoot
 
 FIXTURE_VIDEOS, FIXTURE_CLIPS = 11, 13
 EXPECTED_FAILURES = {"no_speech": 5, "no_face": 3, "no_audio": 2}
-FAST = '[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n[ray]\nobject_store_mb = 256\n'
+# Batches of two clips: a kill lands between commits, and a killed worker holds finished clips.
+FAST = (
+    '[run]\nbatch_clips = 2\n[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n[ray]\nobject_store_mb = 256\n'
+)
 RAY = Path(sys.executable).with_name("ray")
 
 FACE, SPEECH = ("face", Resources(cpus=1.0)), ("speech", Resources(cpus=1.0, gpus=0.5))
@@ -130,7 +133,7 @@ def test_kill_9_of_the_driver_then_the_same_command_resumes(
     argv = curate_argv("run", str(fixtures / "video"), "--out", str(out), "--config", str(fast_config))
     driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(DatasetRoot(out).parts("videos")) >= 3, what="three committed videos")
+        wait_for(lambda: len(DatasetRoot(out).committed().done_videos) >= 3, what="three finished videos")
         busy = curate(*argv[3:])  # a second run while the first is live
         assert busy.returncode == 3 and "is in use by run" in busy.stderr, busy.stderr
         workers = stage_workers(driver.pid)  # found while the driver is their ancestor
@@ -145,22 +148,25 @@ def test_kill_9_of_the_driver_then_the_same_command_resumes(
     for part in root.parts("videos") + root.parts("clips") + root.parts("tracks"):
         pq.read_table(part)  # every visible part is whole
     before = counts(out)
-    assert 3 <= before["videos"] < FIXTURE_VIDEOS
-    assert before["clips"] == before["uclips"] and before["videos"] == before["uvideos"]
+    finished = len(root.committed().done_videos)
+    assert 3 <= finished < FIXTURE_VIDEOS
+    assert before["clips"] == before["uclips"] == before["tracks"] and before["videos"] == before["uvideos"]
 
     again = curate(*argv[3:])  # the same command: the killed run's lock does not block it
     assert again.returncode == 0, again.stderr
     summary = last_summary(out)
-    assert summary["videos_skipped_done"] == before["videos"]
-    assert summary["videos_processed"] == FIXTURE_VIDEOS - before["videos"]
-    assert f"already done        {before['videos']} (skipped)" in again.stdout
+    assert summary["videos_skipped_done"] == finished
+    assert summary["videos_processed"] == FIXTURE_VIDEOS - finished
+    assert f"already done        {finished} (skipped)" in again.stdout
     after = counts(out)
     assert after == {
         "videos": FIXTURE_VIDEOS, "uvideos": FIXTURE_VIDEOS,
         "clips": FIXTURE_CLIPS, "uclips": FIXTURE_CLIPS, "tracks": FIXTURE_CLIPS,
     }  # fmt: skip
     assert failures(out) == EXPECTED_FAILURES
-    assert not list(out.glob("*/.part-*.tmp"))  # temporaries of the killed run are swept
+    assert not list(out.glob("*/.*.tmp"))  # temporaries of the killed run are swept
+    logged = {p.name for t in ("clips", "tracks", "videos") for p in root.parts(t)}
+    assert logged == {p.name for t in ("clips", "tracks", "videos") for p in (out / t).glob("part-*")}
 
 
 def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
@@ -170,7 +176,7 @@ def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
     argv = curate_argv("run", str(fixtures / "video"), "--out", str(out), "--config", str(fast_config))
     driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        wait_for(lambda: len(DatasetRoot(out).parts("clips")) >= 2, what="two committed clips")
+        wait_for(lambda: len(DatasetRoot(out).committed().clips) >= 2, what="two committed clips")
         victims = stage_workers(driver.pid)
         assert victims, "no StageWorker process of this run to kill"
         os.kill(victims[0], signal.SIGKILL)
@@ -181,6 +187,9 @@ def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
     after = counts(out)
     assert after["clips"] == after["uclips"] == FIXTURE_CLIPS and after["videos"] == FIXTURE_VIDEOS
     assert failures(out) == EXPECTED_FAILURES  # retried, so nothing lost
+    assert after["tracks"] == FIXTURE_CLIPS
+    summary = last_summary(out)  # finished clips the killed worker held were done again
+    assert summary["clips_redone"] >= summary["clips_lost"]
 
 
 def free_port() -> int:
