@@ -1,15 +1,21 @@
-"""What the per-clip storage layout costs as a root grows (the baseline for batched parts).
+"""A root of millions of clips: files, compaction, filter, count by verdict and export, against
+the per-clip layout in the same run.
 
-    python -m bench.scale --source ROOT [--clips 3000 30000] [--json F]
+    python -m bench.scale --source ROOT [--clips 100000 1000000] [--per-clip 10000]
+                          [--export 10000] [--json F]
 
-A synthetic root per size, built from the real ``clips`` rows of a run (``--source``, e.g. the
-quickstart's root of the sample media): rows copied round-robin with new ids, each score
-perturbed, one video per clip, every row written as the pipeline writes it (one Parquet part
-per clip in ``clips``, one per video in ``videos``; ``tracks`` left empty, so the
-near-duplicate pass has nothing to align). Per size: the files, the seconds to write them, and
-the time of ``curate filter`` (judge every clip, append a decision set) and of a count by
-verdict through ``curate query``; then the growth of each time from the smallest size to the
-largest, against the growth of the clip count.
+A synthetic root per size, built from the real rows of a run (``--source``, e.g. the
+quickstart's root of the sample media): its clips rows copied round-robin with new ids (ten
+clips per video) and every score perturbed by up to ±10%, committed as a run commits them
+(batches of ``[run] batch_clips`` clips: a ``clips``, ``tracks`` and ``videos`` part and a
+commit record each). The first ``--export`` clips get tracks rows (the real ones, fingerprints
+with 5% of their bits flipped); the others get none. Per size: files before and after
+``curate compact``, the time to compact, ``curate filter`` (judge every clip and the
+near-duplicate pass over the clips with tracks, append a decision set), a count by verdict
+through ``curate query``, and ``curate export`` of the ``--export`` clips on the Ray executor
+(2 workers here). The same root in the per-clip layout (one part per clip per table, as runs
+wrote before batches) is timed at ``--per-clip`` clips for filter and count, beside the batched
+root of that size. Then the growth of each time from the smallest batched size to the largest.
 """
 
 from __future__ import annotations
@@ -20,80 +26,204 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.filter import apply_filters
 from curate.query import query
+from curate.ray_executor import ray_map
+from export.shards import ExportOptions, export
 from extractors.registry import dataset_schemas
-from manifests.store import DatasetRoot
-from settings.config import Config
+from manifests.compact import compact
+from manifests.store import DatasetRoot, write_parquet_atomic
+from settings.config import Config, RayConfig
+
+CLIPS_PER_VIDEO = 10
+FIXED = {"clip_index", "start_s", "end_s", "fps", "duration_s", "damaged_s"}
 
 
-def synthetic_root(source: Path, folder: Path, clips: int, seed: int = 0) -> float:
-    """Write ``clips`` clips (and as many videos) made from ``source``'s rows; seconds taken."""
-    schemas = dataset_schemas()
-    real = query(source, "select * from clips c where cardinality(c.errors) = 0").to_pylist()
-    videos = {v["video_id"]: v for v in query(source, "select * from videos").to_pylist()}
-    rng = np.random.default_rng(seed)
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+class Synthetic:
+    """Rows made from ``source``'s real rows: :meth:`chunk` gives clips, tracks and videos of clip
+    numbers ``start .. stop`` as Arrow tables in the root's schemas."""
+
+    def __init__(self, source: Path, with_tracks: int, seed: int = 0):
+        self.schemas = dataset_schemas()
+        clips = query(source, "select c.* from clips c where cardinality(c.errors) = 0")
+        self.clips = clips
+        ids = pc.field("clip_id").isin(clips["clip_id"])
+        self.tracks = query(source, "select * from tracks").filter(ids)
+        by_id = {c: i for i, c in enumerate(self.tracks["clip_id"].to_pylist())}
+        self.track_of = [by_id[c] for c in clips["clip_id"].to_pylist()]
+        videos = query(source, "select * from videos")
+        by_video = {v: i for i, v in enumerate(videos["video_id"].to_pylist())}
+        self.videos = videos
+        self.video_of = [by_video[v] for v in clips["video_id"].to_pylist()]
+        self.with_tracks = with_tracks
+        self.rng = np.random.default_rng(seed)
+
+    def chunk(self, start: int, stop: int) -> dict[str, pa.Table]:
+        n = stop - start
+        pick = np.arange(start, stop) % self.clips.num_rows
+        clip_ids = [f"{i // CLIPS_PER_VIDEO:014x}_{i % CLIPS_PER_VIDEO:08d}" for i in range(start, stop)]
+        video_ids = [f"{i // CLIPS_PER_VIDEO:014x}" for i in range(start, stop)]
+        clips = self.clips.take(pick)
+        for name in clips.schema.names:
+            column = clips[name]
+            if pa.types.is_floating(column.type) and name not in FIXED:
+                noise = pa.array(self.rng.uniform(0.9, 1.1, n), column.type)
+                clips = clips.set_column(clips.schema.get_field_index(name), name, pc.multiply(column, noise))
+        clips = _with_ids(clips, clip_ids, video_ids)
+        out = {"clips": clips}
+        tracked = max(0, min(stop, self.with_tracks) - start)
+        if tracked:
+            tracks = self.tracks.take([self.track_of[p] for p in pick[:tracked]])
+            prints = [
+                None if fp is None else (np.asarray(fp, np.uint32) ^ self._flips(len(fp))).tolist()
+                for fp in tracks["audio_fingerprint"].to_pylist()
+            ]
+            index = tracks.schema.get_field_index("audio_fingerprint")
+            tracks = tracks.set_column(
+                index, "audio_fingerprint", pa.array(prints, tracks.schema.field(index).type)
+            )
+            out["tracks"] = _with_ids(tracks, clip_ids[:tracked], video_ids[:tracked])
+        else:
+            out["tracks"] = self.tracks.slice(0, 0)
+        firsts = [k for k, i in enumerate(range(start, stop)) if i % CLIPS_PER_VIDEO == 0]
+        if firsts:
+            videos = self.videos.take([self.video_of[pick[k]] for k in firsts])
+            videos = videos.set_column(0, "video_id", pa.array([video_ids[k] for k in firsts]))
+            n_clips = videos.schema.get_field_index("n_clips")
+            out["videos"] = videos.set_column(
+                n_clips, "n_clips", pa.array([CLIPS_PER_VIDEO] * len(firsts), pa.int32())
+            )
+        return out
+
+    def _flips(self, hops: int) -> np.ndarray:
+        """5% of 32 bits per hop set, as a uint32 mask per hop, shape (hops,)."""
+        bits = self.rng.random((hops, 32)) < 0.05
+        return (bits.astype(np.uint64) << np.arange(32, dtype=np.uint64)).sum(axis=1).astype(np.uint32)
+
+
+def _with_ids(table: pa.Table, clip_ids: list[str], video_ids: list[str]) -> pa.Table:
+    table = table.set_column(table.schema.get_field_index("clip_id"), "clip_id", pa.array(clip_ids))
+    return table.set_column(table.schema.get_field_index("video_id"), "video_id", pa.array(video_ids))
+
+
+def build_batched(rows: Synthetic, folder: Path, clips: int, batch: int) -> float:
+    """Commit ``clips`` clips in batches as a run does; seconds taken."""
     root = DatasetRoot(folder)
     started = time.perf_counter()
-    for i in range(clips):
-        row = dict(real[i % len(real)])
-        video = dict(videos[row["video_id"]])
-        video_id = f"{i:016x}"
-        video["video_id"] = video_id
-        row["video_id"], row["clip_id"] = video_id, f"{video_id}_00000000_00010000"
-        for name, value in row.items():
-            if isinstance(value, float) and name not in ("start_s", "end_s", "fps", "duration_s"):
-                row[name] = value * float(rng.uniform(0.9, 1.1))
-        root.write_part("videos", video_id, [video], schemas["videos"])
-        root.write_part("clips", row["clip_id"], [row], schemas["clips"])
+    for start in range(0, clips, batch):
+        tables = {t: v for t, v in rows.chunk(start, min(start + batch, clips)).items() if v.num_rows}
+        root.commit(tables)
     return time.perf_counter() - started
 
 
-def measure(source: Path, clips: int, work: Path) -> dict[str, Any]:
-    folder = work / f"root-{clips}"
-    write_s = synthetic_root(source, folder, clips)
-    files = sum(1 for _ in folder.rglob("*.parquet"))
+def build_per_clip(rows: Synthetic, folder: Path, clips: int) -> float:
+    """Write ``clips`` clips one part per clip per table, the layout runs wrote before batches."""
+    root = DatasetRoot(folder)
     started = time.perf_counter()
-    summary = apply_filters(folder, Config())
-    filter_s = time.perf_counter() - started
-    started = time.perf_counter()
-    counts = query(folder, "select verdict, count(*) n from current_decisions group by verdict").to_pylist()
-    count_s = time.perf_counter() - started
+    for start in range(0, clips, 1000):
+        chunk = rows.chunk(start, min(start + 1000, clips))
+        for table, data in chunk.items():
+            key_column = "video_id" if table == "videos" else "clip_id"
+            for i, key in enumerate(data[key_column].to_pylist()):
+                write_parquet_atomic(data.slice(i, 1), root.part_path(table, key))
+    return time.perf_counter() - started
+
+
+def files(folder: Path) -> dict[str, int]:
+    return {t: len(list((folder / t).glob("part-*.parquet"))) for t in ("clips", "tracks", "videos")}
+
+
+def judge_and_count(folder: Path, clips: int) -> dict[str, float]:
+    summary, filter_s = _timed(lambda: apply_filters(folder, Config()))
+    sql = "select verdict, count(*) n from current_decisions group by verdict"
+    counts, count_s = _timed(lambda: query(folder, sql).to_pylist())
     assert sum(r["n"] for r in counts) == clips == sum(summary.verdicts.values())
     return {
-        "clips": clips,
-        "files": files,
-        "files_per_1000_clips": 1000 * files / clips,
-        "write_s": write_s,
         "filter_s": filter_s,
         "count_by_verdict_s": count_s,
+        "accepted": summary.verdicts.get("accept", 0),
+    }
+
+
+def measure_batched(rows: Synthetic, work: Path, clips: int, batch: int, export_clips: int) -> dict[str, Any]:
+    folder = work / f"batched-{clips}"
+    write_s = build_batched(rows, folder, clips, batch)
+    before = files(folder)
+    _, compact_s = _timed(lambda: compact(folder, grace_s=0))
+    after = files(folder)
+    figures: dict[str, Any] = {
+        "layout": "batched",
+        "clips": clips,
+        "write_s": write_s,
+        "files_before_compaction": before,
+        "compact_s": compact_s,
+        "files_after_compaction": after,
+        "files_per_1000_clips": {t: 1000 * n / clips for t, n in after.items()},
+        "log_records": len(list((folder / "_log").iterdir())),
+        **judge_and_count(folder, clips),
+    }
+    where = f"c.video_id < '{export_clips // CLIPS_PER_VIDEO:014x}'"
+    options = ExportOptions(name="bench", where=where, val_fraction=0.1, test_fraction=0.1)
+    summary, export_s = _timed(lambda: export(folder, options, map_fn=ray_map(RayConfig())))
+    figures["export_clips"] = sum(s["clips"] for s in summary.splits.values())
+    figures["export_s"] = export_s
+    return figures
+
+
+def measure_per_clip(rows: Synthetic, work: Path, clips: int) -> dict[str, Any]:
+    folder = work / f"per-clip-{clips}"
+    write_s = build_per_clip(rows, folder, clips)
+    return {
+        "layout": "per-clip",
+        "clips": clips,
+        "write_s": write_s,
+        "files": files(folder),
+        **judge_and_count(folder, clips),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, required=True, help="a dataset root with real clips")
-    parser.add_argument("--clips", type=int, nargs="+", default=[3000, 30000])
+    parser.add_argument("--clips", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--per-clip", type=int, default=10_000, help="clips of the per-clip baseline")
+    parser.add_argument("--export", type=int, default=10_000, help="clips with tracks, exported")
+    parser.add_argument("--batch", type=int, default=Config().run.batch_clips, help="clips per batch")
+    parser.add_argument("--work", type=Path, help="folder for the roots (default: a temporary one)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    sizes = sorted(args.clips)
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as work:
-        rows = []
-        for n in sizes:
-            rows.append(measure(args.source, n, Path(work)))
-            print(json.dumps(rows[-1]), flush=True)
-    first, last = rows[0], rows[-1]
-    growth = {
-        "clips": last["clips"] / first["clips"],
-        **{k: last[k] / first[k] for k in ("write_s", "filter_s", "count_by_verdict_s")},
+    rows = Synthetic(args.source, args.export)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=args.work) as work:
+        results = [measure_per_clip(rows, Path(work), args.per_clip)]
+        print(json.dumps(results[-1]), flush=True)
+        for n in sorted({args.per_clip, *args.clips}):
+            results.append(measure_batched(rows, Path(work), n, args.batch, min(args.export, n)))
+            print(json.dumps(results[-1]), flush=True)
+    batched = [r for r in results if r["layout"] == "batched"]
+    same = next(r for r in batched if r["clips"] == args.per_clip)
+    first, last = next(r for r in batched if r["clips"] in args.clips), batched[-1]
+    keys = ("filter_s", "count_by_verdict_s", "compact_s", "export_s")
+    figures = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "results": results,
+        "per_clip_over_batched": {k: results[0][k] / same[k] for k in ("filter_s", "count_by_verdict_s")},
+        "growth": {"clips": last["clips"] / first["clips"], **{k: last[k] / first[k] for k in keys}},
     }
-    figures = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "sizes": rows, "growth": growth}
-    print(json.dumps(growth))
+    print(json.dumps({k: figures[k] for k in ("per_clip_over_batched", "growth")}))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

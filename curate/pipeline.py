@@ -2,14 +2,16 @@
 
     per video:  ProbeStage -> SegmentStage                 (VideoWork, cheap)
     per clip:   ExtractStage(face), ExtractStage(speech)   (ClipWork, models loaded in setup())
-                -> CommitClipStage                         (writes the clip's parts)
-    per video:  CommitVideoStage                           (writes the videos row: the done marker)
+                -> Pipeline.commit_clip                    (the clip's rows into the batch)
+    per video:  Pipeline.commit_video                      (the videos row into the batch)
+    end:        Pipeline.flush                             (commit what the process holds)
 
 Executors (sequential and Ray) run the same stage objects through :class:`Pipeline`. Work is
-spread per clip, so a worker holds one clip's arrays at a time however long the video is.
-Failures become rows: a stage records ``errors[stage] = "reason: detail"`` and later stages
-skip what cannot be done. A clip is done when its ``clips`` part exists (its ``tracks`` part
-is written just before), a video when its ``videos`` part exists; a rerun skips both.
+spread per clip, so a worker holds one clip's arrays at a time however long the video is, plus
+the finished rows of its batch. Failures become rows: a stage records ``errors[stage] =
+"reason: detail"`` and later stages skip what cannot be done. A clip is done when its rows are
+committed (:meth:`manifests.store.DatasetRoot.committed`), a video when its row and all its
+planned clips are; a rerun skips both.
 """
 
 from __future__ import annotations

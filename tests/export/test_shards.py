@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,7 +23,7 @@ from export.shards import ExportError, ExportOptions, assign_splits, export, mer
 from extractors.registry import dataset_schemas
 from ingest.media import SPEECH_SR_HZ
 from manifests.schema import BLENDSHAPE_NAMES, SHARD_BLENDSHAPE_NAMES, shard_schema
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, write_parquet_atomic
 
 
 def shard_rows(export_dir: Path, columns: list[str] | None = None) -> list[dict]:
@@ -160,17 +161,31 @@ def test_chosen_test_groups_leave_train_non_empty() -> None:
     assert {g for g, s in hashed.items() if s == "test"} == {"g1", "g2"}  # test_fraction unused
 
 
+def set_value(root: DatasetRoot, table_name: str, row_id: str, column: str, value: object) -> None:
+    """Rewrite, in place, the committed part of ``table_name`` that holds the row ``row_id`` (a
+    clip id, or a video id for videos) with one value changed."""
+    id_column = "video_id" if table_name == "videos" else "clip_id"
+    for part in root.parts(table_name):
+        table = pq.read_table(part)
+        ids = table[id_column].to_pylist()
+        if row_id in ids:
+            values = table[column].to_pylist()
+            values[ids.index(row_id)] = value
+            index = table.schema.get_field_index(column)
+            write_parquet_atomic(
+                table.set_column(index, column, pa.array(values, table.schema.field(index).type)), part
+            )
+
+
 def test_sync_offset_moves_the_audio_by_whole_frames(root_copy) -> None:
     """Mark a clip +3 frames (audio lags): its audio is read 3 frames (1600 samples) later."""
     root = DatasetRoot(root_copy)
-    schema = dataset_schemas()["clips"]
-    path = next(p for p in root.parts("clips") if p.name.startswith("part-707d58aa"))  # vr_face_3
-    clip = pq.read_table(path).to_pylist()[0]
+    clip = query(root_copy, "select * from clips where video_id like '707d58aa%'").to_pylist()[0]  # vr_face_3
     only = f"c.clip_id = '{clip['clip_id']}'"
     before = export(root_copy, ExportOptions(name="as-measured", where=only))
-    root.write_part("clips", clip["clip_id"], [{**clip, "sync_offset_frames": 3}], schema)
+    set_value(root, "clips", clip["clip_id"], "sync_offset_frames", 3)
     after = export(root_copy, ExportOptions(name="lag-3", where=only))
-    root.write_part("clips", clip["clip_id"], [clip], schema)
+    set_value(root, "clips", clip["clip_id"], "sync_offset_frames", clip["sync_offset_frames"])
     a = np.array(shard_rows(before.path, ["audio_pcm16"])[0]["audio_pcm16"], np.float64)
     b = np.array(shard_rows(after.path, ["audio_pcm16"])[0]["audio_pcm16"], np.float64)
     # sample of the first audio (offset as measured) that the second audio starts at
@@ -223,16 +238,16 @@ def test_options_are_checked() -> None:
 
 def test_a_clip_whose_media_is_gone_is_left_out_and_listed(root_copy) -> None:
     root = DatasetRoot(root_copy)
-    schema = dataset_schemas()["videos"]
-    path = next(p for p in root.parts("videos") if p.name.startswith("part-f664ca85"))  # vr_face_5
-    video = pq.read_table(path).to_pylist()[0]
-    root.write_part("videos", video["video_id"], [{**video, "uri": str(root_copy / "moved.mp4")}], schema)
+    video = query(root_copy, "select video_id, uri from videos where video_id like 'f664ca85%'").to_pylist()[
+        0
+    ]  # vr_face_5
+    set_value(root, "videos", video["video_id"], "uri", str(root_copy / "moved.mp4"))
     try:
         summary = export(root_copy, ExportOptions(name="media-gone", where="c.duration_s < 5.5"))
         with pytest.raises(ExportError, match="no selected clip could be exported"):
             export(root_copy, ExportOptions(name="all-gone", where=f"c.video_id = '{video['video_id']}'"))
     finally:
-        root.write_part("videos", video["video_id"], [video], schema)
+        set_value(root, "videos", video["video_id"], "uri", video["uri"])
     (reason,) = summary.skipped.values()
     assert reason.startswith("unreadable_audio:") and "moved.mp4" in reason
     assert sum(split["clips"] for split in summary.splits.values()) == 2  # vr_face_3 and r3p_May_5s
