@@ -53,7 +53,8 @@ class RunSummary:
     clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
     worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
     clips_lost: int = 0  # finished, but their worker died before committing them ...
-    clips_redone: int = 0  # ... and done again at the end of the run
+    videos_lost: int = 0  # ... and video rows likewise ...
+    clips_redone: int = 0  # ... all done again at the end of the run
     filter: FilterSummary | None = None  # the decision set appended at the end of the run
 
     @property
@@ -104,9 +105,10 @@ class RunSummary:
             f"  executor            {self.executor}, {len(self.clips_by_node)} node(s),"
             f" peak worker memory {self.worker_peak_rss_mb:.0f} MiB",
         ]
-        if self.clips_lost:
+        if self.clips_lost or self.videos_lost:
             lines.append(
-                f"  clips lost          {self.clips_lost} (their worker died before committing them; rerun to redo them)"
+                f"  lost with a worker  {self.clips_lost} clips, {self.videos_lost} video rows"
+                f" (its process died before committing them): done again, {self.clips_redone} clips"
             )
         if self.failures:
             lines.append("  failures by reason")
@@ -227,10 +229,13 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         )
         accounted: list[dict[str, Any]] = []
         made: dict[str, str] = {}  # clip id -> its input, for the clips this run finished
+        written: dict[str, str] = {}  # video id -> its input, for the video rows this run wrote
         with bar:
             for work in executor.run(build_pipeline(config, root), works):
                 summary.add(work)
                 made.update((o.clip_id, work.uri) for o in work.outcomes)
+                if not work.skipped:
+                    written[work.video_id] = work.uri
                 accounted.append(
                     {
                         "uri": work.uri,
@@ -245,13 +250,13 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
                 )
                 bar.update()
         # A worker that died holding finished clips took them along: their videos go round once more.
-        lost = set(made) - root.committed().clips
-        if lost:
-            summary.clips_lost = len(lost)
-            again = sorted({made[c] for c in lost})
-            for work in executor.run(
-                build_pipeline(config, root), (VideoWork(u, run_id, tags.get(u, {})) for u in again)
-            ):
+        done = root.committed()
+        lost_clips, lost_videos = set(made) - done.clips, set(written) - done.videos
+        if lost_clips or lost_videos:
+            summary.clips_lost, summary.videos_lost = len(lost_clips), len(lost_videos)
+            again = sorted({made[c] for c in lost_clips} | {written[v] for v in lost_videos})
+            works = (VideoWork(uri, run_id, tags.get(uri, {})) for uri in again)
+            for work in executor.run(build_pipeline(config, root), works):
                 summary.clips_redone += len(work.outcomes)
         root.write_part("inputs", run_id, accounted, dataset_schemas()["inputs"])
         summary.wall_seconds = time.perf_counter() - started
