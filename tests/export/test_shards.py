@@ -69,6 +69,21 @@ def test_accepted_clips_only_with_an_explicit_schema(exported, accepted_run, spe
     assert not list(exported.parent.glob(".*.tmp")), "a temporary export folder was left behind"
 
 
+def test_shards_written_on_ray_equal_those_written_in_one_process(exported, accepted_run) -> None:
+    """The command line wrote ``exported`` with its default, the Ray executor (shard files by
+    workers, manifest by the driver); the same export in this process gives the same rows."""
+    options = ExportOptions(name=f"seq-{uuid.uuid4().hex[:8]}", clips_per_row_group=2)
+    local = export(accepted_run.root, options, map_fn=map)
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["splits"] == json.loads((local.path / "manifest.json").read_text())["splits"]
+
+    def by_clip(path: Path) -> dict[str, dict]:
+        rows = shard_rows(path)
+        return {r["clip_id"]: {k: v for k, v in r.items() if k != "clip_id"} for r in rows}
+
+    assert by_clip(exported) == by_clip(local.path)
+
+
 def test_frames_and_audio_line_up_with_the_tracks(exported, accepted_run) -> None:
     tracks = {
         r["clip_id"]: r
