@@ -1,8 +1,10 @@
 """``curate filter``: apply the thresholds to every clip of a dataset root, with no model run.
 
-Near-duplicates are found here too, from the fingerprints stored in ``tracks``: among clips
-without recorded failures, each group of twins keeps its best source (audio sample rate, then
-face size in pixels, then duration) and the others carry ``duplicate_of``.
+Near-duplicates are found here too, from the fingerprints stored in ``tracks`` through the
+root's near-duplicate index (:func:`filters.duplicates.update`: each call indexes only the clips
+the index lacks): among clips without recorded failures, each group of twins keeps its best
+source (audio sample rate, then face size in pixels, then duration) and the others carry
+``duplicate_of``.
 
 Each call appends one decision set (``ROOT/decisions/part-<set_id>.parquet``); earlier sets stay
 readable, and ``current_decisions`` shows the latest decision of each clip.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from extractors.registry import column_owners, dataset_schemas
-from filters.duplicates import find_twins
+from filters.duplicates import twin_groups, update
 from filters.rules import judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot
@@ -113,9 +116,10 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     rows = con.sql(f"select {listed} from clips order by clip_id").to_arrow_table().to_pylist()
     if not rows:
         raise NoClips(f"{root.path} has no clips: run `curate run` first")
-    twins = duplicates(con, config.filter.duplicate_max_bit_error)
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    with hold(root, f"filter-{set_id}"):  # the near-duplicate index is written to the root
+        twins = duplicates(con, root, set_id, config.filter.duplicate_max_bit_error)
     digest = thresholds.digest()
     twin_of = [twins.get(row["clip_id"]) for row in rows]
     verdicts = [
@@ -141,11 +145,16 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     return FilterSummary(set_id, digest, dict(Counter(v.verdict for v in verdicts)), dict(reasons), skipped)
 
 
-def duplicates(con: DuckDBPyConnection, max_bit_error: float) -> dict[str, str]:
-    """Clip id -> the clip kept in its place, over clips without recorded failures."""
+def duplicates(con: DuckDBPyConnection, root: DatasetRoot, part: str, max_bit_error: float) -> dict[str, str]:
+    """Clip id -> the clip kept in its place, over clips without recorded failures.
+
+    The root's near-duplicate index is brought up to date first (only clips it lacks are
+    fingerprint-read and indexed, as part ``part``), so a clip added since is checked against
+    every clip curated before it. Call while holding the root's lock.
+    """
     rows: list[dict[str, Any]] = (
         con.sql(
-            """select c.clip_id, t.audio_fingerprint, t.audio_embedding, v.audio_sr_hz, c.quality_face_px, c.duration_s
+            """select c.clip_id, v.audio_sr_hz, c.quality_face_px, c.duration_s
            from clips c join tracks t using (clip_id) join videos v on v.video_id = c.video_id
            where cardinality(c.errors) = 0 and t.audio_fingerprint is not null"""
         )
@@ -155,10 +164,21 @@ def duplicates(con: DuckDBPyConnection, max_bit_error: float) -> dict[str, str]:
     rank = {
         r["clip_id"]: (r["audio_sr_hz"] or 0, r["quality_face_px"] or 0, r["duration_s"] or 0) for r in rows
     }
-    twins = find_twins(
-        {r["clip_id"]: np.asarray(r["audio_fingerprint"], np.uint32) for r in rows},
-        {r["clip_id"]: np.asarray(r["audio_embedding"], np.float32) for r in rows if r["audio_embedding"]},
-        rank=rank.__getitem__,
-        max_bit_error=max_bit_error,
-    )
-    return {clip: kept for clip, (kept, _) in twins.items()}
+
+    def fetch(ids: Sequence[str]) -> dict[str, np.ndarray]:
+        con.register("_wanted", pa.table({"clip_id": pa.array(list(ids), pa.string())}))
+        found = con.sql(
+            "select clip_id, audio_fingerprint from tracks join _wanted using (clip_id)"
+        ).to_arrow_table()
+        con.unregister("_wanted")
+        return {
+            c: np.asarray(p, np.uint32)
+            for c, p in zip(
+                found.column("clip_id").to_pylist(),
+                found.column("audio_fingerprint").to_pylist(),
+                strict=True,
+            )
+        }
+
+    pairs = update(root, sorted(rank), fetch, part).pairs
+    return {clip: kept for clip, (kept, _) in twin_groups(pairs, rank.__getitem__, max_bit_error).items()}

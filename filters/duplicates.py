@@ -2,21 +2,37 @@
 
 Pure functions over stored fingerprints (:mod:`extractors.fingerprint`); no media are read. Two
 clips are twins when, at the best alignment, their sub-fingerprints differ in fewer than
-``max_bit_error`` of the bits over at least ``min_overlap`` hops. Only pairs whose coarse
-embeddings are close are aligned, so the cost grows with the candidates, not with every pair.
-Within each group of twins one clip is kept (the best source, by the caller's rank) and the
-others point to it.
+``max_bit_error`` of the bits over at least ``min_overlap`` hops. Only the candidate pairs of
+the index (:mod:`filters.near_index`) are aligned, so the cost grows with the clips, not with
+every pair. Within each group of twins one clip is kept (the best source, by the caller's rank)
+and the others point to it. :func:`update` keeps the index and the aligned pairs with a dataset
+root, so that each call indexes only new clips and checks them against every clip indexed before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
-#: Cosine similarity of embeddings above which two clips are aligned bit by bit.
-CANDIDATE_COSINE = 0.8
+from filters import near_index
+from manifests.store import DatasetRoot
+
+#: Hops (16 ms) two clips must have in common at an alignment: 2 s.
+MIN_OVERLAP_HOPS = 125
+
+#: Every candidate pair that was aligned (null bit error: fewer than MIN_OVERLAP_HOPS in common).
+PAIRS_TABLE = "near_pairs"
+PAIRS_SCHEMA = pa.schema(
+    [
+        pa.field("clip_a", pa.string(), nullable=False),
+        pa.field("clip_b", pa.string(), nullable=False),
+        pa.field("bit_error", pa.float64()),
+        pa.field("offset_hops", pa.int32()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -50,37 +66,43 @@ def best_match(a: np.ndarray, b: np.ndarray, min_overlap: int) -> Match | None:
     return Match(float(error[i]), int(lags[i]), int(overlap[i])) if np.isfinite(error[i]) else None
 
 
-def find_twins(
-    prints: Mapping[str, np.ndarray],
-    embeddings: Mapping[str, np.ndarray],
-    rank: Callable[[str], Sequence[float]],
-    max_bit_error: float = 0.35,
-    min_overlap: int = 125,
+def align(
+    pairs: Iterable[tuple[str, str]], prints: Mapping[str, np.ndarray], min_overlap: int = MIN_OVERLAP_HOPS
+) -> pa.Table:
+    """Each candidate pair aligned by :func:`best_match`, as rows of :data:`PAIRS_SCHEMA`."""
+    rows: dict[str, list] = {name: [] for name in PAIRS_SCHEMA.names}
+    for a, b in pairs:
+        match = best_match(prints[a], prints[b], min_overlap)
+        for name, value in zip(
+            PAIRS_SCHEMA.names,
+            (a, b, match and match.bit_error, match and match.offset_hops),
+            strict=True,
+        ):
+            rows[name].append(value)
+    return pa.table(rows, schema=PAIRS_SCHEMA)
+
+
+def twin_groups(
+    pairs: Iterable[tuple[str, str, float]], rank: Callable[[str], Sequence[float]], max_bit_error: float
 ) -> dict[str, tuple[str, float]]:
     """Clip id -> (id of the twin it duplicates, bit error) for every clip that is not kept.
 
-    ``rank(clip_id)``: larger is the better source; the best of each group of twins is kept.
+    ``pairs``: aligned pairs (a, b, bit error); those under ``max_bit_error`` join their clips in
+    one group. ``rank(clip_id)``: larger is the better source; the best of each group is kept.
     """
-    ids = sorted(i for i in prints if len(prints[i]) and i in embeddings)
-    if len(ids) < 2:
-        return {}
-    emb = np.stack([embeddings[i] for i in ids])
-    close = np.argwhere(np.triu(emb @ emb.T, k=1) >= CANDIDATE_COSINE)
-    parent = {i: i for i in ids}
+    parent: dict[str, str] = {}
 
     def root(i: str) -> str:
-        while parent[i] != i:
+        while parent.setdefault(i, i) != i:
             i = parent[i]
         return i
 
     errors: dict[str, float] = {}
-    for p, q in close:
-        a, b = ids[p], ids[q]
-        match = best_match(prints[a], prints[b], min_overlap)
-        if match is not None and match.bit_error < max_bit_error:
+    for a, b, error in pairs:
+        if error is not None and error < max_bit_error:
             parent[root(a)] = root(b)
-            errors[a] = min(errors.get(a, 1.0), match.bit_error)
-            errors[b] = min(errors.get(b, 1.0), match.bit_error)
+            errors[a] = min(errors.get(a, 1.0), error)
+            errors[b] = min(errors.get(b, 1.0), error)
     groups: dict[str, list[str]] = {}
     for i in errors:
         groups.setdefault(root(i), []).append(i)
@@ -89,3 +111,72 @@ def find_twins(
         keep = max(members, key=lambda i: (tuple(rank(i)), i))
         twins.update({i: (keep, errors[i]) for i in members if i != keep})
     return twins
+
+
+def find_twins(
+    prints: Mapping[str, np.ndarray],
+    rank: Callable[[str], Sequence[float]],
+    max_bit_error: float = 0.35,
+    min_overlap: int = MIN_OVERLAP_HOPS,
+) -> dict[str, tuple[str, float]]:
+    """:func:`twin_groups` of the clips of ``prints`` (clip id -> uint32 sub-fingerprints), all
+    indexed at once in memory and their candidates aligned."""
+    usable = {c: p for c, p in prints.items() if len(p) >= min_overlap}
+    _, candidates = near_index.search(None, list(usable), usable)
+    table = align(candidates, usable, min_overlap)
+    return twin_groups(_triples(table), rank, max_bit_error)
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one :func:`update` did: clips indexed, pairs aligned, every stored pair among the clips."""
+
+    indexed: int
+    aligned: int
+    pairs: list[tuple[str, str, float]]
+
+
+def update(
+    root: DatasetRoot,
+    clip_ids: Sequence[str],
+    fetch: Callable[[Sequence[str]], Mapping[str, np.ndarray]],
+    part: str,
+    min_overlap: int = MIN_OVERLAP_HOPS,
+) -> Update:
+    """Index the clips of ``clip_ids`` that the root's index lacks, align their candidates, and
+    return every aligned pair between clips of ``clip_ids`` (those of earlier updates too).
+
+    ``fetch(ids)``: the fingerprints of those clips (uint32 arrays); ``part``: a fresh key for the
+    parts this update commits, the aligned pairs first and then the index entries (a clip counts as
+    indexed once its entries are stored, so a killed update is redone, never half kept). Clips
+    shorter than ``min_overlap`` hops can have no twin and are not indexed. Call while holding the
+    root's lock.
+    """
+    stored = root.read_table(near_index.INDEX_TABLE)
+    done = near_index.indexed(stored)
+    prints = fetch([c for c in clip_ids if near_index.clip_key(c) not in done])
+    new = {c: np.asarray(p, np.uint32) for c, p in prints.items() if len(p) >= min_overlap}
+    if new:
+        added, candidates = near_index.search(stored, clip_ids, new)
+        partners = sorted({c for pair in candidates for c in pair} - set(new))
+        table = align(candidates, {**new, **fetch(partners)}, min_overlap)
+        root.write_table(PAIRS_TABLE, part, table)
+        root.write_table(near_index.INDEX_TABLE, part, added)
+    return Update(len(new), len(candidates) if new else 0, stored_pairs(root, clip_ids))
+
+
+def stored_pairs(root: DatasetRoot, clip_ids: Iterable[str]) -> list[tuple[str, str, float]]:
+    """The root's aligned pairs between clips of ``clip_ids``: (a, b, bit error), a < b."""
+    table = root.read_table(PAIRS_TABLE)
+    wanted = set(clip_ids)
+    return [t for t in _triples(table) if t[0] in wanted and t[1] in wanted] if table is not None else []
+
+
+def _triples(table: pa.Table) -> list[tuple[str, str, float]]:
+    """(a, b, bit error) of the aligned pairs of ``table`` that have one, each pair once."""
+    best: dict[tuple[str, str], float] = {}
+    columns = (table.column(n).to_pylist() for n in ("clip_a", "clip_b", "bit_error"))
+    for a, b, error in zip(*columns, strict=True):
+        if error is not None:
+            best[a, b] = min(error, best.get((a, b), 1.0))
+    return [(a, b, e) for (a, b), e in sorted(best.items())]

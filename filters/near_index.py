@@ -1,0 +1,201 @@
+"""An index of audio sub-fingerprints that finds near-duplicate candidates without comparing every pair.
+
+Bit-sampling LSH. Table ``j`` of :data:`TABLES` reads :data:`BITS` fixed, randomly chosen bits
+from the :data:`SPAN_HOPS` consecutive 32-bit sub-fingerprints that start at a hop (16 ms, see
+:mod:`extractors.fingerprint`) and packs them into one uint32 key. Every hop of every clip is an
+entry ``(table, key, clip, hop)``. Two clips that are the same recording agree on most bits at one
+alignment, so their entries share keys many times at one offset (``hop_b - hop_a``); unrelated
+clips share a key only by chance, at scattered offsets. A pair is a candidate when one offset
+collects :data:`MIN_VOTES` shared keys; candidates are then aligned exactly
+(:func:`filters.duplicates.best_match`), so the index decides only what is compared, never what
+is a twin.
+
+Cost: every entry is sorted once per table, and the pairs inside a bucket (entries with one key)
+are counted; buckets larger than :data:`MAX_BUCKET` (a key common to many clips: near-silence,
+hum) are skipped. With ``BITS`` = 20 a chance collision of two real hops has a probability of
+about 3e-6 (measured on the pool's fingerprints: bits are correlated, so three times 2^-20), so
+the work grows with the entries as long as ``entries × 3e-6 × TABLES`` stays small against the
+entries themselves (docs/benchmarks.md, "Near-duplicates").
+
+Stored with the dataset root: the entries are the table :data:`INDEX_TABLE`, one part per update,
+and every pair that was aligned is a row of :data:`PAIRS_TABLE` with its bit error (so a changed
+``duplicate_max_bit_error`` needs no new alignment). An update indexes only clips that have no
+entries yet and counts only collisions that involve one of them, so the pairs it finds are those a
+full rebuild finds among the new clips and between them and every clip indexed before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+#: Bits per key. Fewer bits find twins with more bit errors and make more chance collisions.
+BITS = 26
+#: Consecutive hops a key draws its bits from (64 ms): 128 positions, so tables sample different bits.
+SPAN_HOPS = 4
+#: Independent keys per hop.
+TABLES = 8
+#: Shared keys at one offset that make a pair a candidate.
+MIN_VOTES = 3
+#: Buckets with more entries than this are left out (a key common to many clips says nothing).
+MAX_BUCKET = 64
+#: Seed of the bit choice: rows written with another choice cannot be matched (change the table name).
+SEED = 15
+
+#: The index entries: one row per (table, hop) of every indexed clip.
+INDEX_TABLE = "near_index"
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("clip", pa.int64(), nullable=False),  # clip_key(clip_id)
+        pa.field("table", pa.uint8(), nullable=False),
+        pa.field("key", pa.uint32(), nullable=False),
+        pa.field("hop", pa.uint16(), nullable=False),  # first hop of the key's span
+    ]
+)
+_MAX_HOP = np.iinfo(np.uint16).max  # hops past 17.5 min into a clip are not indexed
+
+
+def clip_key(clip_id: str) -> int:
+    """A stable signed 64-bit number for a clip id (the index stores numbers, not strings)."""
+    return int.from_bytes(hashlib.blake2b(clip_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def key_plan(tables: int = TABLES, bits: int = BITS, span: int = SPAN_HOPS, seed: int = SEED) -> np.ndarray:
+    """Which bits each table reads: shape (tables, bits, 2) of (hop offset 0..span-1, bit 0..31)."""
+    rng = np.random.default_rng(seed)
+    flat = np.stack([rng.choice(span * 32, bits, replace=False) for _ in range(tables)])
+    return np.stack([flat // 32, flat % 32], axis=-1)
+
+
+def hop_keys(prints: Sequence[np.ndarray], plan: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Keys of every hop of ``prints`` (uint32 sub-fingerprints, one array per clip).
+
+    Returns ``keys`` (tables, n) uint32, ``clip`` (n,) int32 (position in ``prints``) and ``hop``
+    (n,) uint16. A span that runs past its clip's end or holds a zero sub-fingerprint (digital
+    silence: every bit 0) has no key.
+    """
+    plan = key_plan() if plan is None else plan
+    span = int(plan[..., 0].max()) + 1
+    lengths = np.array([len(p) for p in prints], np.int64)
+    flat = (
+        np.concatenate([np.asarray(p, np.uint32) for p in prints]) if len(prints) else np.zeros(0, np.uint32)
+    )
+    clip = np.repeat(np.arange(len(prints), dtype=np.int32), lengths)
+    hop = np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    n = max(len(flat) - span + 1, 0)
+    ok = (hop[:n] + span <= np.repeat(lengths, lengths)[:n]) & (hop[:n] < _MAX_HOP)
+    for d in range(span):
+        ok &= flat[d : d + n] != 0
+    hops = [flat[d : d + n][ok] for d in range(span)]
+    keys = np.zeros((len(plan), len(hops[0]) if span else 0), np.uint32)
+    for j, table in enumerate(plan):
+        for i, (d, bit) in enumerate(table):
+            keys[j] |= ((hops[d] >> np.uint32(bit)) & np.uint32(1)) << np.uint32(i)
+    return keys, clip[:n][ok], hop[:n][ok].astype(np.uint16)
+
+
+def entries(clip_ids: Sequence[str], prints: Sequence[np.ndarray]) -> pa.Table:
+    """Index rows (:data:`INDEX_SCHEMA`) of clips ``clip_ids`` with fingerprints ``prints``."""
+    keys, clip, hop = hop_keys(prints)
+    numbers = np.array([clip_key(c) for c in clip_ids], np.int64)
+    tables = len(keys)
+    return pa.table(
+        {
+            "clip": np.tile(numbers[clip] if len(clip_ids) else np.zeros(0, np.int64), tables),
+            "table": np.repeat(np.arange(tables, dtype=np.uint8), keys.shape[1]),
+            "key": keys.ravel(),
+            "hop": np.tile(hop, tables),
+        },
+        schema=INDEX_SCHEMA,
+    )
+
+
+def candidate_pairs(
+    clip: np.ndarray, table: np.ndarray, key: np.ndarray, hop: np.ndarray, new: np.ndarray
+) -> np.ndarray:
+    """Pairs of clips whose entries share a key at one offset at least :data:`MIN_VOTES` times.
+
+    Entries as columns of equal length: ``clip`` numbered 0..clips-1 (int32), ``table`` (uint8),
+    ``key`` (uint32), ``hop`` (uint16); ``new``: (clips,) bool, the clips this update adds. Only
+    collisions with at least one new entry count, so the result is the pairs that involve a new
+    clip, with the same votes as a search over all clips at once. Returns (pairs, 2) int32, a < b.
+    """
+    votes = []
+    for j in np.unique(table):
+        rows = np.flatnonzero(table == j)
+        if not new.all():  # only buckets that hold a new entry
+            rows = rows[np.isin(key[rows], key[rows][new[clip[rows]]])]
+        packed = np.sort(
+            (key[rows].astype(np.uint64) << np.uint64(32)) | np.arange(len(rows), dtype=np.uint64)
+        )
+        rows, k = (
+            rows[(packed & np.uint64(0xFFFFFFFF)).astype(np.int64)],
+            (packed >> np.uint64(32)).astype(np.uint32),
+        )
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        sizes = np.diff(np.r_[starts, len(k)])
+        keep = np.repeat((sizes > 1) & (sizes <= MAX_BUCKET), sizes)
+        rows, bucket = rows[keep], np.repeat(np.arange(len(sizes)), sizes)[keep]
+        c, h = clip[rows], hop[rows].astype(np.int64)
+        x: np.ndarray = np.arange(len(rows))
+        for step in range(1, MAX_BUCKET):
+            x = x[x + step < len(rows)]
+            x = x[bucket[x + step] == bucket[x]]
+            if not len(x):
+                break
+            a, b = c[x], c[x + step]
+            use = (a != b) & (new[a] | new[b])
+            lo, hi, swap = np.minimum(a, b)[use], np.maximum(a, b)[use], (a > b)[use]
+            offset = np.where(swap, -1, 1) * (h[x + step] - h[x])[use]  # hops to add to lo's to reach hi's
+            votes.append((lo.astype(np.int64) << 38) | (hi.astype(np.int64) << 17) | (offset + _MAX_HOP + 1))
+    if not votes:
+        return np.zeros((0, 2), np.int32)
+    packed, counts = np.unique(np.concatenate(votes), return_counts=True)
+    pairs = np.unique(packed[counts >= MIN_VOTES] >> 17)
+    return np.stack([pairs >> 21, pairs & ((1 << 21) - 1)], axis=1).astype(np.int32)
+
+
+def search(
+    stored: pa.Table | None, clip_ids: Sequence[str], new: Mapping[str, np.ndarray]
+) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """Add the clips of ``new`` (clip id -> uint32 sub-fingerprints) to the entries ``stored``.
+
+    ``clip_ids``: every clip that may pair (rows of ``stored`` for other clips are ignored).
+    Returns the new clips' entries (:data:`INDEX_SCHEMA`) and the candidate pairs ``(a, b)``,
+    ``a < b``, with at least one new clip. At most 2^21 clips in ``clip_ids``.
+    """
+    ids = sorted(set(clip_ids) | set(new))
+    added = entries(list(new), [np.asarray(new[c], np.uint32) for c in new])
+    index = (
+        added
+        if stored is None
+        else pa.concat_tables([stored.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA), added])
+    )
+    number, known = _numbers(index.column("clip").to_numpy(), ids)
+    fresh = np.zeros(len(ids), bool)
+    fresh[np.searchsorted(ids, list(new))] = True
+    columns = {n: index.column(n).to_numpy() for n in ("table", "key", "hop")}
+    if not known.all():
+        columns = {n: c[known] for n, c in columns.items()}
+    pairs = candidate_pairs(number[known], columns["table"], columns["key"], columns["hop"], fresh)
+    return added, [(ids[a], ids[b]) for a, b in pairs]
+
+
+def _numbers(clip: np.ndarray, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Position in ``ids`` of each entry's clip (int32, shape of ``clip``) and whether it is
+    there at all (bool). Entries come in runs of one clip, so only each run's start is looked up."""
+    hashes = np.array([clip_key(c) for c in ids], np.int64)
+    order = np.argsort(hashes)
+    starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]]) if len(clip) else np.zeros(0, np.int64)
+    runs = np.diff(np.r_[starts, len(clip)])
+    at = np.minimum(np.searchsorted(hashes[order], clip[starts]), max(len(ids) - 1, 0))
+    known = hashes[order][at] == clip[starts] if len(ids) else np.zeros(len(starts), bool)
+    return np.repeat(order[at].astype(np.int32), runs), np.repeat(known, runs)
+
+
+def indexed(stored: pa.Table | None) -> set[int]:
+    """The :func:`clip_key` of every clip with entries in ``stored``."""
+    return set() if stored is None else set(np.unique(stored.column("clip").to_numpy()).tolist())

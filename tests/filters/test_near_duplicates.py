@@ -1,0 +1,99 @@
+"""The near-duplicate index on real fingerprints: the fixture twin, updates of a stored index, recall."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.near_duplicates import Corpus, exact_pairs, index_pairs
+from extractors.fingerprint import band_energies, fingerprint
+from filters import near_index
+from filters.duplicates import PAIRS_TABLE, find_twins, update
+from ingest.media import read_audio
+from manifests.store import DatasetRoot
+
+SPEAKING = (
+    "vr_face_3.mp4",
+    "vr_face_5.mp4",
+    "r3p_May_5s.mp4",
+    "lp_driving_d20.mp4",
+    "vr_face_1.mp4",
+    "geneface_zozo_radnerf.mp4",
+    "sadtalker_WDA_AOC_000.mp4",  # vr_face_3's recording, another crop and encoding
+)
+TWIN, KEPT = "sadtalker_WDA_AOC_000.mp4", "vr_face_3.mp4"
+
+
+@pytest.fixture(scope="module")
+def prints(video: Callable[[str], Path]) -> dict[str, np.ndarray]:
+    """Real fingerprints of the speaking fixtures, computed as the fingerprint extractor does."""
+    return {name: fingerprint(band_energies(read_audio(video(name)))) for name in SPEAKING}
+
+
+def fetcher(prints: dict[str, np.ndarray]) -> Callable[..., dict[str, np.ndarray]]:
+    return lambda ids: {c: prints[c] for c in ids}
+
+
+def test_the_index_finds_the_fixture_twin_and_nothing_else(prints) -> None:
+    _, candidates = near_index.search(None, list(prints), prints)
+    assert candidates == [(TWIN, KEPT)]  # found by the index, not by aligning every pair
+    twins = find_twins(prints, rank=lambda c: (c == KEPT,))
+    assert twins.keys() == {TWIN}
+    assert twins[TWIN][0] == KEPT and twins[TWIN][1] < 0.1  # 6.9% of the bits differ
+
+
+def test_an_update_checks_new_clips_against_the_stored_index(prints, tmp_path: Path) -> None:
+    root = DatasetRoot(tmp_path / "root")
+    first = [c for c in prints if c != TWIN]
+    one = update(root, first, fetcher(prints), "first")
+    assert one.indexed == len(first) and one.pairs == []
+    rows = root.read_table(near_index.INDEX_TABLE)
+    assert rows is not None and near_index.indexed(rows) == {near_index.clip_key(c) for c in first}
+
+    asked: list[list[str]] = []
+
+    def fetch(ids):
+        asked.append(sorted(ids))
+        return {c: prints[c] for c in ids}
+
+    two = update(root, list(prints), fetch, "second")
+    assert two.indexed == 1  # only the new clip was indexed...
+    assert asked[0] == [TWIN]  # ...and only its fingerprint read to index it
+    assert [(a, b) for a, b, _ in two.pairs] == [(TWIN, KEPT)]  # found against the first batch
+    assert two.pairs[0][2] < 0.1
+    grown = root.read_table(near_index.INDEX_TABLE)
+    assert grown is not None and len(grown) == len(rows) + len(near_index.entries([TWIN], [prints[TWIN]]))
+
+    three = update(root, list(prints), fetcher(prints), "third")
+    assert (three.indexed, three.aligned) == (0, 0) and three.pairs == two.pairs
+    assert len(root.read_table(near_index.INDEX_TABLE)) == len(grown)  # type: ignore[arg-type]
+    assert len(root.read_table(PAIRS_TABLE)) == 1  # type: ignore[arg-type]
+
+
+def test_an_update_finds_what_a_full_build_finds(prints, tmp_path: Path) -> None:
+    corpus = Corpus([{"fp": p, "name": n} for n, p in prints.items()], seed=3)
+    clips, _ = corpus.make(300, twin_share=0.1, near_share=0.0)
+    ids = sorted(clips)
+    grown, whole = DatasetRoot(tmp_path / "grown"), DatasetRoot(tmp_path / "whole")
+    update(grown, ids[:270], fetcher(clips), "a")
+    added = update(grown, ids, fetcher(clips), "b")
+    full = update(whole, ids, fetcher(clips), "all")
+    assert added.indexed == 30 and full.indexed == 300
+    assert added.pairs == full.pairs and len(full.pairs) >= 20
+
+
+def test_recall_on_a_corpus_of_real_fingerprints_equals_exact_search(prints) -> None:
+    corpus = Corpus([{"fp": p, "name": n} for n, p in prints.items()], seed=1)
+    # 4 s clips: from only 46 s of real audio, longer ones often share whole bit groups by chance,
+    # up to twins near the threshold that the index may miss (bench.near_duplicates measures those)
+    corpus.lengths = np.array([250])
+    clips, planted = corpus.make(100, twin_share=0.15, near_share=0.0)
+    exact = exact_pairs(clips)  # every pair aligned with best_match
+    assert len(set(exact) & set(planted)) >= 14
+    assert index_pairs(clips).keys() == exact.keys()  # the index's candidates, aligned
+    found = find_twins(clips, rank=lambda c: (0,))
+    grouped = set(found) | {kept for kept, _ in found.values()}
+    assert grouped == {c for pair in exact for c in pair}
