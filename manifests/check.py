@@ -20,10 +20,12 @@ TABLES = ("videos", "clips", "tracks", "decisions", "inputs")
 
 @dataclass
 class CheckReport:
-    root: Path
+    root: str  # a local path or an object-store URL
     parts: dict[str, int]  # table -> parts
-    damaged: dict[str, list[Path]]  # table -> damaged parts
-    moved: list[tuple[Path, Path]] = field(default_factory=list)  # (from, to) when repaired
+    damaged: dict[str, list[str]]  # table -> damaged parts, relative to the root
+    moved: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (from, to) relative to the root, when repaired
 
     @property
     def clean(self) -> bool:
@@ -34,25 +36,30 @@ class CheckReport:
         for table in TABLES:
             bad = self.damaged[table]
             lines.append(f"  {table:<10} {self.parts[table]:>7} parts, {len(bad)} damaged")
-            lines += [f"    damaged: {p.relative_to(self.root)}" for p in bad]
+            lines += [f"    damaged: {p}" for p in bad]
         if self.moved:
             lines.append(f"  moved aside: {len(self.moved)} files (rerun `curate run` to redo their clips)")
-            lines += [f"    {a.relative_to(self.root)} -> {b.relative_to(self.root)}" for a, b in self.moved]
+            lines += [f"    {a} -> {b}" for a, b in self.moved]
         elif not self.clean:
             lines.append("  `curate check ROOT --repair` moves them aside; the next run redoes their clips")
         return "\n".join(lines)
 
 
 def check_root(path: str | Path, repair: bool = False) -> CheckReport:
-    """Report the damaged parts of every table; with ``repair``, move them aside (holding the
-    root's lock: raises :class:`~manifests.lock.RootBusy` while a run writes it)."""
+    """Report the damaged parts of every table of the root at ``path`` (a folder or an
+    object-store URL); with ``repair``, move them aside (holding the root's lock: raises
+    :class:`~manifests.lock.RootBusy` while a run writes it)."""
     root = DatasetRoot(path)
-    if not root.path.is_dir():
-        raise FileNotFoundError(f"dataset root {root.path} does not exist")
+    if not root.exists():
+        raise FileNotFoundError(f"dataset root {root.uri} does not exist")
+    snap = root.snapshot()
+    prefix = root.locate("")
     report = CheckReport(
-        root.path, {t: len(root.parts(t)) for t in TABLES}, {t: root.damaged_parts(t) for t in TABLES}
+        root.uri,
+        {t: len(snap.files(t)) for t in TABLES},
+        {t: [u[len(prefix) :].lstrip("/") for u in root.damaged_uris(t, snap)] for t in TABLES},
     )
     if repair and not report.clean:
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
-            report.moved = root.repair()
+            report.moved = root.quarantine()
     return report

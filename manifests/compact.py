@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.lock import hold
-from manifests.store import BATCH_TABLES, DatasetRoot, atomic_write, is_complete_parquet, new_key, part_key
+from manifests.store import BATCH_TABLES, DatasetRoot, Snapshot, new_key, part_key
 
 #: Seconds a compacted-away part stays on disk for readers that started before the compaction.
 COMPACTED_GRACE_S = 600.0
@@ -40,7 +40,7 @@ ROW_GROUP_ROWS = {"tracks": 256}
 
 @dataclass
 class CompactReport:
-    root: Path
+    root: str
     files_before: dict[str, int]  # table -> live parts
     files_after: dict[str, int] = field(default_factory=dict)
     merged: int = 0  # parts merged away
@@ -58,8 +58,8 @@ class CompactReport:
         return "\n".join(lines)
 
 
-def _rows(path: Path) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
+def _rows(root: DatasetRoot, rel: str) -> int:
+    return int(root.parquet_file(rel).metadata.num_rows)
 
 
 def plan_groups(sizes: Sequence[tuple[str, int]], target: int) -> list[list[str]]:
@@ -80,17 +80,18 @@ def plan_groups(sizes: Sequence[tuple[str, int]], target: int) -> list[list[str]
     return [g for g in groups if len(g) > 1]
 
 
-def merge_parts(sources: Sequence[Path], target: Path, row_group_rows: int) -> None:
-    """Write the rows of ``sources`` (in order) to ``target`` through a temporary file, holding
-    one row group at a time. Columns a source lacks (written before its extractor existed) are null."""
-    schema = pa.unify_schemas([pq.read_schema(p) for p in sources], promote_options="default")
+def merge_parts(root: DatasetRoot, sources: Sequence[str], target: str, row_group_rows: int) -> None:
+    """Write the rows of the parts ``sources`` (in order; paths relative to the root) to
+    ``target`` whole (a temporary file and a rename, or one upload), holding one row group at a
+    time. Columns a source lacks (written before its extractor existed) are null."""
+    schema = pa.unify_schemas([root.parquet_file(p).schema_arrow for p in sources], promote_options="default")
 
     def write(tmp: Path) -> None:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             held: list[pa.Table] = []
             rows = 0
             for source in sources:
-                for batch in pq.ParquetFile(source).iter_batches(batch_size=row_group_rows):
+                for batch in root.parquet_file(source).iter_batches(batch_size=row_group_rows):
                     held.append(pa.Table.from_batches([batch]))
                     rows += batch.num_rows
                     if rows >= row_group_rows:
@@ -99,7 +100,7 @@ def merge_parts(sources: Sequence[Path], target: Path, row_group_rows: int) -> N
             if held:
                 writer.write_table(_conform(held, schema))
 
-    atomic_write(target, write)
+    root.write_parquet(target, write)
 
 
 def _conform(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
@@ -112,37 +113,42 @@ def compact(
     target_rows: int = TARGET_ROWS,
     grace_s: float = COMPACTED_GRACE_S,
 ) -> CompactReport:
-    """Merge the small parts of every table of the root at ``path`` (holding its lock: raises
-    :class:`~manifests.lock.RootBusy` while a run writes it) and fold the commit records."""
+    """Merge the small parts of every table of the root at ``path`` (a folder or an object-store
+    URL; holding its lock: raises :class:`~manifests.lock.RootBusy` while a run writes it) and
+    fold the commit records."""
     root = DatasetRoot(path)
-    if not root.path.is_dir():
-        raise FileNotFoundError(f"dataset root {root.path} does not exist")
+    if not root.exists():
+        raise FileNotFoundError(f"dataset root {root.uri} does not exist")
     started = time.perf_counter()
     with hold(root, "compact-" + time.strftime("%Y%m%dT%H%M%S")):
         root.adopt_legacy()
         snap = root.snapshot()
-        report = CompactReport(root.path, {t: len(f) for t, f in snap.live.items() if f})
+        report = CompactReport(root.uri, {t: len(f) for t, f in snap.live.items() if f})
         add: dict[str, list[str]] = {}
         remove: dict[str, list[str]] = {}
         key = new_key()
 
         def merge(table: str, keys: Sequence[str], into: str) -> None:
-            sources = [root.part_path(table, k) for k in keys if f"part-{k}.parquet" in snap.files(table)]
-            if not sources:
+            names = [f"part-{k}.parquet" for k in keys if f"part-{k}.parquet" in snap.files(table)]
+            if not names:
                 return
-            merge_parts(sources, root.part_path(table, into), ROW_GROUP_ROWS.get(table, 65536))
+            sources = [f"{table}/{name}" for name in names]
+            merge_parts(root, sources, f"{table}/part-{into}.parquet", ROW_GROUP_ROWS.get(table, 65536))
             add.setdefault(table, []).append(f"part-{into}.parquet")
-            remove.setdefault(table, []).extend(p.name for p in sources)
+            remove.setdefault(table, []).extend(names)
 
         # Batches: a key's clips, tracks and videos parts move together, so clips keep their tracks.
-        whole = [k for k in _keys(snap.files("clips") | snap.files("videos")) if _undamaged(root, k)]
+        whole = [k for k in _keys(snap.files("clips") | snap.files("videos")) if _undamaged(root, k, snap)]
         sizes = [(k, _batch_rows(root, k, snap.files("clips"))) for k in whole]
         for n, group in enumerate(plan_groups(sizes, target_clips)):
             for table in BATCH_TABLES:
                 merge(table, group, f"{key}-{n:05d}")
         for table in sorted(set(snap.live) - set(BATCH_TABLES)):
-            parts = [p for p in root.parts(table, snap) if is_complete_parquet(p)]
-            for n, group in enumerate(plan_groups([(part_key(p), _rows(p)) for p in parts], target_rows)):
+            parts = [f"{table}/{name}" for name in sorted(snap.files(table))]
+            parts = [p for p in parts if root.is_complete(p)]
+            for n, group in enumerate(
+                plan_groups([(part_key(p), _rows(root, p)) for p in parts], target_rows)
+            ):
                 merge(table, group, f"{key}-{n:05d}")
         if add:
             root.record(key, add, remove)
@@ -159,12 +165,12 @@ def _keys(files: set[str]) -> list[str]:
     return sorted({name[len("part-") : -len(".parquet")] for name in files})
 
 
-def _undamaged(root: DatasetRoot, key: str) -> bool:
-    paths = [root.part_path(t, key) for t in BATCH_TABLES]
-    return all(is_complete_parquet(p) for p in paths if p.exists())
+def _undamaged(root: DatasetRoot, key: str, snap: Snapshot) -> bool:
+    name = f"part-{key}.parquet"
+    return all(root.is_complete(f"{t}/{name}") for t in BATCH_TABLES if name in snap.files(t))
 
 
 def _batch_rows(root: DatasetRoot, key: str, clip_files: set[str]) -> int:
     """The batch's clips (its videos rows when it has no clips part)."""
     table = "clips" if f"part-{key}.parquet" in clip_files else "videos"
-    return _rows(root.part_path(table, key))
+    return _rows(root, f"{table}/part-{key}.parquet")

@@ -1,4 +1,5 @@
-"""A dataset root on disk: Parquet parts per table, made visible by commit records.
+"""A dataset root: Parquet parts per table, made visible by commit records, in a local folder or
+under an object-store prefix (``s3://bucket/prefix``, :mod:`manifests.fs`).
 
 Layout::
 
@@ -20,6 +21,10 @@ files and commits the merged ones with the removal of their sources in one recor
 sees the rows before or after, never twice. A root written before commit records existed (one
 part per clip, no ``_log``) is read by listing its parts and adopted by its first commit.
 
+The design asks of the storage only whole-object writes and listing: on disk each file goes
+through a temporary file, fsync and a rename; on an object store, where one PUT is atomic and
+there is no rename, each file and record is PUT directly (see :mod:`manifests.fs`).
+
 A part damaged after its commit (a truncated copy, a bad disk) is one that does not start and end
 with Parquet's magic bytes: readers leave it out, and :meth:`DatasetRoot.repair` moves it aside
 with the other parts of its batch so that a run redoes that batch's clips.
@@ -38,6 +43,16 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from manifests.fs import (
+    PARQUET_MAGIC,
+    LocalStorage,
+    ObjectStorage,
+    RemoteRoot,
+    is_complete_parquet_file,
+    is_remote,
+    open_storage,
+)
 
 LOG = "_log"
 CHECKPOINT = "_checkpoint-"
@@ -76,41 +91,23 @@ def records_to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) ->
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` a temporary file beside ``path``, fsync it and rename it to ``path``: readers
     see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    LocalStorage(path.parent).write(path.name, write)
     return path
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> Path:
     """Write ``table`` to ``path`` through a temporary file and an atomic rename."""
-    return atomic_write(
-        path, lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
-    )
+    return atomic_write(path, _parquet_writer(table, row_group_size))
 
 
-PARQUET_MAGIC = b"PAR1"
+def _parquet_writer(table: pa.Table, row_group_size: int | None = None) -> Callable[[Path], None]:
+    return lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
 
 
 def is_complete_parquet(path: Path) -> bool:
     """Whether ``path`` starts and ends with Parquet's magic bytes (a truncated or overwritten
     part does not); two 4-byte reads, no parsing."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() < 12:
-                return False
-            fh.seek(-4, os.SEEK_END)
-            return head == PARQUET_MAGIC and fh.read(4) == PARQUET_MAGIC
-    except OSError:
-        return False
+    return is_complete_parquet_file(path)
 
 
 def new_key() -> str:
@@ -118,8 +115,10 @@ def new_key() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
 
 
-def part_key(path: Path) -> str:
-    return path.name[len("part-") : -len(".parquet")]
+def part_key(path: Path | str) -> str:
+    """The key of a part, from its path, location or file name (``.../part-<key>.parquet``)."""
+    name = str(path).rsplit("/", 1)[-1]
+    return name[len("part-") : -len(".parquet")]
 
 
 @dataclass
@@ -148,10 +147,41 @@ class Committed:
 
 
 class DatasetRoot:
-    """The Parquet tables of one curation dataset."""
+    """The Parquet tables of one curation dataset, in a local folder or under an object-store
+    prefix (``DatasetRoot("s3://bucket/prefix")``).
+
+    Files are named two ways. The methods that return a :class:`~pathlib.Path` (``path``,
+    ``table_dir``, ``part_path``, ``parts``, ``readable_parts``, ``damaged_parts``, ``repair``)
+    are for local roots, and raise :class:`~manifests.fs.RemoteRoot` on an object-store root.
+    Their counterparts ``uri``, ``locate``, ``part_uris``, ``readable_uris``, ``damaged_uris``
+    give strings (a local path, or ``s3://...``) for both; reading and writing (``snapshot``,
+    ``read_table``, ``read_parquet``, ``committed``, ``commit``, ``record``, ``checkpoint``,
+    ``write_part``, ``write_table``, ``write_file``, ``sweep``, ``quarantine``) work on both.
+    """
 
     def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+        self.storage: LocalStorage | ObjectStorage = open_storage(path)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the root is on an object store."""
+        return self.storage.remote
+
+    @property
+    def uri(self) -> str:
+        """Where the root is: its local path, or its ``scheme://bucket/prefix`` URL."""
+        return self.storage.uri
+
+    @property
+    def path(self) -> Path:
+        """The root's local folder; :class:`~manifests.fs.RemoteRoot` on an object-store root."""
+        if isinstance(self.storage, LocalStorage):
+            return self.storage.path
+        raise RemoteRoot(f"{self.uri} is an object-store root: this needs a dataset root on a local disk")
+
+    def exists(self) -> bool:
+        """Whether the root holds anything (a folder; an object under the prefix)."""
+        return self.storage.is_dir()
 
     # -- files -------------------------------------------------------------------------------
 
@@ -165,13 +195,67 @@ class DatasetRoot:
     def log_dir(self) -> Path:
         return self.path / LOG
 
+    def locate(self, rel: str) -> str:
+        """The location (path or URL) of the file ``rel`` (relative to the root, ``/``-separated)."""
+        return self.storage.location(rel)
+
+    def part_uris(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        """The live files of ``table`` as locations (paths or URLs), sorted."""
+        return [self.locate(rel) for rel in self.part_rels(table, snapshot)]
+
+    def readable_uris(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        return [
+            self.locate(r) for r in self.part_rels(table, snapshot) if self.storage.is_complete_parquet(r)
+        ]
+
+    def damaged_uris(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        return [
+            self.locate(r) for r in self.part_rels(table, snapshot) if not self.storage.is_complete_parquet(r)
+        ]
+
+    def part_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        """The live files of ``table`` as paths relative to the root (``<table>/part-<key>.parquet``)."""
+        snap = snapshot or self.snapshot()
+        return sorted(f"{table}/{name}" for name in snap.files(table))
+
+    def readable_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        return [r for r in self.part_rels(table, snapshot) if self.storage.is_complete_parquet(r)]
+
+    def is_complete(self, rel: str) -> bool:
+        """Whether the file ``rel`` is a complete Parquet file (see :func:`is_complete_parquet`)."""
+        return self.storage.is_complete_parquet(rel)
+
+    def parquet_file(self, rel: str) -> pq.ParquetFile:
+        """The Parquet file ``rel``, open for reading (metadata, row groups, batches)."""
+        filesystem, where = self.storage.arrow(rel)
+        return pq.ParquetFile(where, filesystem=filesystem)
+
+    def read_parquet(self, rel: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """The rows of the Parquet file ``rel`` (only ``columns`` when given)."""
+        filesystem, where = self.storage.arrow(rel)
+        return pq.read_table(where, columns=list(columns) if columns else None, filesystem=filesystem)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.storage.read_bytes(rel)
+
+    def write_file(self, rel: str, data: bytes) -> str:
+        """Write the file ``rel`` whole (readers see the old bytes or the new, never a part), such
+        as a run summary; returns its location."""
+        self.storage.write_bytes(rel, data)
+        return self.locate(rel)
+
+    def append_log(self, rel: str, text: str) -> str:
+        """Append ``text`` to the log ``rel`` (on an object store, which cannot append, each text is
+        an object of its own beside it); returns the relative path written."""
+        return self.storage.append_text(rel, text)
+
     # -- reading -----------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """The live files of every table: the latest checkpoint, plus the adds of the commit
         records it did not fold in, minus their removes. Retried when a compaction deletes the
         records being read."""
-        if not self.log_dir.is_dir():
+        if not self.storage.is_dir(LOG):
             return self._legacy_snapshot()
         for _ in range(20):
             try:
@@ -181,12 +265,12 @@ class DatasetRoot:
         return self._read_log()
 
     def _read_log(self) -> Snapshot:
-        names = sorted(n for n in os.listdir(self.log_dir) if n.endswith(".json") and not n.startswith("."))
+        names = sorted(n for n in self.storage.files(LOG) if n.endswith(".json") and not n.startswith("."))
         checkpoints = [n for n in names if n.startswith(CHECKPOINT)]
         snap = Snapshot()
         folded: set[str] = set()
         if checkpoints:
-            point = json.loads((self.log_dir / checkpoints[-1]).read_text())
+            point = json.loads(self.storage.read_bytes(f"{LOG}/{checkpoints[-1]}"))
             snap.live = {t: set(files) for t, files in point["live"].items()}
             snap.removed = dict(point.get("removed", {}))
             folded = set(point["folded"])
@@ -194,7 +278,7 @@ class DatasetRoot:
         for name in names:
             if name.startswith(CHECKPOINT) or name in folded:
                 continue
-            record = json.loads((self.log_dir / name).read_text())
+            record = json.loads(self.storage.read_bytes(f"{LOG}/{name}"))
             snap.records.append(name)
             for table, files in record.get("add", {}).items():
                 snap.live.setdefault(table, set()).update(files)
@@ -206,18 +290,16 @@ class DatasetRoot:
 
     def _legacy_snapshot(self) -> Snapshot:
         snap = Snapshot(logged=False)
-        if self.path.is_dir():
-            for folder in self.path.iterdir():
-                if folder.is_dir() and not folder.name.startswith(("_", ".")):
-                    parts = {p.name for p in folder.glob("part-*.parquet")}
-                    if parts:
-                        snap.live[folder.name] = parts
+        for folder in self.storage.folders():
+            if not folder.startswith(("_", ".")):
+                parts = {n for n in self.storage.files(folder) if _is_part_name(n)}
+                if parts:
+                    snap.live[folder] = parts
         return snap
 
     def parts(self, table: str, snapshot: Snapshot | None = None) -> list[Path]:
         """The live files of ``table`` (from ``snapshot``, else a fresh one), sorted."""
-        snap = snapshot or self.snapshot()
-        return sorted(self.table_dir(table) / name for name in snap.files(table))
+        return [self.path / rel for rel in self.part_rels(table, snapshot)]
 
     def damaged_parts(self, table: str, snapshot: Snapshot | None = None) -> list[Path]:
         """Live files of ``table`` that are not complete Parquet files."""
@@ -231,25 +313,22 @@ class DatasetRoot:
     ) -> pa.Table | None:
         """Every live, undamaged row of ``table`` (only ``columns`` when given); ``None`` when
         the table has no parts."""
-        parts = self.readable_parts(table, snapshot)
-        if not parts:
+        rels = self.readable_rels(table, snapshot)
+        if not rels:
             return None
-        return pa.concat_tables(
-            [pq.read_table(p, columns=list(columns) if columns else None) for p in parts],
-            promote_options="default",
-        )
+        return pa.concat_tables([self.read_parquet(r, columns) for r in rels], promote_options="default")
 
     def committed(self) -> Committed:
         """The clips and videos a run skips. A clip is committed when it is in an undamaged
         ``clips`` part whose batch's ``tracks`` part is live and undamaged; a video is done
         when its row is committed and so are as many of its clips as it planned."""
         snap = self.snapshot()
-        tracks = {part_key(p) for p in self.readable_parts("tracks", snap)}
+        tracks = {part_key(r) for r in self.readable_rels("tracks", snap)}
         clips: set[str] = set()
         per_video: dict[str, int] = {}
-        for part in self.readable_parts("clips", snap):
-            if part_key(part) in tracks:
-                rows = pq.read_table(part, columns=["clip_id", "video_id"])
+        for rel in self.readable_rels("clips", snap):
+            if part_key(rel) in tracks:
+                rows = self.read_parquet(rel, ["clip_id", "video_id"])
                 for clip, video in zip(
                     rows["clip_id"].to_pylist(), rows["video_id"].to_pylist(), strict=True
                 ):
@@ -258,8 +337,8 @@ class DatasetRoot:
                         per_video[video] = per_video.get(video, 0) + 1
         videos: set[str] = set()
         done: set[str] = set()
-        for part in self.readable_parts("videos", snap):
-            rows = pq.read_table(part, columns=["video_id", "n_clips"])
+        for rel in self.readable_rels("videos", snap):
+            rows = self.read_parquet(rel, ["video_id", "n_clips"])
             for video, planned in zip(rows["video_id"].to_pylist(), rows["n_clips"].to_pylist(), strict=True):
                 videos.add(video)
                 if per_video.get(video, 0) >= (planned or 0):
@@ -267,6 +346,11 @@ class DatasetRoot:
         return Committed(clips, videos, done)
 
     # -- writing -----------------------------------------------------------------------------
+
+    def write_parquet(self, rel: str, write: Callable[[Path], object]) -> None:
+        """Write the file ``rel`` whole with ``write(path)`` (a temporary local file): a rename
+        on disk, one upload on an object store."""
+        self.storage.write(rel, write)
 
     def commit(
         self,
@@ -279,8 +363,10 @@ class DatasetRoot:
         Returns the key. Nothing is visible to readers until the record is written."""
         key = key or new_key()
         self.adopt_legacy()
-        added = {t: [write_parquet_atomic(data, self.part_path(t, key)).name] for t, data in tables.items()}
-        self.record(key, added, remove or {})
+        name = f"part-{key}.parquet"
+        for table, data in tables.items():
+            self.storage.write(f"{table}/{name}", _parquet_writer(data))
+        self.record(key, {t: [name] for t in tables}, remove or {})
         return key
 
     def record(self, key: str, add: Mapping[str, Iterable[str]], remove: Mapping[str, Iterable[str]]) -> None:
@@ -297,7 +383,7 @@ class DatasetRoot:
         """Write ``snapshot`` (taken while holding the lock) as the checkpoint that readers start
         from, then delete the records it folds in and older checkpoints. Returns the records
         folded. Files removed by a commit are remembered until they are gone from disk."""
-        removed = {name: at for name, at in snapshot.removed.items() if (self.path / name).exists()}
+        removed = {name: at for name, at in snapshot.removed.items() if self.storage.exists(name)}
         point = {
             "at": time.time(),
             "live": {t: sorted(files) for t, files in snapshot.live.items() if files},
@@ -307,67 +393,78 @@ class DatasetRoot:
         name = f"{CHECKPOINT}{time.time_ns():020d}.json"
         self._write_record(name, point)
         for record in snapshot.records:
-            (self.log_dir / record).unlink(missing_ok=True)
-        for older in self.log_dir.glob(f"{CHECKPOINT}*.json"):
-            if older.name != name:
-                older.unlink(missing_ok=True)
+            self.storage.delete(f"{LOG}/{record}")
+        for older in self.storage.files(LOG):
+            if older.startswith(CHECKPOINT) and older.endswith(".json") and older != name:
+                self.storage.delete(f"{LOG}/{older}")
         return len(snapshot.records)
 
     def _write_record(self, name: str, record: Mapping[str, Any]) -> None:
-        atomic_write(self.log_dir / name, lambda tmp: tmp.write_text(json.dumps(record)))
+        self.storage.write_bytes(f"{LOG}/{name}", json.dumps(record).encode())
 
     def adopt_legacy(self) -> None:
         """Give a root written before commit records its first record, naming the parts it
         holds, so that they stay visible once records exist."""
-        if self.log_dir.is_dir():
+        if self.storage.is_dir(LOG):
             return
         legacy = self._legacy_snapshot()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        if legacy.live:
+        if isinstance(self.storage, LocalStorage):
+            (self.storage.path / LOG).mkdir(parents=True, exist_ok=True)
+        if legacy.live or self.remote:
+            # On an object store a folder exists only while it holds an object: the first record
+            # (empty when there is nothing to adopt) is what makes the root a logged one.
             record = {"at": time.time(), "add": {t: sorted(f) for t, f in legacy.live.items()}, "remove": {}}
             self._write_record(f"{0:020d}-adopted.json", record)
 
     def write_part(
         self, table: str, key: str, records: Sequence[Mapping[str, Any]], schema: pa.Schema
-    ) -> Path:
-        """Validate ``records`` against ``schema`` and commit them as the part ``key`` of ``table``."""
+    ) -> str:
+        """Validate ``records`` against ``schema`` and commit them as the part ``key`` of ``table``;
+        returns the part's location."""
         self.commit({table: records_to_table(records, schema)}, key)
-        return self.part_path(table, key)
+        return self.locate(f"{table}/part-{key}.parquet")
 
-    def write_table(self, table: str, key: str, data: pa.Table) -> Path:
+    def write_table(self, table: str, key: str, data: pa.Table) -> str:
         """Commit an Arrow table as the part ``key`` of ``table`` (for tables kept by the project
-        itself, such as indexes, whose rows are built as columns rather than dicts)."""
+        itself, such as indexes, whose rows are built as columns rather than dicts); returns the
+        part's location."""
         self.commit({table: data}, key)
-        return self.part_path(table, key)
+        return self.locate(f"{table}/part-{key}.parquet")
 
     # -- upkeep (only while holding the lock) -------------------------------------------------
 
-    def repair(self) -> list[tuple[Path, Path]]:
+    def quarantine(self) -> list[tuple[str, str]]:
         """Move every damaged live part aside into ``_quarantine/``, with the other parts of its
         batch (``clips``, ``tracks``, ``videos`` of the same key), and commit their removal, so
-        that the next run recomputes that batch's clips. Returns (from, to) for every file moved."""
+        that the next run recomputes that batch's clips. Returns (from, to) relative paths of
+        every file moved (on an object store, a move is a copy and a delete)."""
         snap = self.snapshot()
         stamp = time.strftime("%Y%m%dT%H%M%S")
         doomed: dict[str, set[str]] = {}
         for table in snap.live:
-            for part in self.damaged_parts(table, snap):
-                tables = BATCH_TABLES if table in BATCH_TABLES else (table,)
-                for t in tables:
-                    if part.name in snap.files(t):
-                        doomed.setdefault(t, set()).add(part.name)
+            for rel in self.part_rels(table, snap):
+                if self.storage.is_complete_parquet(rel):
+                    continue
+                name = rel.rsplit("/", 1)[-1]
+                for t in BATCH_TABLES if table in BATCH_TABLES else (table,):
+                    if name in snap.files(t):
+                        doomed.setdefault(t, set()).add(name)
         if not doomed:
             return []
         if snap.logged:
             self.record(f"repair-{stamp}", {}, doomed)
-        moved: list[tuple[Path, Path]] = []
+        moved: list[tuple[str, str]] = []
         for table, names in doomed.items():
             for name in sorted(names):
-                source = self.table_dir(table) / name
-                target = self.path / "_quarantine" / table / f"{name}.{stamp}"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
+                source, target = f"{table}/{name}", f"_quarantine/{table}/{name}.{stamp}"
+                self.storage.move(source, target)
                 moved.append((source, target))
         return moved
+
+    def repair(self) -> list[tuple[Path, Path]]:
+        """:meth:`quarantine` on a local root, with the (from, to) of every file moved as paths."""
+        base = self.path
+        return [(base / a, base / b) for a, b in self.quarantine()]
 
     def sweep(self, older_than_s: float = 0.0) -> int:
         """Delete what no reader can see: temporaries and parts a killed writer left without a
@@ -375,20 +472,43 @@ class DatasetRoot:
         that took their snapshot before it may still read those). Returns the files deleted."""
         snap = self.snapshot()
         if not snap.logged:
-            stale = [p for p in self.path.glob("*/.part-*.tmp") if p.is_file()]
+            stale = [r for r in self.storage.temporaries() if r.rsplit("/", 1)[-1].startswith(".part-")]
         else:
             now = time.time()
-            stale = [p for p in self.path.glob("*/.*.tmp") if p.is_file()]
-            stale += [p for p in self.log_dir.glob(".*.tmp") if p.is_file()]
-            for folder in self.path.iterdir():
-                if not folder.is_dir() or folder.name.startswith(("_", ".")):
+            stale = self.storage.temporaries()
+            for folder in self.storage.folders():
+                if folder.startswith(("_", ".")):
                     continue
-                for part in folder.glob("part-*.parquet"):
-                    if part.name in snap.files(folder.name):
+                for name in self.storage.files(folder):
+                    if not _is_part_name(name) or name in snap.files(folder):
                         continue
-                    removed_at = snap.removed.get(f"{folder.name}/{part.name}")
+                    removed_at = snap.removed.get(f"{folder}/{name}")
                     if removed_at is None or now - removed_at >= older_than_s:
-                        stale.append(part)
-        for p in stale:
-            p.unlink(missing_ok=True)
+                        stale.append(f"{folder}/{name}")
+        for rel in stale:
+            self.storage.delete(rel)
         return len(stale)
+
+
+def _is_part_name(name: str) -> bool:
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+__all__ = [
+    "BATCH_TABLES",
+    "CHECKPOINT",
+    "LOG",
+    "PARQUET_MAGIC",
+    "Committed",
+    "DatasetRoot",
+    "RemoteRoot",
+    "SchemaMismatch",
+    "Snapshot",
+    "atomic_write",
+    "is_complete_parquet",
+    "is_remote",
+    "new_key",
+    "part_key",
+    "records_to_table",
+    "write_parquet_atomic",
+]

@@ -2,7 +2,10 @@
 
 Each view reads the parts of one snapshot of the root's commits (:meth:`DatasetRoot.snapshot`),
 taken when the connection is made: a batch committed, or a compaction finished, after that is
-not seen, and rows are never seen twice.
+not seen, and rows are never seen twice. On a local root DuckDB reads the Parquet files itself
+(``read_parquet``); on an object-store root, where DuckDB's ``httpfs`` extension may not be at
+hand, each table is an Arrow dataset over the parts through the root's fsspec filesystem,
+registered with the connection (projections and filters are pushed down into it).
 
 Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, with every column of its
 schema even when empty or when older parts lack a column),
@@ -19,9 +22,10 @@ from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from manifests.schema import BLENDSHAPE_NAMES
-from manifests.store import DatasetRoot, is_complete_parquet
+from manifests.store import DatasetRoot
 
 
 class DamagedPart(UserWarning):
@@ -40,18 +44,27 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
         # The empty typed table gives every column of the schema, also those that parts written
         # before an extractor existed lack (null there).
         con.register(f"_{table}_empty", schema.empty_table())
-        parts = root.parts(table, snapshot)
-        damaged = {p for p in parts if not is_complete_parquet(p)}
-        for part in sorted(damaged):
+        rels = root.part_rels(table, snapshot)
+        whole = {rel: root.is_complete(rel) for rel in rels}
+        for part in [root.locate(rel) for rel in rels if not whole[rel]]:
             warnings.warn(
                 f"left out the damaged part {part} (not a complete Parquet file); "
-                f"`curate check {root.path} --repair` moves it aside and the next run redoes it",
+                f"`curate check {root.uri} --repair` moves it aside and the next run redoes it",
                 DamagedPart,
                 stacklevel=2,
             )
-        readable = [p for p in parts if p not in damaged]
-        if readable:
-            listed = ", ".join(_sql_path(str(p)) for p in readable)
+        readable = [rel for rel in rels if whole[rel]]
+        if readable and root.remote:
+            filesystem = root.storage.arrow("")[0]
+            keys = [root.storage.arrow(rel)[1] for rel in readable]
+            con.register(
+                f"_{table}_parts", ds.dataset(keys, schema=schema, format="parquet", filesystem=filesystem)
+            )
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME SELECT * FROM _{table}_parts"
+            )
+        elif readable:
+            listed = ", ".join(_sql_path(root.locate(rel)) for rel in readable)
             con.execute(
                 f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME "
                 f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"
