@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 import warnings
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from manifests.fs import RemoteRoot
 from settings import models as registry
 from settings.config import Config, ConfigError, load_config
 
@@ -80,6 +82,22 @@ def _print_and_save(result: Any, json_out: Path | None) -> None:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
 
 
+#: A URL as typer's Path makes it (``s3://b/p`` -> ``s3:/b/p``).
+_URL_AS_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/+")
+
+
+def _local_root(ctx: typer.Context, value: Path | None) -> Path | None:
+    """Refuse an object-store root, in one line, for the commands that need a local one."""
+    if value is not None and _URL_AS_PATH.match(str(value)):
+        url = _URL_AS_PATH.sub(r"\1://", str(value))
+        raise _fail(
+            f"{url} is an object-store root: `{ctx.command_path}` needs a dataset root on a local disk "
+            "(run, filter, query, check and compact work on object stores)",
+            2,
+        )
+    return value
+
+
 def _config(path: Path | None) -> Config:
     try:
         return load_config(path)
@@ -92,7 +110,12 @@ def run_cmd(
     sources: Annotated[
         list[str], typer.Argument(help="Video files, folders, globs, list files (.txt/.csv) or URIs.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset root to write the tables to.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", "-o", help="Dataset root to write the tables to: a folder or s3://bucket/prefix."
+        ),
+    ],
     config: ConfigOption = None,
     strict: Annotated[
         bool, typer.Option(help="Raise unexpected extractor errors instead of recording them.")
@@ -147,7 +170,9 @@ def run_cmd(
 
 @app.command("filter")
 def filter_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    root: Annotated[
+        str, typer.Argument(help="Dataset root written by `curate run`. A folder or s3://bucket/prefix.")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Apply the [filter] thresholds to every clip (no model runs) and append a new decision set.
@@ -171,7 +196,7 @@ def filter_cmd(
 
 @app.command("check")
 def check_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    root: Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")],
     repair: Annotated[
         bool, typer.Option(help="Move damaged parts aside (ROOT/_quarantine) so the next run redoes them.")
     ] = False,
@@ -197,7 +222,7 @@ def check_cmd(
 
 @app.command("compact")
 def compact_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    root: Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")],
     target_clips: Annotated[int, typer.Option(min=2, help="Clips per merged part.")] = 5000,
     grace: Annotated[
         float,
@@ -226,7 +251,7 @@ def compact_cmd(
 
 @app.command("query")
 def query_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    root: Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")],
     sql: Annotated[
         str,
         typer.Argument(
@@ -276,7 +301,7 @@ SyncFeatures = Annotated[
 
 @sync_app.command("train")
 def sync_train(
-    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.", callback=_local_root)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz).")],
     accepted_only: Annotated[
         bool, typer.Option(help="Learn only from clips whose current verdict is accept.")
@@ -303,12 +328,16 @@ def sync_train(
 
 @sync_app.command("eval")
 def sync_eval(
-    root: Annotated[Path, typer.Argument(help="Dataset root whose clips are scored (the test speakers).")],
+    root: Annotated[
+        Path,
+        typer.Argument(help="Dataset root whose clips are scored (the test speakers).", callback=_local_root),
+    ],
     train_root: Annotated[
         Path | None,
         typer.Option(
             help="Train one model on this root (other speakers) and score ROOT with it; "
-            "without it, each group of ROOT is scored by a model fit on the others."
+            "without it, each group of ROOT is scored by a model fit on the others.",
+            callback=_local_root,
         ),
     ] = None,
     config: ConfigOption = None,
@@ -340,7 +369,9 @@ def sync_eval(
 
 @review_app.command("serve")
 def review_serve(
-    root: Annotated[Path, typer.Argument(help="Dataset root whose review media the server serves.")],
+    root: Annotated[
+        Path, typer.Argument(help="Dataset root whose review media the server serves.", callback=_local_root)
+    ],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     data_dir: Annotated[
         Path | None, typer.Option(help="Label Studio's own data (default: ROOT/_labelstudio).")
@@ -367,7 +398,7 @@ def review_serve(
 
 @review_app.command("push")
 def review_push(
-    root: Annotated[Path, typer.Argument(help="Dataset root.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root.", callback=_local_root)],
     config: ConfigOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -392,7 +423,8 @@ def review_push(
 
 @review_app.command("pull")
 def review_pull(
-    root: Annotated[Path, typer.Argument(help="Dataset root.")], config: ConfigOption = None
+    root: Annotated[Path, typer.Argument(help="Dataset root.", callback=_local_root)],
+    config: ConfigOption = None,
 ) -> None:
     """Append reviewers' verdicts to the decisions log (new and edited annotations only)."""
     from manifests.lock import RootBusy
@@ -412,7 +444,8 @@ def review_pull(
 
 @review_app.command("calibrate")
 def review_calibrate(
-    root: Annotated[Path, typer.Argument(help="Dataset root.")], config: ConfigOption = None
+    root: Annotated[Path, typer.Argument(help="Dataset root.", callback=_local_root)],
+    config: ConfigOption = None,
 ) -> None:
     """Agreement of the filters with reviewers per reason, and thresholds that would agree better
     (proposed, never applied)."""
@@ -462,7 +495,7 @@ def models_fetch(
 
 @app.command("report")
 def report_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.", callback=_local_root)],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="HTML file to write (default: ROOT/report.html).")
     ] = None,
@@ -485,7 +518,10 @@ def report_cmd(
 @app.command("export")
 def export_cmd(
     root: Annotated[
-        Path, typer.Argument(help="Dataset root with decisions (`curate run`, `curate filter`).")
+        Path,
+        typer.Argument(
+            help="Dataset root with decisions (`curate run`, `curate filter`).", callback=_local_root
+        ),
     ],
     name: Annotated[str, typer.Option("--name", "-n", help="Export folder name under ROOT/exports/.")],
     where: Annotated[
@@ -558,7 +594,7 @@ def export_cmd(
 
 @app.command("calibrate")
 def calibrate_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root with accepted clips.")],
+    root: Annotated[Path, typer.Argument(help="Dataset root with accepted clips.", callback=_local_root)],
     capture: Annotated[
         Path, typer.Option(help="An ARKit capture CSV (Live Link Face take) whose ranges to match.")
     ],
@@ -721,6 +757,9 @@ def main() -> None:
         except Exception as exc:  # a worker's error arrives wrapped (Ray): judge it by its cause
             cause = getattr(exc, "cause", None)
             raise cause if isinstance(cause, OSError) else exc from None
+    except RemoteRoot as exc:  # an object-store root where a command needs a local one
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
     except OSError as exc:  # the disk, the file system or the network said no
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         typer.secho(f"error: {exc.strerror or exc}{where}", fg=typer.colors.RED, err=True)

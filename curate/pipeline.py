@@ -16,6 +16,8 @@ planned clips are; a rerun skips both.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import resource
 import time
 import traceback
@@ -26,7 +28,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from extractors.base import ClipRef, Extractor, Resources
+from extractors.base import ClipMedia, ClipRef, Extractor, Resources
 from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
@@ -50,14 +52,21 @@ def failure_code(exc: BaseException, otherwise: str) -> str:
 
 
 def log_exception(root: DatasetRoot, run_id: str, what: str) -> Path:
-    """Append the exception being handled, with its traceback, to the run's log under the root;
-    returns the log's path relative to the root."""
-    relative = Path("logs") / f"{run_id or 'run'}.log"
-    path = root.path / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n{traceback.format_exc()}\n")
-    return relative
+    """Append the exception being handled, with its traceback, to the run's log under the root
+    (``logs/<run_id>.log``; on an object store, which cannot append, an object of its own in
+    ``logs/<run_id>.log.d/``); returns the path written, relative to the root."""
+    text = f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}\n{traceback.format_exc()}\n"
+    return Path(root.append_log(f"logs/{run_id or 'run'}.log", text))
+
+
+def staging_dir(root: DatasetRoot) -> Path:
+    """Where remote inputs are copied before decoding: ``ROOT/_staging`` on a local root; for an
+    object-store root a local folder per root under ``$CURATE_STAGING_DIR`` (default
+    ``~/.cache/curate/staging``), on each node."""
+    if not root.remote:
+        return root.path / "_staging"
+    base = Path(os.environ.get("CURATE_STAGING_DIR", "~/.cache/curate/staging")).expanduser()
+    return base / hashlib.sha256(root.uri.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -119,12 +128,20 @@ class ClipWork:
     has_audio: bool
     run_id: str = ""
     name: str = ""  # file name of the input, for messages
+    media: ClipMedia = field(default_factory=ClipMedia, repr=False)  # decoded once, for every extractor
 
     @property
     def ref(self) -> ClipRef:
         c = self.clip
         return ClipRef(
-            self.path, c["video_id"], c["clip_id"], c["start_s"], c["end_s"], c["fps"], self.has_audio
+            self.path,
+            c["video_id"],
+            c["clip_id"],
+            c["start_s"],
+            c["end_s"],
+            c["fps"],
+            self.has_audio,
+            self.media,
         )
 
     def merge(self, other: ClipWork, stages: Iterable[str]) -> None:
@@ -163,7 +180,7 @@ class ProbeStage:
             "n_clips": 0,
         }
         try:
-            work.path = localize(work.uri, self.root.path / "_staging")
+            work.path = localize(work.uri, staging_dir(self.root))
             if work.path.stat().st_size == 0:  # before hashing: empty files must not share one id
                 raise ProbeFailure("empty_file", f"{work.uri} has zero bytes")
             work.video["video_id"] = content_id(work.path)

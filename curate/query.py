@@ -29,22 +29,25 @@ class NotReadOnly(ValueError):
 
 
 def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa.Table:
-    """Run ``sql`` against the views of the dataset root ``root`` (see :mod:`manifests.views`).
+    """Run ``sql`` against the views of the dataset root ``root`` (a folder or an object-store
+    URL; see :mod:`manifests.views`).
 
     Locked down: only reading statements run; DuckDB reads no file outside the root and the
     ``readable`` folders, writes none, and installs or loads no extension; the settings cannot be
     changed back from the SQL.
     """
     dataset = DatasetRoot(root)
-    if not dataset.path.is_dir():
-        raise FileNotFoundError(f"dataset root {dataset.path} does not exist")
+    if not dataset.exists():
+        raise FileNotFoundError(f"dataset root {dataset.uri} does not exist")
     con = connect(dataset, dataset_schemas())
     try:
         kinds = {statement.type for statement in con.extract_statements(sql)}
         if not kinds <= READ_ONLY:
             names = ", ".join(sorted(k.name for k in kinds - READ_ONLY))
             raise NotReadOnly(f"curate query only reads: {names} statements are refused")
-        folders = [str(dataset.path.resolve()) + "/", *(str(Path(p).resolve()) + "/" for p in readable)]
+        # An object-store root's views read through Arrow datasets registered above, not by path.
+        own = [] if dataset.remote else [str(dataset.path.resolve()) + "/"]
+        folders = [*own, *(str(Path(p).resolve()) + "/" for p in readable)]
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
         con.execute("SET allowed_directories = $folders", {"folders": folders})

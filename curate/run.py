@@ -119,13 +119,10 @@ class RunSummary:
             lines.append("  " + self.filter.to_text().replace("\n", "\n  "))
         return "\n".join(lines)
 
-    def write(self, root: DatasetRoot) -> Path:
-        path = root.path / "runs" / f"{self.run_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**asdict(self), "speed": self.speed}, indent=2))
-        tmp.replace(path)
-        return path
+    def write(self, root: DatasetRoot) -> str:
+        """Write the summary whole to ``ROOT/runs/<run_id>.json``; returns its location."""
+        text = json.dumps({**asdict(self), "speed": self.speed}, indent=2)
+        return root.write_file(f"runs/{self.run_id}.json", text.encode())
 
 
 def _seconds_processed(work: VideoWork) -> float:
@@ -151,7 +148,7 @@ def nothing_new(root: DatasetRoot, inputs: list[str]) -> tuple[int, int] | None:
     holds committed (a file that cannot be opened: its recorded failure), a repeated content
     counting as a duplicate: a rerun then has nothing new to do. None otherwise, found at the
     first input that is not done (one hash when data are new)."""
-    if not root.path.is_dir():
+    if not root.exists():
         return None
     done = root.committed().done_videos
     seen: set[str] = set()
@@ -181,7 +178,8 @@ def last_thresholds(root: DatasetRoot) -> str | None:
 
 
 def run(sources: list[str], out: str | Path, config: Config, progress: bool = True) -> RunSummary:
-    """Process every video named by ``sources`` into the dataset root ``out``.
+    """Process every video named by ``sources`` into the dataset root ``out`` (a folder, or an
+    object-store URL such as ``s3://bucket/prefix``: see :mod:`manifests.fs`).
 
     Videos and clips committed by an earlier run are skipped, so a rerun after a crash does only
     what is missing. Raises :class:`NothingToRead` when the sources name nothing and
@@ -209,18 +207,18 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     done = nothing_new(root, inputs)
     if done:
         # Nothing new: no cluster, and a new decision set only when the thresholds changed.
-        summary = RunSummary(run_id, str(root.path), "none (nothing new)", len(inputs))
+        summary = RunSummary(run_id, root.uri, "none (nothing new)", len(inputs))
         summary.videos_skipped_done, summary.videos_duplicate = done
         if last_thresholds(root) != in_effect(config).digest():
-            summary.filter = apply_filters(root.path, config)
+            summary.filter = apply_filters(root.uri, config)
         summary.write(root)
         return summary
     executor = build_executor(config)
-    summary = RunSummary(run_id=run_id, root=str(root.path), executor=executor.name, inputs=len(inputs))
+    summary = RunSummary(run_id=run_id, root=root.uri, executor=executor.name, inputs=len(inputs))
     with hold(root, run_id):
         # What a killed run left: a damaged batch goes aside (its clips are redone), unrecorded files go.
         root.adopt_legacy()
-        root.repair()
+        root.quarantine()
         root.sweep(older_than_s=COMPACTED_GRACE_S)
         started = time.perf_counter()
         works = (VideoWork(uri, run_id, tags.get(uri, {})) for uri in inputs)
@@ -262,6 +260,6 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()
     if not summary.nothing_read:
-        summary.filter = apply_filters(root.path, config)
+        summary.filter = apply_filters(root.uri, config)
     summary.write(root)
     return summary
