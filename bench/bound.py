@@ -1,10 +1,12 @@
 """The isolated cost of the necessary work, in seconds of one core per second of video.
 
-:func:`component_costs` pins the whole process to one core and times, separately, the three
-things any implementation must do: decode every video frame to RGB, run Face Landmarker on the
-frames resampled to a constant rate, and find and transcribe the speech. Dividing a core count
-by the total gives an upper bound on seconds of video per wall second: the same work with none
-of the pipeline's overheads (segmentation, scheduling, writing Parquet).
+:func:`extractor_costs` pins the whole process to one core and runs every extractor of the
+configuration, with the pipeline's settings, on each video as one clip: the audio decoded once
+(timed apart), then each extractor timed alone, sharing the decoded media as the pipeline does
+(the face extractor decodes the frames and keeps the crops emotion and quality measure).
+Dividing a core count by the total gives an upper bound on seconds of video per wall second:
+the same work with none of the pipeline's overheads (segmentation, scheduling, Ray, writing
+Parquet). :func:`run_extractors` also serves the naive baseline, which shares nothing.
 """
 
 from __future__ import annotations
@@ -15,119 +17,65 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import av
-import mediapipe as mp
-import numpy as np
-from mediapipe.tasks.python import BaseOptions
-from mediapipe.tasks.python.vision import FaceLandmarker, FaceLandmarkerOptions, RunningMode
-
 from bench.media import duration_s
 from extractors.base import ClipRef
-from extractors.speech import SpeechExtractor
+from extractors.registry import build
+from ingest.probe import probe
 from settings.config import Config
 
 
-def component_costs(
-    videos: list[Path], face_model: Path, config: Config, fps: float = 30.0, num_faces: int = 2
-) -> dict[str, float]:
-    """Seconds of one core per second of video for ``"decode"``, ``"landmarker"``, ``"speech"`` and
-    ``"total"`` (their sum), summed over ``videos`` and divided by their summed duration (s).
+def run_extractors(videos: list[Path], config: Config, shared: bool) -> dict[str, float]:
+    """Wall seconds per extractor (and ``"audio decode"`` when ``shared``) over ``videos``, each
+    video one clip, models loaded before the clock starts.
+
+    ``shared``: the extractors share one decoded copy of the clip's media, as in the pipeline;
+    otherwise each extractor is given a fresh clip and decodes the file itself.
+    """
+    extractors = build(config)
+    for extractor in extractors:
+        extractor.setup()
+    spent = dict.fromkeys(["audio decode"] if shared else [], 0.0) | {e.name: 0.0 for e in extractors}
+    try:
+        for video in videos:
+            has_audio = bool(probe(video).facts["has_audio"])
+            ref = _clip(video, config, has_audio)
+            if shared and has_audio:
+                started = time.perf_counter()
+                ref.audio()
+                spent["audio decode"] += time.perf_counter() - started
+            earlier: dict[str, object] = {}
+            for extractor in extractors:
+                started = time.perf_counter()
+                out = extractor.extract(ref if shared else _clip(video, config, has_audio), earlier)
+                spent[extractor.name] += time.perf_counter() - started
+                earlier |= out.clip | out.track
+    finally:
+        for extractor in extractors:
+            extractor.close()
+    return spent
+
+
+def _clip(video: Path, config: Config, has_audio: bool) -> ClipRef:
+    return ClipRef(video, "bench", "bench", 0.0, duration_s(video), config.face.fps, has_audio)
+
+
+def extractor_costs(videos: list[Path], config: Config) -> dict[str, float]:
+    """Seconds of one core per second of video for each part of :func:`run_extractors` (shared
+    media) and ``"total"``, summed over ``videos`` and divided by their summed duration (s).
 
     For the call, every thread of the process is pinned to one core (the lowest one it may use)
     and the previous affinities are restored at the end; run it on an otherwise idle machine, as
-    the figures are wall seconds. decode: PyAV decoding of every video frame to an RGB array.
-    landmarker: ``detect_for_video`` alone, VIDEO mode, one landmarker per video, on the frames
-    sampled at ``fps`` (Hz) by timestamp, each sample taking the latest frame at or before it.
-    speech: the pipeline's speech extractor on the whole video as one clip, with ``config``'s
-    settings on one thread (audio decoding, VAD, language among the configured ones, greedy
-    transcription with word timings); a video without audio costs nothing here.
-    ``face_model`` is ``face_landmarker.task``;
-    ``num_faces``: faces the landmarker tracks (the pipeline tracks 2 to count extra faces).
+    the figures are wall seconds. Speech runs on one thread.
     """
-    if not 0 < fps <= 1000:
-        raise ValueError(f"fps must be in (0, 1000] for distinct millisecond timestamps, got {fps}")
+    one_thread = config.speech.model_copy(update={"cpu_threads": 1, "device": "cpu"})
     with pinned({min(os.sched_getaffinity(0))}):
-        one_thread = config.speech.model_copy(update={"cpu_threads": 1, "device": "cpu"})
-        speech = SpeechExtractor(config.model_copy(update={"speech": one_thread}))
-        speech.setup()
-        spent = {"decode": 0.0, "landmarker": 0.0, "speech": 0.0}
-        media_s = 0.0
-        for video in videos:
-            media_s += duration_s(video)
-            decode_s, landmarker_s = _video_costs(video, face_model, fps, num_faces)
-            spent["decode"] += decode_s
-            spent["landmarker"] += landmarker_s
-            spent["speech"] += _speech_cost(video, speech)
+        spent = run_extractors(videos, config.model_copy(update={"speech": one_thread}), shared=True)
+    media_s = sum(duration_s(v) for v in videos)
     if media_s <= 0:
         raise ValueError("the videos have no duration")
     costs = {name: seconds / media_s for name, seconds in spent.items()}
     costs["total"] = sum(costs.values())
     return costs
-
-
-def _video_costs(video: Path, face_model: Path, fps: float, num_faces: int) -> tuple[float, float]:
-    """Wall seconds spent decoding ``video`` to RGB arrays, and in ``detect_for_video`` on it
-    sampled at ``fps`` Hz (sample k at k / fps s, from 0 to the end of the last frame)."""
-    options = FaceLandmarkerOptions(
-        base_options=BaseOptions(model_asset_path=str(face_model)),
-        running_mode=RunningMode.VIDEO,
-        num_faces=num_faces,
-        output_face_blendshapes=True,
-        output_facial_transformation_matrixes=True,
-    )
-    decode_s = landmarker_s = 0.0
-    sample = 0
-    held: mp.Image | None = None
-    end_s = 0.0
-    with av.open(str(video)) as container, FaceLandmarker.create_from_options(options) as landmarker:
-        stream = container.streams.video[0]
-        step_s = 1.0 / float(stream.average_rate or fps)
-        frames = container.decode(stream)
-        while True:
-            started = time.perf_counter()
-            frame = next(frames, None)
-            if frame is None:
-                decode_s += time.perf_counter() - started
-                break
-            rgb = frame.to_ndarray(format="rgb24")
-            decode_s += time.perf_counter() - started
-            frame_s = frame.time if frame.time is not None else end_s
-            if held is not None:
-                sample, spent = _detect_until(landmarker, held, sample, frame_s, fps)
-                landmarker_s += spent
-            held = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-            frame_duration_s = (
-                float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step_s
-            )
-            end_s = max(end_s, frame_s + frame_duration_s)
-        if held is not None:
-            landmarker_s += _detect_until(landmarker, held, sample, end_s, fps)[1]
-    return decode_s, landmarker_s
-
-
-def _detect_until(
-    landmarker: FaceLandmarker, image: mp.Image, sample: int, until_s: float, fps: float
-) -> tuple[int, float]:
-    """Run ``detect_for_video`` on ``image`` for samples ``sample``, ``sample + 1``, ... while
-    sample / fps < ``until_s`` (s); the next sample index and the wall seconds spent detecting."""
-    spent = 0.0
-    while sample / fps < until_s:
-        timestamp_ms = round(sample * 1000 / fps)
-        started = time.perf_counter()
-        landmarker.detect_for_video(image, timestamp_ms)
-        spent += time.perf_counter() - started
-        sample += 1
-    return sample, spent
-
-
-def _speech_cost(video: Path, speech: SpeechExtractor) -> float:
-    """Wall seconds the speech extractor takes on all of ``video`` as one clip (0 without audio)."""
-    with av.open(str(video)) as container:
-        if not container.streams.audio:
-            return 0.0
-    started = time.perf_counter()
-    speech.extract(ClipRef(video, "bench", "bench", 0.0, duration_s(video), 30.0, has_audio=True), {})
-    return time.perf_counter() - started
 
 
 @contextmanager

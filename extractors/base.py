@@ -10,14 +10,75 @@ face, no speech) it still returns what it measured and names the reason in ``fai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 
+from ingest.media import read_audio
 from settings.config import Config
+
+
+class ClipMedia:
+    """A clip's decoded media, shared by the extractors that run on it in one process, so that
+    each is decoded once: the 16 kHz audio (kept after its first read), and square face crops
+    that the face extractor cuts while it decodes the frames (for emotion and quality).
+
+    Crops are kept for evenly spaced frames with a face: every frame at first, every other one
+    each time more than ``2 x keep`` are held, so memory is bounded by ``2 x keep`` crops
+    whatever the clip's length. Nothing of it travels to another process.
+    """
+
+    def __init__(self) -> None:
+        self._audio: np.ndarray | None = None
+        self.keep = 0  # crops wanted; 0: the face extractor cuts none
+        self.crops: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = {}  # frame -> crop, box in px
+        self._positions: dict[int, int] = {}  # frame -> its position among the frames with a face
+        self._faces = 0  # frames with a face offered so far
+        self._stride = 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return ClipMedia().__dict__
+
+    def audio(self, clip: ClipRef) -> np.ndarray:
+        """The clip's mono float32 samples at 16 kHz, shape (n,): decoded at the first call."""
+        if self._audio is None:
+            self._audio = read_audio(clip.path, clip.start_s, clip.end_s)
+        return self._audio
+
+    def offer(self, index: int, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Keep the face crop of track frame ``index`` (``frame``: (H, W, 3) uint8 RGB, ``box``:
+        normalised x0, y0, x1, y1) if it falls on the current stride."""
+        position, self._faces = self._faces, self._faces + 1
+        if not self.keep or position % self._stride:
+            return
+        self.crops[index] = square_crop(frame, box)
+        self._positions[index] = position
+        if len(self.crops) > 2 * self.keep:
+            self._stride *= 2
+            for i in [i for i, p in self._positions.items() if p % self._stride]:
+                del self.crops[i], self._positions[i]
+
+
+#: Margin of a face crop around the face box, a share of the box's size on each side.
+CROP_MARGIN = 0.1
+
+
+def square_crop(
+    frame: np.ndarray, box: Sequence[float], margin: float = CROP_MARGIN
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Square crop around a normalised box grown by ``margin`` of its size (edge pixels repeated
+    beyond the frame), and the box in pixels."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = (round(v) for v in (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
+    side = max(x1 - x0, y1 - y0, 2) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    xs = np.clip(np.arange(int(cx - side / 2), int(cx + side / 2)), 0, w - 1)
+    ys = np.clip(np.arange(int(cy - side / 2), int(cy + side / 2)), 0, h - 1)
+    return frame[np.ix_(ys, xs)], (x0, y0, x1, y1)
 
 
 @dataclass(frozen=True)
@@ -39,6 +100,11 @@ class ClipRef:
     end_s: float
     fps: float  # constant output rate of per-frame tracks
     has_audio: bool
+    media: ClipMedia = field(default_factory=ClipMedia, compare=False, repr=False)
+
+    def audio(self) -> np.ndarray:
+        """The clip's 16 kHz mono audio, shape (n,), decoded once for all extractors."""
+        return self.media.audio(self)
 
 
 @dataclass

@@ -26,7 +26,6 @@ import pyarrow as pa
 from extractors.audio_features import frame_level_db, pitch_hz
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.face_crops import face_samples
-from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.models import cache_dir, resolve
 
@@ -149,7 +148,7 @@ class EmotionExtractor(Extractor):
         face = face_range(blendshapes)
         pitch_range, energy_std = None, None
         if clip.has_audio and blendshapes:
-            audio = read_audio(clip.path, clip.start_s, clip.end_s)
+            audio = clip.audio()
             pitch_range, energy_std = prosody(audio, clip.fps, len(blendshapes))
         out.clip.update(
             emotion_face_range=face,

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face_crops import crops_wanted
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
 from settings.models import cache_dir, resolve
@@ -151,6 +152,7 @@ class FaceExtractor(Extractor):
         boxes: list[list[float] | None] = []
         landmarker = self._landmarker()
         mirrored = self._landmarker() if self.config.face.mirror_average else None
+        clip.media.keep = crops_wanted(self.config)  # for emotion and quality: no second decode
         try:
             values: tuple[int, Any, Any, Any] = (0, None, None, None)
             for frame in iter_frames_at_rate(clip.path, clip.start_s, clip.end_s, clip.fps):
@@ -161,6 +163,8 @@ class FaceExtractor(Extractor):
                         flipped = _image(frame.image[:, ::-1])
                         mirror_shapes = _frame_values(mirrored.detect_for_video(flipped, timestamp_ms))[1]
                         values = (values[0], mirror_average(values[1], mirror_shapes), *values[2:])
+                if values[3] is not None:
+                    clip.media.offer(frame.index, frame.image, values[3])
                 src_pts.append(frame.src_pts_s)
                 counts.append(values[0])
                 shapes.append(values[1])

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import ClipRef, Extraction, Extractor
-from ingest.media import SPEECH_SR_HZ, read_audio
+from ingest.media import SPEECH_SR_HZ
 from manifests.schema import field
 
 HOP = 256  # 16 ms at 16 kHz
@@ -74,7 +74,7 @@ class FingerprintExtractor(Extractor):
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         if clip.has_audio:
-            energies = band_energies(read_audio(clip.path, clip.start_s, clip.end_s))
+            energies = band_energies(clip.audio())
             out.track.update(
                 audio_fingerprint=fingerprint(energies).tolist(), audio_embedding=embedding(energies).tolist()
             )

@@ -17,7 +17,6 @@ import pyarrow as pa
 from extractors.audio_features import frame_level_db
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.face_crops import face_samples
-from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES, field
 
 #: A channel whose 99th percentile stays under this never moves (MediaPipe leaves cheekPuff,
@@ -142,5 +141,5 @@ class QualityExtractor(Extractor):
             )
         out.clip.update(tracks(earlier.get("blendshapes") or [], earlier.get("head_pose") or []))
         if clip.has_audio:
-            out.clip.update(audio_terms(read_audio(clip.path, clip.start_s, clip.end_s), clip.fps))
+            out.clip.update(audio_terms(clip.audio(), clip.fps))
         return out

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import ClipRef, Extraction, Extractor, Resources
-from ingest.media import SPEECH_SR_HZ, read_audio
+from ingest.media import SPEECH_SR_HZ
 from manifests.schema import field
 from settings.models import cache_dir, resolve
 
@@ -99,7 +99,7 @@ class SpeechExtractor(Extractor):
         if not clip.has_audio:
             out.failure = ("no_audio", "the video has no audio stream")
             return out
-        audio = read_audio(clip.path, clip.start_s, clip.end_s)
+        audio = clip.audio()
         duration = max(len(audio) / SPEECH_SR_HZ, 1e-9)
         peak_db = float(20 * np.log10(np.max(np.abs(audio)) + 1e-12)) if len(audio) else -240.0
         from faster_whisper.vad import VadOptions, get_speech_timestamps

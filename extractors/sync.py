@@ -33,7 +33,6 @@ import pyarrow as pa
 
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.sync_features import FeatureMaker
-from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
 from settings.config import ModelsConfig
@@ -348,7 +347,7 @@ class SyncExtractor(Extractor):
         blendshapes = earlier.get("blendshapes")
         if not clip.has_audio or not blendshapes:
             return out
-        audio = read_audio(clip.path, clip.start_s, clip.end_s)
+        audio = clip.audio()
         cfg = self.config.sync
         result = score(
             self._model,
