@@ -248,8 +248,8 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
                 )
                 bar.update()
         # A worker that died holding finished clips took them along: their videos go round once more.
-        done = root.committed()
-        lost_clips, lost_videos = set(made) - done.clips, set(written) - done.videos
+        committed = root.committed()
+        lost_clips, lost_videos = set(made) - committed.clips, set(written) - committed.videos
         if lost_clips or lost_videos:
             summary.clips_lost, summary.videos_lost = len(lost_clips), len(lost_videos)
             again = sorted({made[c] for c in lost_clips} | {written[v] for v in lost_videos})
