@@ -13,6 +13,10 @@ Expressiveness, each term in [0, 1] and their mean as ``emotion_expressiveness``
   loudest frame), over 8 dB.
 
 Terms without their signal (no audio, no voiced frames) are left out of the mean.
+
+A clip with fewer frames with a face than ``[face] min_score_frames`` gets no class
+distribution and no face term (null; ``emotion_skipped`` says why): a handful of frames is not
+evidence of an expression.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pyarrow as pa
 
 from extractors.audio_features import frame_level_db, pitch_hz
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face import too_few_face_frames
 from extractors.face_crops import face_samples
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.models import cache_dir, resolve
@@ -84,7 +89,7 @@ def expressiveness(
 
 class EmotionExtractor(Extractor):
     name = "emotion"
-    version = "1"
+    version = "2"
     needs = ("face",)
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
@@ -104,6 +109,11 @@ class EmotionExtractor(Extractor):
         ),
         field("emotion_energy_std_db", pa.float32(), "standard deviation of the voiced frame level, dB"),
         field("emotion_expressiveness", pa.float32(), "mean of face, pitch and energy terms scaled to 0..1"),
+        field(
+            "emotion_skipped",
+            pa.string(),
+            "why the face terms (probs, dominant, face range) are null, e.g. few_face_frames: ...; null: scored",
+        ),
     ]
     track_fields: ClassVar[list[pa.Field]] = []
 
@@ -136,7 +146,8 @@ class EmotionExtractor(Extractor):
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         boxes, blendshapes = earlier.get("face_box") or [], earlier.get("blendshapes") or []
-        samples = face_samples(clip, boxes, self.config.emotion.frames)
+        skipped = too_few_face_frames(self.config, boxes)
+        samples = [] if skipped else face_samples(clip, boxes, self.config.emotion.frames)
         if samples:
             probs = np.mean([self.classify(s.crop) for s in samples], axis=0)
             probs = probs / probs.sum()
@@ -145,7 +156,7 @@ class EmotionExtractor(Extractor):
                 emotion_dominant=EMOTION_CLASSES[int(np.argmax(probs))],
                 emotion_frames=len(samples),
             )
-        face = face_range(blendshapes)
+        face = None if skipped else face_range(blendshapes)
         pitch_range, energy_std = None, None
         if clip.has_audio and blendshapes:
             audio = clip.audio()
@@ -155,5 +166,6 @@ class EmotionExtractor(Extractor):
             emotion_pitch_range_st=pitch_range,
             emotion_energy_std_db=energy_std,
             emotion_expressiveness=expressiveness(face, pitch_range, energy_std),
+            emotion_skipped=skipped,
         )
         return out

@@ -12,7 +12,7 @@ face, head pose from its facial transformation matrix, and its box.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -22,11 +22,24 @@ from extractors.base import ClipRef, Extraction, Extractor
 from extractors.face_crops import crops_wanted
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
+from settings.config import Config
 from settings.models import cache_dir, resolve
 
 if TYPE_CHECKING:
     import mediapipe as mp
     from mediapipe.tasks.python import vision
+
+
+def too_few_face_frames(config: Config, boxes: Sequence[Sequence[float] | None]) -> str | None:
+    """Why scores read from the face (emotion, quality, sync) are left null for a clip whose face
+    track ``boxes`` (per frame, null: no face) has fewer frames with a face than ``[face]
+    min_score_frames``; ``None`` when there are enough. Not a failure: the clip is not rejected
+    for it (the rules on those scores say what a null does)."""
+    found = sum(b is not None for b in boxes)
+    needed = config.face.min_score_frames
+    if found >= needed:
+        return None
+    return f"few_face_frames: {found} frames with a face, fewer than [face] min_score_frames ({needed})"
 
 
 def head_pose(matrix: np.ndarray) -> list[float]:
@@ -88,11 +101,15 @@ def mirror_inconsistency(shapes: np.ndarray, of_mirrored: np.ndarray) -> np.ndar
 
 class FaceExtractor(Extractor):
     name = "face"
-    version = "1"
+    version = "2"
     clip_fields: ClassVar[list[pa.Field]] = [
         field("face_frames", pa.int32(), "frames in the clip's track"),
         field("face_detect_rate", pa.float32(), "share of frames with at least one face (0..1)"),
-        field("face_single_rate", pa.float32(), "share of frames with exactly one face (0..1)"),
+        field(
+            "face_multi_rate",
+            pa.float32(),
+            "share of the frames with a face that show 2 or more faces (0..1); null: no frame has a face",
+        ),
         field("face_count_max", pa.int32(), "most faces seen in one frame (capped by [face] max_faces)"),
         field("face_box_area_mean", pa.float32(), "mean share of the frame covered by the primary face box"),
     ]
@@ -187,12 +204,13 @@ class FaceExtractor(Extractor):
         n = len(counts)
         count_arr = np.asarray(counts, dtype=np.int64)
         areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes if b is not None]
-        detect_rate = float(np.mean(count_arr > 0)) if n else 0.0
+        found = int((count_arr > 0).sum())
+        detect_rate = found / n if n else 0.0
         out = Extraction(
             clip={
                 "face_frames": n,
                 "face_detect_rate": detect_rate,
-                "face_single_rate": float(np.mean(count_arr == 1)) if n else 0.0,
+                "face_multi_rate": float(np.mean(count_arr[count_arr > 0] >= 2)) if found else None,
                 "face_count_max": int(count_arr.max()) if n else 0,
                 "face_box_area_mean": float(np.mean(areas)) if areas else None,
             },
@@ -205,5 +223,5 @@ class FaceExtractor(Extractor):
             },
         )
         if detect_rate < self.config.face.min_detect_rate:
-            out.failure = ("no_face", f"a face in {int((count_arr > 0).sum())} of {n} frames")
+            out.failure = ("no_face", f"a face in {found} of {n} frames")
         return out

@@ -4,6 +4,9 @@ Picture terms are measured on ``[quality] frames`` evenly spaced face crops, eac
 128x128 so sharpness does not depend on the face's size in pixels. Track terms come from the
 face extractor's blendshapes and head pose. Audio terms are measured on the clip's 16 kHz
 mono audio (clipping after resampling: a lower bound of the source's).
+
+Picture and track terms need ``[face] min_score_frames`` frames with a face; with fewer they
+are null and ``quality_skipped`` says why (the audio terms are still measured).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pyarrow as pa
 
 from extractors.audio_features import frame_level_db
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face import too_few_face_frames
 from extractors.face_crops import face_samples
 from manifests.schema import BLENDSHAPE_NAMES, field
 
@@ -90,7 +94,7 @@ def audio_terms(audio: np.ndarray, fps: float) -> dict[str, float]:
 
 class QualityExtractor(Extractor):
     name = "quality"
-    version = "1"
+    version = "2"
     needs = ("face",)
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
@@ -125,13 +129,20 @@ class QualityExtractor(Extractor):
             pa.float32(),
             "95th minus 10th percentile of the frame level, dB (speech over floor)",
         ),
+        field(
+            "quality_skipped",
+            pa.string(),
+            "why the picture and track terms are null, e.g. few_face_frames: ...; null: measured",
+        ),
     ]
     track_fields: ClassVar[list[pa.Field]] = []
 
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         boxes = earlier.get("face_box") or []
-        samples = face_samples(clip, boxes, self.config.quality.frames)
+        skipped = too_few_face_frames(self.config, boxes)
+        out.clip["quality_skipped"] = skipped
+        samples = [] if skipped else face_samples(clip, boxes, self.config.quality.frames)
         if samples:
             out.clip.update(picture([s.crop for s in samples]))
             heights = [s.box_px[3] - s.box_px[1] for s in samples]
@@ -139,7 +150,8 @@ class QualityExtractor(Extractor):
             out.clip.update(
                 quality_face_px=float(np.median(heights)), quality_face_share=float(np.median(shares))
             )
-        out.clip.update(tracks(earlier.get("blendshapes") or [], earlier.get("head_pose") or []))
+        if not skipped:
+            out.clip.update(tracks(earlier.get("blendshapes") or [], earlier.get("head_pose") or []))
         if clip.has_audio:
             out.clip.update(audio_terms(clip.audio(), clip.fps))
         return out

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face import too_few_face_frames
 from extractors.sync_features import FeatureMaker
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
@@ -295,7 +296,7 @@ def feature_maker(features: Mapping[str, Any], models: ModelsConfig, threads: in
 
 class SyncExtractor(Extractor):
     name = "sync"
-    version = "2"
+    version = "3"
     needs = ("face",)
     clip_fields: ClassVar[list[pa.Field]] = [
         column(
@@ -314,6 +315,11 @@ class SyncExtractor(Extractor):
         ),
         column("sync_peak_frames", pa.int32(), "shift of the best correlation, significant or not"),
         column("sync_frames", pa.int32(), "frames with a face compared"),
+        column(
+            "sync_skipped",
+            pa.string(),
+            "why the scores are null although there is audio and a face track, e.g. few_face_frames: ...",
+        ),
     ]
     track_fields: ClassVar[list[pa.Field]] = [
         column("sync_curve", pa.list_(pa.float32()), "correlation per shift, from -search to +search frames"),
@@ -347,6 +353,9 @@ class SyncExtractor(Extractor):
         blendshapes = earlier.get("blendshapes")
         if not clip.has_audio or not blendshapes:
             return out
+        out.clip["sync_skipped"] = too_few_face_frames(self.config, blendshapes)
+        if out.clip["sync_skipped"]:
+            return out
         audio = clip.audio()
         cfg = self.config.sync
         result = score(
@@ -366,4 +375,8 @@ class SyncExtractor(Extractor):
                 sync_frames=result.frames,
             )
             out.track["sync_curve"] = [None if np.isnan(v) else float(v) for v in result.curve]
+        else:
+            out.clip["sync_skipped"] = (
+                f"few_face_frames: fewer than {MIN_FRAMES} frames of face and audio overlap"
+            )
         return out

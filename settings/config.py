@@ -85,6 +85,12 @@ class FaceConfig(Section):
     min_detect_rate: float = Field(
         0.05, ge=0, le=1, description="below this share of frames with a face: no_face"
     )
+    min_score_frames: int = Field(
+        30,
+        ge=1,
+        description="frames with a face that emotion, quality and sync need to score a clip; with "
+        "fewer their face scores are null and <extractor>_skipped says why (no rejection)",
+    )
     mirror_average: bool = Field(
         True,
         description="average each frame's blendshapes with the mirrored frame's (left and right "
@@ -219,7 +225,9 @@ class Rule(Section):
 def _default_rules() -> dict[str, Rule]:
     return {
         "face_missing": Rule(column="face_detect_rate", min=0.9, band=0.05),
-        "multiple_faces": Rule(column="face_single_rate", min=0.9, band=0.05),
+        # Over the frames with a face only: a frame where the detector missed the face is
+        # face_missing's business, not a second face (docs/scores.md).
+        "multiple_faces": Rule(column="face_multi_rate", max=0.1, band=0.05, missing="accept"),
         "little_speech": Rule(column="speech_ratio", min=0.3, band=0.1),
         "language_uncertain": Rule(column="speech_language_prob", min=0.5, band=0.1),
         "too_short": Rule(column="duration_s", min=2.0),
@@ -228,8 +236,9 @@ def _default_rules() -> dict[str, Rule]:
         # an offset too uncertain to report (null) is left to out_of_sync, which reviews it.
         "out_of_sync": Rule(column="sync_confidence", min=1.25, band=0.75, missing="review"),
         "sync_offset": Rule(column="sync_offset_frames", min=-8, max=8, band=5, missing="accept"),
-        "face_too_small": Rule(column="quality_face_px", min=64, band=16),
-        "too_dark": Rule(column="quality_brightness", min=40, band=10),
+        # Null when too few frames have a face ([face] min_score_frames): weak evidence, a person looks.
+        "face_too_small": Rule(column="quality_face_px", min=64, band=16, missing="review"),
+        "too_dark": Rule(column="quality_brightness", min=40, band=10, missing="review"),
         "noisy_audio": Rule(column="quality_snr_db", min=12, band=4),
         "clipped_audio": Rule(column="quality_clipping", max=0.01, band=0.005),
     }

@@ -33,7 +33,7 @@ def test_recorded_failures_reject_with_their_codes_and_skip_the_rules() -> None:
 
 def test_every_failed_and_borderline_rule_is_named() -> None:
     row = {
-        "errors": {}, "face_detect_rate": 0.5, "face_single_rate": 0.92, "speech_ratio": 0.9,
+        "errors": {}, "face_detect_rate": 0.5, "face_multi_rate": 0.08, "speech_ratio": 0.9,
         "speech_language_prob": 0.99, "duration_s": 5.0, "speech_language": "de", "sync_confidence": 3.5,
         "sync_offset_frames": 1, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0,
         "quality_clipping": 0.0,
@@ -42,7 +42,7 @@ def test_every_failed_and_borderline_rule_is_named() -> None:
     row["face_detect_rate"] = 1.0
     assert judge(row, FilterConfig()) == Verdict("review", ["multiple_faces"])
     assert judge(row, FilterConfig(languages=["en"])) == Verdict("reject", ["language", "multiple_faces"])
-    row["face_single_rate"] = 1.0
+    row["face_multi_rate"] = 0.0
     assert judge(row, FilterConfig()) == Verdict("accept", [])
     assert judge({**row, "duplicate_of": "x"}, FilterConfig()) == Verdict("reject", ["duplicate"])
     assert judge({**row, "duplicate_of": "x"}, FilterConfig(duplicates="review")) == Verdict(
