@@ -8,8 +8,10 @@ A synthetic root per size, built from the real rows of a run (``--source``, e.g.
 quickstart's root of the sample media): its clips rows copied round-robin with new ids (ten
 clips per video) and every score perturbed by up to ±10%, committed as a run commits them
 (batches of ``[run] batch_clips`` clips: a ``clips``, ``tracks`` and ``videos`` part and a
-commit record each). The first ``--export`` clips get tracks rows (the real ones, fingerprints
-with 5% of their bits flipped); the others get none. Per size: files before and after
+commit record each). The first ``--export`` clips get tracks rows (the real ones, with
+fingerprints made from the real sub-fingerprints of ``--source`` and ``--prints-from`` roots as
+:mod:`bench.near_duplicates` makes them; every hundredth a planted twin of the one before); the
+others get none. Per size: files before and after
 ``curate compact``, the time to compact, ``curate filter`` (judge every clip and the
 near-duplicate pass over the clips with tracks, append a decision set), a count by verdict
 through ``curate query``, and ``curate export`` of the ``--export`` clips on the Ray executor
@@ -26,7 +28,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +36,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bench.near_duplicates import Corpus, real_rows
 from curate.filter import apply_filters
 from curate.query import query
 from curate.ray_executor import ray_map
 from export.shards import ExportOptions, export
 from extractors.registry import dataset_schemas
+from filters.duplicates import MIN_OVERLAP_HOPS
 from manifests.compact import compact
 from manifests.store import DatasetRoot, write_parquet_atomic
 from settings.config import Config, RayConfig
 
 CLIPS_PER_VIDEO = 10
+TWIN_EVERY = 100  # every hundredth clip with tracks is a planted twin of the one before
 FIXED = {"clip_index", "start_s", "end_s", "fps", "duration_s", "damaged_s"}
 
 
@@ -57,7 +62,7 @@ class Synthetic:
     """Rows made from ``source``'s real rows: :meth:`chunk` gives clips, tracks and videos of clip
     numbers ``start .. stop`` as Arrow tables in the root's schemas."""
 
-    def __init__(self, source: Path, with_tracks: int, seed: int = 0):
+    def __init__(self, source: Path, with_tracks: int, prints_from: Sequence[str] = (), seed: int = 0):
         self.schemas = dataset_schemas()
         clips = query(source, "select c.* from clips c where cardinality(c.errors) = 0")
         self.clips = clips
@@ -71,6 +76,8 @@ class Synthetic:
         self.video_of = [by_video[v] for v in clips["video_id"].to_pylist()]
         self.with_tracks = with_tracks
         self.rng = np.random.default_rng(seed)
+        self.corpus = Corpus(real_rows([str(source), *prints_from]), seed)
+        self._last: np.ndarray | None = None  # the fingerprint made last, for a planted twin
 
     def chunk(self, start: int, stop: int) -> dict[str, pa.Table]:
         n = stop - start
@@ -86,19 +93,7 @@ class Synthetic:
         clips = _with_ids(clips, clip_ids, video_ids)
         out = {"clips": clips}
         tracked = max(0, min(stop, self.with_tracks) - start)
-        if tracked:
-            tracks = self.tracks.take([self.track_of[p] for p in pick[:tracked]])
-            prints = [
-                None if fp is None else (np.asarray(fp, np.uint32) ^ self._flips(len(fp))).tolist()
-                for fp in tracks["audio_fingerprint"].to_pylist()
-            ]
-            index = tracks.schema.get_field_index("audio_fingerprint")
-            tracks = tracks.set_column(
-                index, "audio_fingerprint", pa.array(prints, tracks.schema.field(index).type)
-            )
-            out["tracks"] = _with_ids(tracks, clip_ids[:tracked], video_ids[:tracked])
-        else:
-            out["tracks"] = self.tracks.slice(0, 0)
+        out["tracks"] = self._tracks(range(start, start + tracked), clip_ids, video_ids)
         firsts = [k for k, i in enumerate(range(start, stop)) if i % CLIPS_PER_VIDEO == 0]
         if firsts:
             videos = self.videos.take([self.video_of[pick[k]] for k in firsts])
@@ -109,10 +104,27 @@ class Synthetic:
             )
         return out
 
-    def _flips(self, hops: int) -> np.ndarray:
-        """5% of 32 bits per hop set, as a uint32 mask per hop, shape (hops,)."""
-        bits = self.rng.random((hops, 32)) < 0.05
-        return (bits.astype(np.uint64) << np.arange(32, dtype=np.uint64)).sum(axis=1).astype(np.uint32)
+    def _tracks(self, numbers: range, clip_ids: list[str], video_ids: list[str]) -> pa.Table:
+        """Tracks rows of clips ``numbers`` (the first of ``clip_ids``): a real clip's, with a
+        fingerprint of the same length made from real sub-fingerprints (:class:`Corpus`: copies
+        of one real clip must not be the same recording). Every hundredth clip is a planted
+        twin of the one before it (a crop with 10% of its bits flipped)."""
+        if not numbers:
+            return self.tracks.slice(0, 0)
+        tracks = self.tracks.take([self.track_of[i % self.clips.num_rows] for i in numbers])
+        prints = []
+        for i, fp in zip(numbers, tracks["audio_fingerprint"].to_pylist(), strict=True):
+            if i % TWIN_EVERY == 1 and self._last is not None:
+                made = self.corpus.twin(self._last, 0.1)
+            else:
+                made = self.corpus.clip(max(len(fp or []), MIN_OVERLAP_HOPS))
+            prints.append(made.tolist())
+            self._last = made
+        index = tracks.schema.get_field_index("audio_fingerprint")
+        tracks = tracks.set_column(
+            index, "audio_fingerprint", pa.array(prints, tracks.schema.field(index).type)
+        )
+        return _with_ids(tracks, clip_ids[: len(numbers)], video_ids[: len(numbers)])
 
 
 def _with_ids(table: pa.Table, clip_ids: list[str], video_ids: list[str]) -> pa.Table:
@@ -156,6 +168,7 @@ def judge_and_count(folder: Path, clips: int) -> dict[str, float]:
         "filter_s": filter_s,
         "count_by_verdict_s": count_s,
         "accepted": summary.verdicts.get("accept", 0),
+        "duplicates": summary.reasons.get("duplicate", 0),  # of the planted twins among clips with tracks
     }
 
 
@@ -200,13 +213,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, required=True, help="a dataset root with real clips")
     parser.add_argument("--clips", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--prints-from", nargs="*", default=[], help="more roots to draw sub-fingerprints from"
+    )
     parser.add_argument("--per-clip", type=int, default=10_000, help="clips of the per-clip baseline")
     parser.add_argument("--export", type=int, default=10_000, help="clips with tracks, exported")
     parser.add_argument("--batch", type=int, default=Config().run.batch_clips, help="clips per batch")
     parser.add_argument("--work", type=Path, help="folder for the roots (default: a temporary one)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rows = Synthetic(args.source, args.export)
+    rows = Synthetic(args.source, args.export, args.prints_from)
     with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=args.work) as work:
         results = [measure_per_clip(rows, Path(work), args.per_clip)]
         print(json.dumps(results[-1]), flush=True)
