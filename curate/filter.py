@@ -115,7 +115,7 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     listed = ", ".join(f'"{c}"' for c in dict.fromkeys(needed))
     rows = con.sql(f"select {listed} from clips order by clip_id").to_arrow_table().to_pylist()
     if not rows:
-        raise NoClips(f"{root.path} has no clips: run `curate run` first")
+        raise NoClips(f"{root.uri} has no clips: run `curate run` first")
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with hold(root, f"filter-{set_id}"):  # the near-duplicate index is written to the root
