@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # Headless Chromium renders the HTML report and the review page in the tests (Debian's packages;
 # root or sudo). Without them those tests skip, saying why; the rest of the setup goes on.
 # A font with Chinese glyphs (fonts-wqy-zenhei, 8 MB) so that the report shows Chinese transcripts
-# as text, not boxes.
+# as text, not boxes. ffmpeg makes test media from the fixtures (tests/extractors/test_small_faces.py).
 PACKAGES=()
+command -v ffmpeg >/dev/null || PACKAGES+=(ffmpeg)
 command -v chromedriver >/dev/null || PACKAGES+=(chromium chromium-driver)
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || PACKAGES+=(fonts-wqy-zenhei)
 if [ ${#PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then

@@ -142,3 +142,20 @@ def test_inverted_limits_and_rules_on_text_are_refused(tmp_path) -> None:
     path.write_text('[filter.rules.lang]\ncolumn = "speech_language"\nmin = 1\n')
     with pytest.raises(UnknownColumn, match="holds string, not numbers"):
         check_rules(load_config(path))
+
+
+def test_multiple_faces_counts_only_frames_with_a_face_and_null_face_scores_never_reject() -> None:
+    """A clip whose face is missed in some frames but never shown twice is not "multiple faces";
+    scores left null for too few face frames send it to review, not to reject."""
+    row = {
+        "errors": {}, "face_detect_rate": 0.87, "face_multi_rate": 0.0, "speech_ratio": 0.9,
+        "speech_language_prob": 0.99, "duration_s": 5.0, "sync_confidence": 3.5, "sync_offset_frames": 1,
+        "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0, "quality_clipping": 0.0,
+    }  # fmt: skip
+    assert judge(row, FilterConfig()) == Verdict("review", ["face_missing"])
+    assert judge({**row, "face_multi_rate": 0.5}, FilterConfig()) == Verdict(
+        "reject", ["multiple_faces", "face_missing"]
+    )
+    weak = {**row, "face_detect_rate": 1.0, "quality_face_px": None, "quality_brightness": None}
+    weak |= {"sync_confidence": None, "sync_offset_frames": None}
+    assert judge(weak, FilterConfig()) == Verdict("review", ["out_of_sync", "face_too_small", "too_dark"])
