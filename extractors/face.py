@@ -55,14 +55,24 @@ def head_pose(matrix: np.ndarray) -> list[float]:
     return [math.degrees(yaw), math.degrees(pitch), math.degrees(roll), *map(float, matrix[:3, 3])]
 
 
-def _frame_values(result: Any) -> tuple[int, list[float] | None, list[float] | None, list[float] | None]:
-    """Face count and the primary face's blendshapes, head pose and box from one result."""
+#: A frame region in normalised frame coordinates: x0, y0, width, height. Landmarks found in a
+#: crop of that region map back as ``x0 + x * width``, ``y0 + y * height``.
+Region = tuple[float, float, float, float]
+WHOLE: Region = (0.0, 0.0, 1.0, 1.0)
+
+
+def _frame_values(
+    result: Any, region: Region = WHOLE
+) -> tuple[int, list[float] | None, list[float] | None, list[float] | None]:
+    """Face count and the primary face's blendshapes, head pose and box (normalised to the frame)
+    from one result on the frame, or on a crop of its ``region``."""
     count = len(result.face_landmarks)
     if not count:
         return 0, None, None, None
+    rx, ry, rw, rh = region
     boxes = []
     for landmarks in result.face_landmarks:
-        xy = np.array([(p.x, p.y) for p in landmarks], dtype=np.float32)
+        xy = np.array([(rx + p.x * rw, ry + p.y * rh) for p in landmarks], dtype=np.float32)
         lo, hi = np.clip(xy.min(axis=0), 0, 1), np.clip(xy.max(axis=0), 0, 1)
         boxes.append([float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])])
     primary = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
@@ -73,6 +83,56 @@ def _frame_values(result: Any) -> tuple[int, list[float] | None, list[float] | N
     shapes = [min(max(float(c.score), 0.0), 1.0) for c in categories]
     pose = head_pose(np.asarray(result.facial_transformation_matrixes[primary]))
     return count, shapes, pose, boxes[primary]
+
+
+#: Re-detection (``[face] redetect``): a crop around the last box is this many times the box's
+#: larger side, upscaled to at least ``CROP_MIN_PX`` so the face fills the detector's input.
+CROP_SCALE = 3.0
+CROP_MIN_PX = 256
+#: Frames the last box is looked around before the face counts as lost.
+LOST_AFTER_FRAMES = 30
+#: While no face has been seen (or it is lost), the whole frame is searched in tiles once every
+#: this many frames (tiles: squares of half the frame's shorter side, overlapping by half).
+TILE_EVERY_FRAMES = 30
+
+
+def crop_region(frame: np.ndarray, region: Region, min_px: int = CROP_MIN_PX) -> np.ndarray:
+    """The pixels of ``region`` of an (H, W, 3) frame, edge pixels repeated beyond it, resized so
+    its shorter side is at least ``min_px``."""
+    h, w = frame.shape[:2]
+    x0, y0 = round(region[0] * w), round(region[1] * h)
+    x1, y1 = max(round((region[0] + region[2]) * w), x0 + 2), max(round((region[1] + region[3]) * h), y0 + 2)
+    crop = frame[np.ix_(np.clip(np.arange(y0, y1), 0, h - 1), np.clip(np.arange(x0, x1), 0, w - 1))]
+    short = min(crop.shape[:2])
+    if short >= min_px:
+        return crop
+    import cv2  # loaded only when a small face is looked for
+
+    scale = min_px / short
+    size = (round(crop.shape[1] * scale), round(crop.shape[0] * scale))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
+
+
+def around(box: list[float], width: int, height: int, scale: float = CROP_SCALE) -> Region:
+    """A square region (in pixels) ``scale`` times the larger side of a normalised ``box``,
+    centred on it, as a normalised region."""
+    side = max((box[2] - box[0]) * width, (box[3] - box[1]) * height) * scale
+    cx, cy = (box[0] + box[2]) / 2 * width, (box[1] + box[3]) / 2 * height
+    return ((cx - side / 2) / width, (cy - side / 2) / height, side / width, side / height)
+
+
+def tiles(width: int, height: int) -> list[Region]:
+    """Squares of half the frame's shorter side, overlapping by half, covering the frame."""
+    side = min(width, height) / 2
+    step = side / 2
+
+    def starts(extent: int) -> list[float]:
+        n = max(int(np.ceil((extent - side) / step)), 0) + 1
+        return [min(i * step, extent - side) for i in range(n)]
+
+    return [
+        (x / width, y / height, side / width, side / height) for y in starts(height) for x in starts(width)
+    ]
 
 
 def _image(pixels: np.ndarray) -> mp.Image:
@@ -97,6 +157,28 @@ def mirror_inconsistency(shapes: np.ndarray, of_mirrored: np.ndarray) -> np.ndar
     back = of_mirrored[:, list(BLENDSHAPE_MIRROR)]
     keep = ~(np.isnan(shapes).any(axis=1) | np.isnan(back).any(axis=1))
     return np.abs(shapes[keep] - back[keep]).mean(axis=0)
+
+
+def _look_again(
+    finder: vision.FaceLandmarker, frame: np.ndarray, last_box: list[float] | None
+) -> tuple[tuple[int, Any, Any, Any], np.ndarray | None]:
+    """A frame where the landmarker found no face, looked at again with ``finder`` (IMAGE mode):
+    around ``last_box`` (upscaled), else over tiles of the whole frame. The frame's values (box
+    mapped back to the frame) and the crop they were found in; no face: empty values, ``None``."""
+    h, w = frame.shape[:2]
+    regions = [around(last_box, w, h)] if last_box is not None else tiles(w, h)
+    for region in regions:
+        crop = crop_region(frame, region)
+        values = _frame_values(finder.detect(_image(crop)), region)
+        if values[3] is not None:
+            if last_box is None:  # found in a tile: look again centred on it for the full face
+                region = around(values[3], w, h)
+                crop = crop_region(frame, region)
+                centred = _frame_values(finder.detect(_image(crop)), region)
+                if centred[3] is not None:
+                    return centred, crop
+            return values, crop
+    return (0, None, None, None), None
 
 
 class FaceExtractor(Extractor):
@@ -145,13 +227,16 @@ class FaceExtractor(Extractor):
         path = resolve(self.config.face.model, models.paths, cache_dir(models.cache_dir))
         self._model = path.read_bytes()
 
-    def _landmarker(self) -> vision.FaceLandmarker:
+    def _landmarker(self, image_mode: bool = False) -> vision.FaceLandmarker:
+        """A landmarker over a clip's frames (VIDEO mode: timestamps must increase), or over
+        independent images (IMAGE mode: the crops and tiles of re-detection)."""
         cfg = self.config.face
         from mediapipe.tasks.python import BaseOptions, vision
 
+        mode = vision.RunningMode.IMAGE if image_mode else vision.RunningMode.VIDEO
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=self._model),
-            running_mode=vision.RunningMode.VIDEO,
+            running_mode=mode,
             num_faces=cfg.max_faces,
             min_face_detection_confidence=cfg.min_detection_confidence,
             min_face_presence_confidence=cfg.min_detection_confidence,
@@ -169,17 +254,34 @@ class FaceExtractor(Extractor):
         boxes: list[list[float] | None] = []
         landmarker = self._landmarker()
         mirrored = self._landmarker() if self.config.face.mirror_average else None
+        finder = self._landmarker(image_mode=True) if self.config.face.redetect else None
         clip.media.keep = crops_wanted(self.config)  # for emotion and quality: no second decode
+        last_box: list[float] | None = None
+        last_seen = next_search = 0
         try:
             values: tuple[int, Any, Any, Any] = (0, None, None, None)
             for frame in iter_frames_at_rate(clip.path, clip.start_s, clip.end_s, clip.fps):
                 if not frame.repeated or not src_pts:
                     timestamp_ms = round((frame.t_s - clip.start_s) * 1000)
                     values = _frame_values(landmarker.detect_for_video(_image(frame.image), timestamp_ms))
+                    crop = None
+                    if values[3] is None and finder is not None:
+                        if last_box is not None and frame.index - last_seen > LOST_AFTER_FRAMES:
+                            last_box = None
+                        if last_box is not None or frame.index >= next_search:
+                            values, crop = _look_again(finder, frame.image, last_box)
+                            if last_box is None:
+                                next_search = frame.index + TILE_EVERY_FRAMES
                     if mirrored is not None and values[1] is not None:
-                        flipped = _image(frame.image[:, ::-1])
-                        mirror_shapes = _frame_values(mirrored.detect_for_video(flipped, timestamp_ms))[1]
+                        if crop is None:
+                            flipped = _image(frame.image[:, ::-1])
+                            mirror_shapes = _frame_values(mirrored.detect_for_video(flipped, timestamp_ms))[1]
+                        else:
+                            assert finder is not None
+                            mirror_shapes = _frame_values(finder.detect(_image(crop[:, ::-1])))[1]
                         values = (values[0], mirror_average(values[1], mirror_shapes), *values[2:])
+                    if values[3] is not None:
+                        last_box, last_seen = values[3], frame.index
                 if values[3] is not None:
                     clip.media.offer(frame.index, frame.image, values[3])
                 src_pts.append(frame.src_pts_s)
@@ -191,6 +293,8 @@ class FaceExtractor(Extractor):
             landmarker.close()
             if mirrored is not None:
                 mirrored.close()
+            if finder is not None:
+                finder.close()
         return self._summarise(src_pts, counts, shapes, poses, boxes)
 
     def _summarise(

@@ -91,6 +91,12 @@ class FaceConfig(Section):
         description="frames with a face that emotion, quality and sync need to score a clip; with "
         "fewer their face scores are null and <extractor>_skipped says why (no rejection)",
     )
+    redetect: bool = Field(
+        True,
+        description="where the landmarker finds no face, look again around the last face box "
+        "(upscaled crop) or, once a second while none is known, over tiles of the frame: small faces "
+        'in large frames (docs/benchmarks.md, "Small faces")',
+    )
     mirror_average: bool = Field(
         True,
         description="average each frame's blendshapes with the mirrored frame's (left and right "
