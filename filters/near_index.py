@@ -27,7 +27,7 @@ full rebuild finds among the new clips and between them and every clip indexed b
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +55,9 @@ INDEX_SCHEMA = pa.schema(
         pa.field("hop", pa.uint16(), nullable=False),  # first hop of the key's span
     ]
 )
+Keys = tuple[
+    np.ndarray, np.ndarray, np.ndarray
+]  # what hop_keys returns: keys (tables, n), clip (n,), hop (n,)
 _MAX_HOP = np.iinfo(np.uint16).max  # hops past 17.5 min into a clip are not indexed
 
 
@@ -70,7 +73,7 @@ def key_plan(tables: int = TABLES, bits: int = BITS, span: int = SPAN_HOPS, seed
     return np.stack([flat // 32, flat % 32], axis=-1)
 
 
-def hop_keys(prints: Sequence[np.ndarray], plan: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def hop_keys(prints: Sequence[np.ndarray], plan: np.ndarray | None = None) -> Keys:
     """Keys of every hop of ``prints`` (uint32 sub-fingerprints, one array per clip).
 
     Returns ``keys`` (tables, n) uint32, ``clip`` (n,) int32 (position in ``prints``) and ``hop``
@@ -97,44 +100,41 @@ def hop_keys(prints: Sequence[np.ndarray], plan: np.ndarray | None = None) -> tu
     return keys, clip[:n][ok], hop[:n][ok].astype(np.uint16)
 
 
-def entries(clip_ids: Sequence[str], prints: Sequence[np.ndarray]) -> pa.Table:
-    """Index rows (:data:`INDEX_SCHEMA`) of clips ``clip_ids`` with fingerprints ``prints``."""
-    keys, clip, hop = hop_keys(prints)
+def entries(clip_ids: Sequence[str], keys: Keys) -> pa.Table:
+    """Index rows (:data:`INDEX_SCHEMA`) of :func:`hop_keys` ``keys`` of the clips ``clip_ids``."""
+    key, clip, hop = keys
     numbers = np.array([clip_key(c) for c in clip_ids], np.int64)
-    tables = len(keys)
+    tables = len(key)
     return pa.table(
         {
             "clip": np.tile(numbers[clip] if len(clip_ids) else np.zeros(0, np.int64), tables),
-            "table": np.repeat(np.arange(tables, dtype=np.uint8), keys.shape[1]),
-            "key": keys.ravel(),
+            "table": np.repeat(np.arange(tables, dtype=np.uint8), key.shape[1]),
+            "key": key.ravel(),
             "hop": np.tile(hop, tables),
         },
         schema=INDEX_SCHEMA,
     )
 
 
-def candidate_pairs(
-    clip: np.ndarray, table: np.ndarray, key: np.ndarray, hop: np.ndarray, new: np.ndarray
-) -> np.ndarray:
+def candidate_pairs(tables: Iterable[Keys], new: np.ndarray) -> np.ndarray:
     """Pairs of clips whose entries share a key at one offset at least :data:`MIN_VOTES` times.
 
-    Entries as columns of equal length: ``clip`` numbered 0..clips-1 (int32), ``table`` (uint8),
-    ``key`` (uint32), ``hop`` (uint16); ``new``: (clips,) bool, the clips this update adds. Only
-    collisions with at least one new entry count, so the result is the pairs that involve a new
-    clip, with the same votes as a search over all clips at once. Returns (pairs, 2) int32, a < b.
+    ``tables``: per table, its entries as ``(key, clip, hop)``: uint32, clip numbered 0..clips-1
+    (int32), uint16; ``new``: (clips,) bool, the clips this update adds. Only collisions with at
+    least one new entry count, so the result is the pairs that involve a new clip, with the same
+    votes as a search over all clips at once. Returns (pairs, 2) int32, a < b.
     """
     votes = []
-    for j in np.unique(table):
-        rows = np.flatnonzero(table == j)
+    for key, clip, hop in tables:
+        rows: np.ndarray = np.arange(len(key))
         if not new.all():  # only buckets that hold a new entry
-            rows = rows[np.isin(key[rows], key[rows][new[clip[rows]]])]
-        packed = np.sort(
-            (key[rows].astype(np.uint64) << np.uint64(32)) | np.arange(len(rows), dtype=np.uint64)
-        )
+            rows = rows[np.isin(key, key[new[clip]])]
+        packed = np.sort((key[rows].astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64))
         rows, k = (
-            rows[(packed & np.uint64(0xFFFFFFFF)).astype(np.int64)],
+            (packed & np.uint64(0xFFFFFFFF)).astype(np.int64),
             (packed >> np.uint64(32)).astype(np.uint32),
         )
+        del packed
         starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
         sizes = np.diff(np.r_[starts, len(k)])
         keep = np.repeat((sizes > 1) & (sizes <= MAX_BUCKET), sizes)
@@ -159,29 +159,40 @@ def candidate_pairs(
 
 
 def search(
-    stored: pa.Table | None, clip_ids: Sequence[str], new: Mapping[str, np.ndarray]
-) -> tuple[pa.Table, list[tuple[str, str]]]:
-    """Add the clips of ``new`` (clip id -> uint32 sub-fingerprints) to the entries ``stored``.
-
-    ``clip_ids``: every clip that may pair (rows of ``stored`` for other clips are ignored).
-    Returns the new clips' entries (:data:`INDEX_SCHEMA`) and the candidate pairs ``(a, b)``,
-    ``a < b``, with at least one new clip. At most 2^21 clips in ``clip_ids``.
+    stored: pa.Table | None, clip_ids: Sequence[str], new_ids: Sequence[str], keys: Keys
+) -> list[tuple[str, str]]:
+    """Candidate pairs ``(a, b)``, ``a < b``, with at least one clip of ``new_ids`` (whose
+    :func:`hop_keys` are ``keys``), among the clips of ``clip_ids`` and ``new_ids`` (entries of
+    ``stored`` for other clips are ignored). At most 2^21 clips.
     """
-    ids = sorted(set(clip_ids) | set(new))
-    added = entries(list(new), [np.asarray(new[c], np.uint32) for c in new])
-    index = (
-        added
-        if stored is None
-        else pa.concat_tables([stored.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA), added])
-    )
-    number, known = _numbers(index.column("clip").to_numpy(), ids)
+    ids = sorted(set(clip_ids) | set(new_ids))
     fresh = np.zeros(len(ids), bool)
-    fresh[np.searchsorted(ids, list(new))] = True
-    columns = {n: index.column(n).to_numpy() for n in ("table", "key", "hop")}
-    if not known.all():
-        columns = {n: c[known] for n, c in columns.items()}
-    pairs = candidate_pairs(number[known], columns["table"], columns["key"], columns["hop"], fresh)
-    return added, [(ids[a], ids[b]) for a, b in pairs]
+    position = np.searchsorted(ids, list(new_ids)).astype(np.int32)
+    fresh[position] = True
+    key, clip, hop = keys
+    clip = position[clip]
+    old: dict[int, Keys] = {}
+    if stored is not None and len(stored):
+        number, known = _numbers(stored.column("clip").to_numpy(), ids)
+        table = stored.column("table").to_numpy()
+        for j in range(len(key)):
+            rows = np.flatnonzero(known & (table == j))
+            old[j] = (
+                stored.column("key").to_numpy()[rows],
+                number[rows],
+                stored.column("hop").to_numpy()[rows],
+            )
+
+    def per_table() -> Iterator[Keys]:
+        for j in range(len(key)):
+            if j in old:
+                yield tuple(
+                    np.concatenate([o, n]) for o, n in zip(old.pop(j), (key[j], clip, hop), strict=True)
+                )  # type: ignore[misc]
+            else:
+                yield key[j], clip, hop
+
+    return [(ids[a], ids[b]) for a, b in candidate_pairs(per_table(), fresh)]
 
 
 def _numbers(clip: np.ndarray, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ def fetcher(prints: dict[str, np.ndarray]) -> Callable[..., dict[str, np.ndarray
 
 
 def test_the_index_finds_the_fixture_twin_and_nothing_else(prints) -> None:
-    _, candidates = near_index.search(None, list(prints), prints)
+    candidates = near_index.search(None, [], list(prints), near_index.hop_keys(list(prints.values())))
     assert candidates == [(TWIN, KEPT)]  # found by the index, not by aligning every pair
     twins = find_twins(prints, rank=lambda c: (c == KEPT,))
     assert twins.keys() == {TWIN}
@@ -65,7 +65,9 @@ def test_an_update_checks_new_clips_against_the_stored_index(prints, tmp_path: P
     assert [(a, b) for a, b, _ in two.pairs] == [(TWIN, KEPT)]  # found against the first batch
     assert two.pairs[0][2] < 0.1
     grown = root.read_table(near_index.INDEX_TABLE)
-    assert grown is not None and len(grown) == len(rows) + len(near_index.entries([TWIN], [prints[TWIN]]))
+    assert grown is not None and len(grown) == len(rows) + len(
+        near_index.entries([TWIN], near_index.hop_keys([prints[TWIN]]))
+    )
 
     three = update(root, list(prints), fetcher(prints), "third")
     assert (three.indexed, three.aligned) == (0, 0) and three.pairs == two.pairs
