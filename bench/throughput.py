@@ -71,6 +71,8 @@ def pipeline_run(inputs: list[Path], root: Path, config: Config) -> dict[str, fl
     return {
         "speed": summary.speed,
         "wall_s": summary.wall_seconds,
+        "startup_s": summary.startup_seconds,
+        "speed_after_startup": summary.video_seconds / (summary.wall_seconds - summary.startup_seconds),
         "peak_worker_rss_mb": summary.worker_peak_rss_mb,
     }
 
@@ -112,6 +114,11 @@ def report(r: dict[str, Any]) -> str:
         f"  pipeline / bound           {speed['ray_2'] / speed['bound']:.2f}   (target >= 0.85)",
         f"  pipeline / naive           {speed['ray_2'] / speed['naive']:.2f}   (target >= 3)",
         f"  ray 2 workers / sequential {speed['ray_2'] / speed['sequential']:.2f}",
+        "start and model loading (s): "
+        + ", ".join(f"{k} {r[k]['startup_s']:.1f}" for k in ("sequential", "ray_1", "ray_2")),
+        "speed after it: "
+        + ", ".join(f"{k} {r[k]['speed_after_startup']:.2f}" for k in ("sequential", "ray_1", "ray_2"))
+        + f"; ray 2 / ray 1 {r['ray_2']['speed_after_startup'] / r['ray_1']['speed_after_startup']:.2f}",
         "peak memory per worker (MiB): "
         + ", ".join(f"{k} {r[k]['peak_worker_rss_mb']:.0f}" for k in ("sequential", "ray_1", "ray_2")),
     ]

@@ -7,6 +7,7 @@ for tests and debugging. The Ray executor is in :mod:`curate.ray_executor`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
@@ -20,19 +21,29 @@ class Executor(Protocol):
 
     def peak_worker_rss_mb(self) -> float: ...
 
+    @property
+    def startup_s(self) -> float:
+        """Seconds from the start of the last :meth:`run` until its workers had their models loaded."""
+        ...
+
 
 class SequentialExecutor:
     """Set every extract stage up once, pass each clip through all of them in order, close them."""
 
     name = "sequential"
 
+    def __init__(self) -> None:
+        self.startup_s = 0.0
+
     def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
         ready = []
         duplicates = DuplicateInputs()
+        started = time.perf_counter()
         try:
             for stage in pipeline.clip_stages:
                 stage.setup()
                 ready.append(stage)
+            self.startup_s = time.perf_counter() - started
             for work in works:
                 work = duplicates.check(pipeline.prepare(work))
                 for clip in pipeline.pending_clips(work):

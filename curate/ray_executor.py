@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -222,10 +223,12 @@ class RayExecutor:
         self.config = config
         self._peak_rss_mb = 0.0
         self.pools: list[PoolPlan] = []
+        self.startup_s = 0.0  # seconds to start or join the cluster and load every worker's models
 
     def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
         import ray
 
+        started = time.perf_counter()
         connect_cluster(self.config)
         try:
             cluster = ray.cluster_resources()
@@ -252,6 +255,8 @@ class RayExecutor:
                 for plan in self.pools
             ]
             try:
+                ray.get([a.peak_rss_mb.remote() for pool in pools for a in pool.actors])  # models loaded
+                self.startup_s = time.perf_counter() - started
                 yield from _Scheduler(pipeline, pools, self.pools).run(works)
                 rss = ray.get([a.peak_rss_mb.remote() for pool in pools for a in pool.actors])
                 self._peak_rss_mb = max(rss, default=0.0)

@@ -52,6 +52,7 @@ class RunSummary:
     failures: dict[str, int] = field(default_factory=dict)  # reason code -> videos and clips with it
     clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
     worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
+    startup_seconds: float = 0.0  # of wall_seconds: starting or joining the cluster, loading the models
     clips_lost: int = 0  # finished, but their worker died before committing them ...
     videos_lost: int = 0  # ... and video rows likewise ...
     clips_redone: int = 0  # ... all done again at the end of the run
@@ -103,7 +104,8 @@ class RunSummary:
             f"  video seconds       {self.video_seconds:.1f} in {self.wall_seconds:.1f} s wall"
             f" = {self.speed:.2f} s of video per second",
             f"  executor            {self.executor}, {len(self.clips_by_node)} node(s),"
-            f" peak worker memory {self.worker_peak_rss_mb:.0f} MiB",
+            f" peak worker memory {self.worker_peak_rss_mb:.0f} MiB,"
+            f" {self.startup_seconds:.1f} s to start and load models",
         ]
         if self.clips_lost or self.videos_lost:
             lines.append(
@@ -259,6 +261,7 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         root.write_part("inputs", run_id, accounted, dataset_schemas()["inputs"])
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()
+        summary.startup_seconds = executor.startup_s
     if not summary.nothing_read:
         summary.filter = apply_filters(root.uri, config)
     summary.write(root)
