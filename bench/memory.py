@@ -3,9 +3,10 @@
     python -m bench.memory [--json results.json]
 
 The long videos repeat ``vr_face_3.mp4`` back to back (remuxed, no re-encoding). Both run on a
-local Ray cluster with 2 workers and the face extractor alone: speech reads only each clip's
-audio, so the face path (decode, shot detection, landmarks) is where a video's length could
-show in memory. Flat memory means the 20-minute peak is close to the 5-minute one.
+local Ray cluster with 2 workers and the extractors that look at frames (face, emotion,
+quality): speech reads only each clip's audio, so the frame path (decode, shot detection,
+landmarks, the face crops kept for emotion and quality) is where a video's length could show in
+memory. Flat memory means the 20-minute peak is close to the 5-minute one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from settings.config import Config, RayConfig, RunConfig
 
 def measure(work: Path) -> dict[str, Any]:
     source = next(p for p in fixture_videos() if p.name == "vr_face_3.mp4")
-    config = Config(run=RunConfig(extractors=["face"]), ray=RayConfig(workers=2))
+    config = Config(run=RunConfig(extractors=["face", "emotion", "quality"]), ray=RayConfig(workers=2))
     results: dict[str, Any] = {}
     for minutes in (5, 20):
         video = concatenate(source, work / f"long_{minutes}min.mp4", minutes * 60)
