@@ -151,7 +151,7 @@ def exact_pairs(prints: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
 
 def index_pairs(prints: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
     """The pairs the index finds and best_match confirms: (a, b) -> bit error."""
-    candidates = near_index.search(None, [], list(prints), near_index.hop_keys(list(prints.values())))
+    candidates = near_index.search(None, [], prints)
     table = align(candidates, prints)
     return {
         (a, b): e
@@ -290,7 +290,7 @@ def main() -> None:
         prints, planted = corpus.make(size)
         hops = sum(len(p) for p in prints.values())
         started = time.perf_counter()
-        candidates = near_index.search(None, [], list(prints), near_index.hop_keys(list(prints.values())))
+        candidates = near_index.search(None, [], prints)
         search_s = time.perf_counter() - started
         started = time.perf_counter()
         table = align(candidates, prints)

@@ -122,7 +122,7 @@ def find_twins(
     """:func:`twin_groups` of the clips of ``prints`` (clip id -> uint32 sub-fingerprints), all
     indexed at once in memory and their candidates aligned."""
     usable = {c: np.asarray(p, np.uint32) for c, p in prints.items() if len(p) >= min_overlap}
-    candidates = near_index.search(None, [], list(usable), near_index.hop_keys(list(usable.values())))
+    candidates = near_index.search(None, [], usable)
     table = align(candidates, usable, min_overlap)
     return twin_groups(_triples(table), rank, max_bit_error)
 
@@ -157,12 +157,15 @@ def update(
     prints = fetch([c for c in clip_ids if near_index.clip_key(c) not in done])
     new = {c: np.asarray(p, np.uint32) for c, p in prints.items() if len(p) >= min_overlap}
     if new:
-        keys = near_index.hop_keys(list(new.values()))
-        candidates = near_index.search(stored, clip_ids, list(new), keys)
+        candidates = near_index.search(stored, clip_ids, new)
         partners = sorted({c for pair in candidates for c in pair} - set(new))
         table = align(candidates, {**new, **fetch(partners)}, min_overlap)
         root.write_table(PAIRS_TABLE, part, table)
-        root.write_table(near_index.INDEX_TABLE, part, near_index.entries(list(new), keys))
+        root.write_table(
+            near_index.INDEX_TABLE,
+            part,
+            near_index.entries(list(new), near_index.hop_keys(list(new.values()))),
+        )
     return Update(len(new), len(candidates) if new else 0, stored_pairs(root, clip_ids))
 
 

@@ -11,37 +11,41 @@ collects :data:`MIN_VOTES` shared keys; candidates are then aligned exactly
 is a twin.
 
 Cost: every entry is sorted once per table, and the pairs inside a bucket (entries with one key)
-are counted; buckets larger than :data:`MAX_BUCKET` (a key common to many clips: near-silence,
-hum) are skipped. With ``BITS`` = 20 a chance collision of two real hops has a probability of
-about 3e-6 (measured on the pool's fingerprints: bits are correlated, so three times 2^-20), so
-the work grows with the entries as long as ``entries × 3e-6 × TABLES`` stays small against the
-entries themselves (docs/benchmarks.md, "Near-duplicates").
+are counted; buckets with more than :data:`MAX_BUCKET` entries (a key common to many clips) are
+skipped. Chance collisions grow with the square of the entries: ``BITS`` = 28 keeps them few up
+to about 8x10^7 hops a table (2x10^5 clips of 6 s: a bucket holds 0.3 entries on average). Two
+hops of different clips share a 28-bit key with probability 1.9e-8 in the benchmark's corpus and
+3.2e-7 over the pool's real clips (5x and 85x 2^-28: bits are correlated, and the pool holds some
+repeated audio), so a real corpus makes more of them than the benchmark. Every 4x more hops
+needs 2 more bits (and more tables to keep the recall) for the work to stay linear
+(docs/benchmarks.md, "Near-duplicates").
 
 Stored with the dataset root: the entries are the table :data:`INDEX_TABLE`, one part per update,
 and every pair that was aligned is a row of :data:`PAIRS_TABLE` with its bit error (so a changed
 ``duplicate_max_bit_error`` needs no new alignment). An update indexes only clips that have no
 entries yet and counts only collisions that involve one of them, so the pairs it finds are those a
-full rebuild finds among the new clips and between them and every clip indexed before.
+full rebuild finds among the new clips and between them and every clip indexed before. An update
+still reads every stored entry (the root's tables are read whole).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 #: Bits per key. Fewer bits find twins with more bit errors and make more chance collisions.
-BITS = 26
+BITS = 28
 #: Consecutive hops a key draws its bits from (64 ms): 128 positions, so tables sample different bits.
 SPAN_HOPS = 4
 #: Independent keys per hop.
-TABLES = 8
+TABLES = 16
 #: Shared keys at one offset that make a pair a candidate.
 MIN_VOTES = 3
 #: Buckets with more entries than this are left out (a key common to many clips says nothing).
-MAX_BUCKET = 64
+MAX_BUCKET = 4
 #: Seed of the bit choice: rows written with another choice cannot be matched (change the table name).
 SEED = 15
 
@@ -159,38 +163,33 @@ def candidate_pairs(tables: Iterable[Keys], new: np.ndarray) -> np.ndarray:
 
 
 def search(
-    stored: pa.Table | None, clip_ids: Sequence[str], new_ids: Sequence[str], keys: Keys
+    stored: pa.Table | None, clip_ids: Sequence[str], new: Mapping[str, np.ndarray]
 ) -> list[tuple[str, str]]:
-    """Candidate pairs ``(a, b)``, ``a < b``, with at least one clip of ``new_ids`` (whose
-    :func:`hop_keys` are ``keys``), among the clips of ``clip_ids`` and ``new_ids`` (entries of
-    ``stored`` for other clips are ignored). At most 2^21 clips.
+    """Candidate pairs ``(a, b)``, ``a < b``, with at least one clip of ``new`` (clip id -> uint32
+    sub-fingerprints, not in ``stored``), among those and the clips of ``clip_ids`` (entries of
+    ``stored`` for other clips are ignored). Keys are made one table at a time (memory: one
+    table's entries). At most 2^21 clips.
     """
-    ids = sorted(set(clip_ids) | set(new_ids))
+    ids = sorted(set(clip_ids) | set(new))
     fresh = np.zeros(len(ids), bool)
-    position = np.searchsorted(ids, list(new_ids)).astype(np.int32)
+    position = np.searchsorted(ids, list(new)).astype(np.int32)
     fresh[position] = True
-    key, clip, hop = keys
-    clip = position[clip]
-    old: dict[int, Keys] = {}
+    prints = [np.asarray(p, np.uint32) for p in new.values()]
+    plan = key_plan()
     if stored is not None and len(stored):
         number, known = _numbers(stored.column("clip").to_numpy(), ids)
         table = stored.column("table").to_numpy()
-        for j in range(len(key)):
-            rows = np.flatnonzero(known & (table == j))
-            old[j] = (
-                stored.column("key").to_numpy()[rows],
-                number[rows],
-                stored.column("hop").to_numpy()[rows],
-            )
 
     def per_table() -> Iterator[Keys]:
-        for j in range(len(key)):
-            if j in old:
-                yield tuple(
-                    np.concatenate([o, n]) for o, n in zip(old.pop(j), (key[j], clip, hop), strict=True)
-                )  # type: ignore[misc]
-            else:
-                yield key[j], clip, hop
+        for j in range(len(plan)):
+            key, clip, hop = hop_keys(prints, plan[j : j + 1])
+            key, clip = key[0], position[clip]
+            if stored is not None and len(stored):
+                rows = np.flatnonzero(known & (table == j))
+                key = np.concatenate([stored.column("key").to_numpy()[rows], key])
+                clip = np.concatenate([number[rows], clip])
+                hop = np.concatenate([stored.column("hop").to_numpy()[rows], hop])
+            yield key, clip, hop
 
     return [(ids[a], ids[b]) for a, b in candidate_pairs(per_table(), fresh)]
 
