@@ -82,7 +82,7 @@ def load_clips(root_path: str | Path, staging: Path, accepted_only: bool = False
     rows = (
         con.sql(
             f"""select c.clip_id, c.video_id, v.uri, c.start_s, c.end_s, c.fps, t.blendshapes,
-                   t.audio_fingerprint, t.audio_embedding, v.audio_sr_hz
+                   t.audio_fingerprint, v.audio_sr_hz
             from clips c join videos v using (video_id) join tracks t using (clip_id)
             where cardinality(c.errors) = 0 and v.has_audio and t.blendshapes is not null {accepted}
             order by c.clip_id"""
@@ -91,10 +91,7 @@ def load_clips(root_path: str | Path, staging: Path, accepted_only: bool = False
         .to_pylist()
     )
     prints = {r["clip_id"]: np.asarray(r["audio_fingerprint"] or [], np.uint32) for r in rows}
-    embeddings = {
-        r["clip_id"]: np.asarray(r["audio_embedding"], np.float32) for r in rows if r["audio_embedding"]
-    }
-    twins = find_twins(prints, embeddings, rank=lambda _: (0,))
+    twins = find_twins(prints, rank=lambda _: (0,))
     video_of = {r["clip_id"]: r["video_id"] for r in rows}
     paths: dict[str, Path] = {}
     clips = []

@@ -27,9 +27,7 @@ from manifests.store import DatasetRoot
 FIXTURE_VIDEOS, FIXTURE_CLIPS = 11, 13
 EXPECTED_FAILURES = {"no_speech": 5, "no_face": 3, "no_audio": 2}
 # Batches of two clips: a kill lands between commits, and a killed worker holds finished clips.
-FAST = (
-    '[run]\nbatch_clips = 2\n[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n[ray]\nobject_store_mb = 256\n'
-)
+FAST = '[run]\nbatch_clips = 2\n[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n[ray]\nobject_store_mb = 256\n'
 RAY = Path(sys.executable).with_name("ray")
 
 FACE, SPEECH = ("face", Resources(cpus=1.0)), ("speech", Resources(cpus=1.0, gpus=0.5))

@@ -8,49 +8,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
+from batch_rows import SCHEMAS, clip_rows, counts, fill
 
-from extractors.registry import dataset_schemas
 from manifests.batch import BatchWriter
 from manifests.compact import compact, plan_groups
 from manifests.store import DatasetRoot, records_to_table, write_parquet_atomic
-from manifests.views import connect
-
-SCHEMAS = dataset_schemas()
-
-
-def clip_rows(video: int, clips: int) -> list[tuple[dict, dict]]:
-    vid = f"v{video:05d}"
-    return [
-        ({"clip_id": f"{vid}_{i:03d}", "video_id": vid, "duration_s": 2.0, "errors": {}},
-         {"clip_id": f"{vid}_{i:03d}", "video_id": vid, "t_s": [0.0, 0.04]})
-        for i in range(clips)
-    ]  # fmt: skip
-
-
-def fill(root: DatasetRoot, videos: int, clips_per_video: int, batch: int) -> None:
-    """``videos`` videos of ``clips_per_video`` clips committed through a batch writer."""
-    writer = BatchWriter(root, SCHEMAS, max_clips=batch, max_wait_s=3600)
-    for v in range(videos):
-        for clip, track in clip_rows(v, clips_per_video):
-            writer.add_clip(clip, track)
-        writer.add_video({"video_id": f"v{v:05d}", "uri": f"{v}.mp4", "n_clips": clips_per_video})
-    writer.flush()
-
-
-def counts(root: DatasetRoot) -> tuple[int, ...]:
-    con = connect(root, SCHEMAS)
-    try:
-        row = con.execute(
-            "select (select count(*) from clips), (select count(distinct clip_id) from clips),"
-            " (select count(*) from tracks), (select count(*) from videos)"
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return tuple(row)
 
 
 def test_a_batch_is_committed_whole_when_full_and_at_flush(tmp_path) -> None:
@@ -87,7 +51,9 @@ def test_files_without_a_commit_record_are_invisible_and_swept(tmp_path) -> None
     root = DatasetRoot(tmp_path)
     fill(root, 2, 2, batch=2)
     clip, _ = clip_rows(9, 1)[0]
-    orphan = write_parquet_atomic(records_to_table([clip], SCHEMAS["clips"]), root.part_path("clips", "killed"))
+    orphan = write_parquet_atomic(
+        records_to_table([clip], SCHEMAS["clips"]), root.part_path("clips", "killed")
+    )
     assert counts(root) == (4, 4, 4, 2)  # a writer killed before its record: nothing seen
     assert root.sweep() == 1 and not orphan.exists()
 
@@ -163,8 +129,12 @@ def test_kill_9_during_compaction_loses_and_duplicates_nothing(tmp_path, step) -
 def test_a_root_of_the_per_clip_layout_is_read_then_adopted(tmp_path) -> None:
     root = DatasetRoot(tmp_path)
     for clip, track in clip_rows(0, 4):  # as runs wrote it before batches: a part per clip, no log
-        write_parquet_atomic(records_to_table([clip], SCHEMAS["clips"]), root.part_path("clips", clip["clip_id"]))
-        write_parquet_atomic(records_to_table([track], SCHEMAS["tracks"]), root.part_path("tracks", clip["clip_id"]))
+        write_parquet_atomic(
+            records_to_table([clip], SCHEMAS["clips"]), root.part_path("clips", clip["clip_id"])
+        )
+        write_parquet_atomic(
+            records_to_table([track], SCHEMAS["tracks"]), root.part_path("tracks", clip["clip_id"])
+        )
     video = {"video_id": "v00000", "uri": "0.mp4", "n_clips": 4}
     write_parquet_atomic(records_to_table([video], SCHEMAS["videos"]), root.part_path("videos", "v00000"))
     assert counts(root) == (4, 4, 4, 1) and root.committed().done_videos == {"v00000"}

@@ -23,17 +23,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from batch_rows import SCHEMAS, clip_rows, counts, fill
 
-from extractors.registry import dataset_schemas
 from manifests.batch import BatchWriter
 from manifests.compact import compact
 from manifests.lock import LockLost, RootBusy, hold
 from manifests.store import DatasetRoot, records_to_table
-from manifests.views import DamagedPart, connect
+from manifests.views import DamagedPart
 
 pytestmark = pytest.mark.slow  # starts a server
 
-SCHEMAS = dataset_schemas()
 MOTO = Path(sys.executable).with_name("moto_server")
 BUCKET = "curate-test"
 
@@ -94,37 +93,6 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_root(s3_server: str, request: pytest.FixtureRequest) -> str:
     """A fresh prefix of the bucket for one test."""
     return f"{s3_server}/{request.node.name.replace('[', '-').rstrip(']')}-{time.time_ns()}"
-
-
-def clip_rows(video: int, clips: int) -> list[tuple[dict, dict]]:
-    vid = f"v{video:05d}"
-    return [
-        ({"clip_id": f"{vid}_{i:03d}", "video_id": vid, "duration_s": 2.0, "errors": {}},
-         {"clip_id": f"{vid}_{i:03d}", "video_id": vid, "t_s": [0.0, 0.04]})
-        for i in range(clips)
-    ]  # fmt: skip
-
-
-def fill(root: DatasetRoot, videos: int, clips_per_video: int, batch: int) -> None:
-    writer = BatchWriter(root, SCHEMAS, max_clips=batch, max_wait_s=3600)
-    for v in range(videos):
-        for clip, track in clip_rows(v, clips_per_video):
-            writer.add_clip(clip, track)
-        writer.add_video({"video_id": f"v{v:05d}", "uri": f"{v}.mp4", "n_clips": clips_per_video})
-    writer.flush()
-
-
-def counts(root: DatasetRoot) -> tuple[int, ...]:
-    con = connect(root, SCHEMAS)
-    try:
-        row = con.execute(
-            "select (select count(*) from clips), (select count(distinct clip_id) from clips),"
-            " (select count(*) from tracks), (select count(*) from videos)"
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return tuple(row)
 
 
 def objects(root: DatasetRoot, folder: str) -> set[str]:

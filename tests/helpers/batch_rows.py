@@ -1,0 +1,43 @@
+"""Synthetic rows for storage tests: clips with their tracks, committed through a batch writer,
+and the counts a reader sees (every table through the DuckDB views)."""
+
+from __future__ import annotations
+
+from extractors.registry import dataset_schemas
+from manifests.batch import BatchWriter
+from manifests.store import DatasetRoot
+from manifests.views import connect
+
+SCHEMAS = dataset_schemas()
+
+
+def clip_rows(video: int, clips: int) -> list[tuple[dict, dict]]:
+    vid = f"v{video:05d}"
+    return [
+        ({"clip_id": f"{vid}_{i:03d}", "video_id": vid, "duration_s": 2.0, "errors": {}},
+         {"clip_id": f"{vid}_{i:03d}", "video_id": vid, "t_s": [0.0, 0.04]})
+        for i in range(clips)
+    ]  # fmt: skip
+
+
+def fill(root: DatasetRoot, videos: int, clips_per_video: int, batch: int) -> None:
+    """``videos`` videos of ``clips_per_video`` clips committed through a batch writer."""
+    writer = BatchWriter(root, SCHEMAS, max_clips=batch, max_wait_s=3600)
+    for v in range(videos):
+        for clip, track in clip_rows(v, clips_per_video):
+            writer.add_clip(clip, track)
+        writer.add_video({"video_id": f"v{v:05d}", "uri": f"{v}.mp4", "n_clips": clips_per_video})
+    writer.flush()
+
+
+def counts(root: DatasetRoot) -> tuple[int, ...]:
+    con = connect(root, SCHEMAS)
+    try:
+        row = con.execute(
+            "select (select count(*) from clips), (select count(distinct clip_id) from clips),"
+            " (select count(*) from tracks), (select count(*) from videos)"
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return tuple(row)
