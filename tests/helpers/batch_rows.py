@@ -1,7 +1,11 @@
 """Synthetic rows for storage tests: clips with their tracks, committed through a batch writer,
-and the counts a reader sees (every table through the DuckDB views)."""
+the counts a reader sees (every table through the DuckDB views), and a compaction killed with
+SIGKILL at one step of its commit."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from extractors.registry import dataset_schemas
 from manifests.batch import BatchWriter
@@ -41,3 +45,27 @@ def counts(root: DatasetRoot) -> tuple[int, ...]:
         con.close()
     assert row is not None
     return tuple(row)
+
+
+#: Where a compaction is killed: the method that begins the step.
+KILL_AT = {
+    # before the commit record: the merged parts are written, nothing names them
+    "record": "manifests.store.DatasetRoot.record",
+    # after the record, before the checkpoint folds the records in
+    "checkpoint": "manifests.store.DatasetRoot.checkpoint",
+    # after the checkpoint, before the records it folded are deleted
+    "sweep": "manifests.store.DatasetRoot.sweep",
+}
+
+
+def compact_killed_at(root: str, step: str, target_clips: int) -> None:
+    """Run ``curate compact``'s work on ``root`` in a child process that dies by SIGKILL the
+    moment ``step`` (a key of :data:`KILL_AT`) begins; the fault is injected there, in the child."""
+    module, cls, method = KILL_AT[step].rsplit(".", 2)
+    code = (
+        f"import os, signal, {module} as m\n"
+        f"setattr(m.{cls}, {method!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))\n"
+        f"from manifests.compact import compact\ncompact({root!r}, target_clips={target_clips}, grace_s=0)\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert child.returncode == -9, child.stderr

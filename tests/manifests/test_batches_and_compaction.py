@@ -5,12 +5,10 @@ commit), and a root in the old one-part-per-clip layout is read and adopted."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 
 import pytest
-from batch_rows import SCHEMAS, clip_rows, counts, fill
+from batch_rows import KILL_AT, SCHEMAS, clip_rows, compact_killed_at, counts, fill
 
 from manifests.batch import BatchWriter
 from manifests.compact import compact, plan_groups
@@ -95,30 +93,12 @@ def test_compaction_merges_parts_while_readers_see_every_row_once(tmp_path) -> N
     assert counts(root) == expected and len(root.committed().done_videos) == 60
 
 
-KILL_AT = {
-    # before the commit record: the merged parts are written, nothing names them
-    "record": "manifests.store.DatasetRoot.record",
-    # after the record, before the checkpoint folds the records in
-    "checkpoint": "manifests.store.DatasetRoot.checkpoint",
-    # after the checkpoint, before the records it folded are deleted
-    "sweep": "manifests.store.DatasetRoot.sweep",
-}
-
-
 @pytest.mark.parametrize("step", list(KILL_AT))
 def test_kill_9_during_compaction_loses_and_duplicates_nothing(tmp_path, step) -> None:
     root = DatasetRoot(tmp_path)
     fill(root, videos=20, clips_per_video=3, batch=3)
     expected = counts(root)
-    module, cls, method = KILL_AT[step].rsplit(".", 2)
-    # The fault is injected in a child process: it dies by SIGKILL the moment `step` begins.
-    code = (
-        f"import os, signal, {module} as m\n"
-        f"setattr(m.{cls}, {method!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))\n"
-        f"from manifests.compact import compact\ncompact({str(tmp_path)!r}, target_clips=30, grace_s=0)\n"
-    )
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
-    assert child.returncode == -9, child.stderr
+    compact_killed_at(str(tmp_path), step, target_clips=30)
     assert counts(root) == expected  # readers: every row once, whatever the step
     report = compact(tmp_path, target_clips=30, grace_s=0)  # the next compaction finishes the job
     assert counts(root) == expected

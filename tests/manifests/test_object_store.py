@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from batch_rows import SCHEMAS, clip_rows, counts, fill
+from batch_rows import KILL_AT, SCHEMAS, clip_rows, compact_killed_at, counts, fill
 
 from manifests.batch import BatchWriter
 from manifests.compact import compact
@@ -163,27 +163,12 @@ def test_a_damaged_part_on_s3_is_left_out_and_moved_aside(s3_root: str) -> None:
     assert len(fresh.storage.files("_quarantine/tracks")) == 1
 
 
-KILL_AT = {
-    "record": "manifests.store.DatasetRoot.record",
-    "checkpoint": "manifests.store.DatasetRoot.checkpoint",
-    "sweep": "manifests.store.DatasetRoot.sweep",
-}
-
-
 @pytest.mark.parametrize("step", list(KILL_AT))
 def test_kill_9_during_compaction_on_s3_loses_and_duplicates_nothing(s3_root: str, step: str) -> None:
     root = DatasetRoot(s3_root)
     fill(root, videos=20, clips_per_video=3, batch=3)
     expected = counts(root)
-    module, cls, method = KILL_AT[step].rsplit(".", 2)
-    # As in test_batches_and_compaction: the child dies by SIGKILL the moment `step` begins.
-    code = (
-        f"import os, signal, {module} as m\n"
-        f"setattr(m.{cls}, {method!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))\n"
-        f"from manifests.compact import compact\ncompact({s3_root!r}, target_clips=30, grace_s=0)\n"
-    )
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
-    assert child.returncode == -9, child.stderr
+    compact_killed_at(s3_root, step, target_clips=30)
     assert counts(root) == expected  # readers: every row once, whatever the step
     # The killed compaction's lock names a dead process of this host: the next one takes it at once.
     report = compact(s3_root, target_clips=30, grace_s=0)
