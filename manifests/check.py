@@ -53,11 +53,10 @@ def check_root(path: str | Path, repair: bool = False) -> CheckReport:
     if not root.exists():
         raise FileNotFoundError(f"dataset root {root.uri} does not exist")
     snap = root.snapshot()
-    prefix = root.locate("")
     report = CheckReport(
         root.uri,
         {t: len(snap.files(t)) for t in TABLES},
-        {t: [u[len(prefix) :].lstrip("/") for u in root.damaged_uris(t, snap)] for t in TABLES},
+        {t: root.damaged_rels(t, snap) for t in TABLES},
     )
     if repair and not report.clean:
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):

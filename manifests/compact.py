@@ -144,8 +144,7 @@ def compact(
             for table in BATCH_TABLES:
                 merge(table, group, f"{key}-{n:05d}")
         for table in sorted(set(snap.live) - set(BATCH_TABLES)):
-            parts = [f"{table}/{name}" for name in sorted(snap.files(table))]
-            parts = [p for p in parts if root.is_complete(p)]
+            parts = root.readable_rels(table, snap)
             for n, group in enumerate(
                 plan_groups([(part_key(p), _rows(root, p)) for p in parts], target_rows)
             ):

@@ -26,7 +26,7 @@ through a temporary file, fsync and a rename; on an object store, where one PUT 
 there is no rename, each file and record is PUT directly (see :mod:`manifests.fs`).
 
 A part damaged after its commit (a truncated copy, a bad disk) is one that does not start and end
-with Parquet's magic bytes: readers leave it out, and :meth:`DatasetRoot.repair` moves it aside
+with Parquet's magic bytes: readers leave it out, and :meth:`DatasetRoot.quarantine` moves it aside
 with the other parts of its batch so that a run redoes that batch's clips.
 """
 
@@ -151,10 +151,10 @@ class DatasetRoot:
     prefix (``DatasetRoot("s3://bucket/prefix")``).
 
     Files are named two ways. The methods that return a :class:`~pathlib.Path` (``path``,
-    ``table_dir``, ``part_path``, ``parts``, ``readable_parts``, ``damaged_parts``, ``repair``)
-    are for local roots, and raise :class:`~manifests.fs.RemoteRoot` on an object-store root.
-    Their counterparts ``uri``, ``locate``, ``part_uris``, ``readable_uris``, ``damaged_uris``
-    give strings (a local path, or ``s3://...``) for both; reading and writing (``snapshot``,
+    ``table_dir``, ``part_path``, ``parts``, ``readable_parts``) are for local roots, and raise
+    :class:`~manifests.fs.RemoteRoot` on an object-store root. Their counterparts ``uri``,
+    ``locate`` and ``part_rels``, ``readable_rels``, ``damaged_rels`` (paths relative to the
+    root) give strings for both; reading and writing (``snapshot``,
     ``read_table``, ``read_parquet``, ``committed``, ``commit``, ``record``, ``checkpoint``,
     ``write_part``, ``write_table``, ``write_file``, ``sweep``, ``quarantine``) work on both.
     """
@@ -191,27 +191,9 @@ class DatasetRoot:
     def part_path(self, table: str, key: str) -> Path:
         return self.table_dir(table) / f"part-{key}.parquet"
 
-    @property
-    def log_dir(self) -> Path:
-        return self.path / LOG
-
     def locate(self, rel: str) -> str:
         """The location (path or URL) of the file ``rel`` (relative to the root, ``/``-separated)."""
         return self.storage.location(rel)
-
-    def part_uris(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
-        """The live files of ``table`` as locations (paths or URLs), sorted."""
-        return [self.locate(rel) for rel in self.part_rels(table, snapshot)]
-
-    def readable_uris(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
-        return [
-            self.locate(r) for r in self.part_rels(table, snapshot) if self.storage.is_complete_parquet(r)
-        ]
-
-    def damaged_uris(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
-        return [
-            self.locate(r) for r in self.part_rels(table, snapshot) if not self.storage.is_complete_parquet(r)
-        ]
 
     def part_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
         """The live files of ``table`` as paths relative to the root (``<table>/part-<key>.parquet``)."""
@@ -220,6 +202,10 @@ class DatasetRoot:
 
     def readable_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
         return [r for r in self.part_rels(table, snapshot) if self.storage.is_complete_parquet(r)]
+
+    def damaged_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+        """Live files of ``table`` that are not complete Parquet files, relative to the root."""
+        return [r for r in self.part_rels(table, snapshot) if not self.storage.is_complete_parquet(r)]
 
     def is_complete(self, rel: str) -> bool:
         """Whether the file ``rel`` is a complete Parquet file (see :func:`is_complete_parquet`)."""
@@ -300,10 +286,6 @@ class DatasetRoot:
     def parts(self, table: str, snapshot: Snapshot | None = None) -> list[Path]:
         """The live files of ``table`` (from ``snapshot``, else a fresh one), sorted."""
         return [self.path / rel for rel in self.part_rels(table, snapshot)]
-
-    def damaged_parts(self, table: str, snapshot: Snapshot | None = None) -> list[Path]:
-        """Live files of ``table`` that are not complete Parquet files."""
-        return [p for p in self.parts(table, snapshot) if not is_complete_parquet(p)]
 
     def readable_parts(self, table: str, snapshot: Snapshot | None = None) -> list[Path]:
         return [p for p in self.parts(table, snapshot) if is_complete_parquet(p)]
@@ -460,11 +442,6 @@ class DatasetRoot:
                 self.storage.move(source, target)
                 moved.append((source, target))
         return moved
-
-    def repair(self) -> list[tuple[Path, Path]]:
-        """:meth:`quarantine` on a local root, with the (from, to) of every file moved as paths."""
-        base = self.path
-        return [(base / a, base / b) for a, b in self.quarantine()]
 
     def sweep(self, older_than_s: float = 0.0) -> int:
         """Delete what no reader can see: temporaries and parts a killed writer left without a

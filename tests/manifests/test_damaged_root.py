@@ -99,4 +99,4 @@ def test_a_rerun_redoes_exactly_the_damaged_batches(damaged_root) -> None:
     counts = query(root, "select count(*) n, count(distinct clip_id) d from clips").to_pylist()
     assert counts == [{"n": 13, "d": 13}]
     assert query(root, "select count(*) n from tracks").to_pylist() == [{"n": 13}]
-    assert not any(p.exists() for p in cut[:2]) and DatasetRoot(root).damaged_parts("clips") == []
+    assert not any(p.exists() for p in cut[:2]) and DatasetRoot(root).damaged_rels("clips") == []
