@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.media import duration_s
+from curate.cores import pin_threads
 from extractors.base import ClipRef
 from extractors.registry import build
 from ingest.probe import probe
@@ -81,28 +82,15 @@ def extractor_costs(videos: list[Path], config: Config) -> dict[str, float]:
 @contextmanager
 def pinned(cpus: set[int]) -> Iterator[None]:
     """Run the block with every thread of this process (and the processes it starts) on ``cpus``."""
-    previous = _pin_process(cpus)
+    previous = pin_threads(cpus)
     try:
         yield
     finally:
         _restore(previous)
 
 
-def _pin_process(cpus: set[int]) -> dict[int, set[int]]:
-    """Pin every thread of this process to ``cpus``; the previous affinity of each, by thread id."""
-    previous: dict[int, set[int]] = {}
-    for task in Path("/proc/self/task").iterdir():
-        tid = int(task.name)
-        try:
-            previous[tid] = os.sched_getaffinity(tid)
-            os.sched_setaffinity(tid, cpus)
-        except ProcessLookupError:  # the thread ended meanwhile
-            continue
-    return previous
-
-
 def _restore(previous: dict[int, set[int]]) -> None:
-    """Give each thread still alive the affinity it had before :func:`_pin_process`."""
+    """Give each thread still alive the affinity it had before :func:`~curate.cores.pin_threads`."""
     for tid, cpus in previous.items():
         try:
             os.sched_setaffinity(tid, cpus)

@@ -12,6 +12,7 @@ retried; a clip that keeps killing its worker is recorded as ``worker_lost``.
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import socket
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from curate.cores import claim_core
 from curate.pipeline import (
     ClipOutcome,
     ClipWork,
@@ -41,6 +43,10 @@ R = TypeVar("R")
 
 #: Jobs queued per worker beyond the one it runs, so it never waits for the driver.
 QUEUE_PER_WORKER = 1
+#: Clips prepared ahead per worker, so a worker that falls idle has one to take.
+READY_PER_WORKER = 2
+#: Videos open at once per worker (prepared or being prepared, with clips not yet committed).
+OPEN_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,10 @@ def ray_map(config: RayConfig) -> Callable[[Callable[[T], R], Iterable[T]], Iter
 class StageWorker:
     """One worker process of a pool: the pipeline plus the extract stages it runs, set up once."""
 
-    def __init__(self, pipeline: Pipeline, stages: tuple[str, ...]):
+    def __init__(self, pipeline: Pipeline, stages: tuple[str, ...], pin_core: bool):
         import ray
 
+        self.core = claim_core() if pin_core else None  # before any model starts its threads
         self.pipeline = pipeline
         self.stages: list[ExtractStage] = [s for s in pipeline.clip_stages if s.name in stages]
         for stage in self.stages:
@@ -195,23 +202,32 @@ def _lost(exc: BaseException) -> str:
 
 
 class _Pool:
-    """Actors of one pool, each with a count of the jobs sent to it and not yet finished."""
+    """Actors of one pool, each with a count of the jobs sent to it and not yet finished, and of
+    the clips among them."""
 
     def __init__(self, actors: list[Any]):
         self.actors = actors
         self.load = [0] * len(actors)
+        self.clips = [0] * len(actors)
 
-    @property
-    def capacity(self) -> int:
-        return len(self.actors) * (1 + QUEUE_PER_WORKER) - sum(self.load)
+    def least_loaded(self) -> int:
+        return min(range(len(self.actors)), key=self.load.__getitem__)
 
-    def submit(self, method: str, *args: Any) -> tuple[Any, int]:
-        index = min(range(len(self.actors)), key=self.load.__getitem__)
+    def free(self, clip: bool) -> int | None:
+        """The least-loaded actor that can take one more job without it waiting behind more
+        than ``QUEUE_PER_WORKER`` others, and, for a clip, that runs no clip already (a clip
+        queued behind another could not move to a worker that falls idle); ``None``: none can."""
+        room = [i for i, n in enumerate(self.load) if n <= QUEUE_PER_WORKER and not (clip and self.clips[i])]
+        return min(room, key=self.load.__getitem__, default=None)
+
+    def submit(self, index: int, clip: bool, method: str, *args: Any) -> Any:
         self.load[index] += 1
-        return getattr(self.actors[index], method).remote(*args), index
+        self.clips[index] += clip
+        return getattr(self.actors[index], method).remote(*args)
 
-    def done(self, index: int) -> None:
+    def done(self, index: int, clip: bool) -> None:
         self.load[index] -= 1
+        self.clips[index] -= clip
 
 
 class RayExecutor:
@@ -248,7 +264,7 @@ class RayExecutor:
                             num_gpus=plan.gpus,
                             max_restarts=-1,
                             max_task_retries=self.config.task_retries,
-                        ).remote(pipeline, plan.stages)
+                        ).remote(pipeline, plan.stages, self.config.pin_cores and plan.cpus == 1)
                         for _ in range(plan.actors)
                     ]
                 )
@@ -290,69 +306,97 @@ class _Job:
     clip: ClipWork | None = None
     slots: list[tuple[_Pool, int]] = field(default_factory=list)  # (pool, actor index) it occupies
 
+    @property
+    def extracts(self) -> bool:
+        """Whether the job runs the extractors (the long jobs; the others probe or commit)."""
+        return self.method == "run_clip"
+
 
 class _Scheduler:
-    """The driver loop: keeps every worker busy, video commits first, then clips, then new videos.
+    """The driver loop: keeps every worker busy with video commits first, then clips, longest
+    first, then new videos to prepare.
 
-    At most ``2 x workers`` videos are open at once, so the driver's memory does not grow with
-    the number of inputs. The driver holds only work records and clip outcomes.
+    A worker runs one clip at a time with at most one short job (prepare, commit) queued behind
+    it, so a worker that falls idle always finds the next clip still unassigned, and the run
+    ends with both workers busy until close to the end. Videos are prepared ahead until
+    ``READY_PER_WORKER`` clips per worker wait, so the longest of them can go first. At most
+    ``OPEN_PER_WORKER x workers`` videos are open at once, so the driver's memory does not grow
+    with the number of inputs; it holds only work records and clip outcomes.
     """
 
     def __init__(self, pipeline: Pipeline, pools: list[_Pool], plans: list[PoolPlan]):
         self.pipeline = pipeline
         self.main, self.others = pools[0], list(zip(plans[1:], pools[1:], strict=True))
         self.duplicates = DuplicateInputs()
-        self.clips: deque[tuple[int, ClipWork]] = deque()
+        self.ready: list[tuple[float, int, int, ClipWork]] = []  # heap: -duration, order, video key, clip
+        self.queued = 0  # clips put in ``ready`` so far (their order among equals)
+        self.inputs: Iterator[VideoWork] | None = None  # the videos not yet opened; None: no more
         self.commits: deque[int] = deque()
         self.open: dict[int, _Open] = {}
         self.opened = 0
+        self.preparing = 0
         self.inflight: dict[Any, _Job] = {}
 
     def run(self, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
         import ray
 
-        inputs = iter(works)
-        exhausted = False
+        self.inputs = iter(works)
         while True:
-            while self.main.capacity > 0:
-                if self.commits:
-                    key = self.commits.popleft()
-                    self._submit(_Job("commit_video", key), self.open[key].work)
-                elif self.clips:
-                    self._submit_clip(*self.clips.popleft())
-                elif not exhausted and len(self.open) < 2 * len(self.main.actors):
-                    work = next(inputs, None)
-                    if work is None:
-                        exhausted = True
-                        continue
-                    self.opened += 1
-                    self.open[self.opened] = _Open(work, -1)
-                    self._submit(_Job("prepare", self.opened), work)
-                else:
-                    break
+            while self._send_one():
+                pass
             if not self.inflight:
                 return
             (ref,), _ = ray.wait(list(self.inflight), num_returns=1)
             job = self.inflight.pop(ref)
             for pool, index in job.slots:
-                pool.done(index)
+                pool.done(index, job.extracts)
             done = self._finish(job, ref)
             if done is not None:
                 yield done
 
-    def _submit(self, job: _Job, *args: Any) -> None:
-        ref, index = self.main.submit(job.method, *args)
+    def _send_one(self) -> bool:
+        """Send the most urgent job a worker can take now; whether there was one."""
+        workers = len(self.main.actors)
+        if self.commits and (index := self.main.free(clip=False)) is not None:
+            key = self.commits.popleft()
+            self._submit(_Job("commit_video", key), self.open[key].work, index=index)
+        elif self.ready and (index := self.main.free(clip=True)) is not None:
+            _, _, key, clip = heapq.heappop(self.ready)
+            self._submit_clip(key, clip, index)
+        elif (
+            self.inputs is not None
+            and len(self.ready) + self.preparing < READY_PER_WORKER * workers
+            and len(self.open) < OPEN_PER_WORKER * workers
+            and (index := self.main.free(clip=False)) is not None
+        ):
+            work = next(self.inputs, None)
+            if work is None:
+                self.inputs = None
+                return True
+            self.opened += 1
+            self.open[self.opened] = _Open(work, -1)
+            self.preparing += 1
+            self._submit(_Job("prepare", self.opened), work, index=index)
+        else:
+            return False
+        return True
+
+    def _submit(self, job: _Job, *args: Any, index: int | None = None) -> None:
+        """Send ``job`` to main-pool worker ``index`` (the least loaded when ``None``)."""
+        index = self.main.least_loaded() if index is None else index
+        ref = self.main.submit(index, job.extracts, job.method, *args)
         job.slots.append((self.main, index))
         self.inflight[ref] = job
 
-    def _submit_clip(self, key: int, clip: ClipWork) -> None:
-        """Send the clip to the other pools first; the main worker merges their results and commits."""
+    def _submit_clip(self, key: int, clip: ClipWork, index: int) -> None:
+        """Send the clip to the other pools first; main-pool worker ``index`` merges their
+        results and commits."""
         job, upstream = _Job("run_clip", key, clip), []
         for plan, pool in self.others:
-            ref, index = pool.submit("extract", clip)
-            upstream.append((plan.stages, ref))
-            job.slots.append((pool, index))
-        self._submit(job, clip, upstream)
+            other = pool.least_loaded()
+            upstream.append((plan.stages, pool.submit(other, True, "extract", clip)))
+            job.slots.append((pool, other))
+        self._submit(job, clip, upstream, index=index)
 
     def _finish(self, job: _Job, ref: Any) -> VideoWork | None:
         """Take a finished job's result; returns the video when it is committed."""
@@ -372,8 +416,11 @@ class _Scheduler:
         if job.method == "prepare":
             work = self.duplicates.check(result)
             clips = self.pipeline.pending_clips(work)
+            self.preparing -= 1
             self.open[job.key] = _Open(work, len(clips))
-            self.clips.extend((job.key, c) for c in clips)
+            for clip in clips:
+                self.queued += 1
+                heapq.heappush(self.ready, (-float(clip.clip["duration_s"]), self.queued, job.key, clip))
             if not clips:
                 self.commits.append(job.key)
         elif job.method in ("run_clip", "commit_lost"):

@@ -203,6 +203,10 @@ class RayConfig(Section):
         default_factory=list, description="extractors given their own worker pool even without GPUs"
     )
     task_retries: int = Field(1, ge=0, le=10, description="retries of a clip whose worker process died")
+    pin_cores: bool = Field(
+        True,
+        description="each one-CPU worker claims a core of its host that no other curate worker holds and stays on it",
+    )
 
     _known = field_validator("own_pool")(_known_extractors)
 
