@@ -72,6 +72,8 @@ def pipeline_run(inputs: list[Path], root: Path, config: Config) -> dict[str, fl
         "speed": summary.speed,
         "wall_s": summary.wall_seconds,
         "startup_s": summary.startup_seconds,
+        "shutdown_s": summary.shutdown_seconds,
+        "busy_share": summary.worker_busy_share,
         "speed_after_startup": summary.video_seconds / (summary.wall_seconds - summary.startup_seconds),
         "peak_worker_rss_mb": summary.worker_peak_rss_mb,
     }
@@ -119,6 +121,10 @@ def report(r: dict[str, Any]) -> str:
         "speed after it: "
         + ", ".join(f"{k} {r[k]['speed_after_startup']:.2f}" for k in ("sequential", "ray_1", "ray_2"))
         + f"; ray 2 / ray 1 {r['ray_2']['speed_after_startup'] / r['ray_1']['speed_after_startup']:.2f}",
+        "stopping (s): "
+        + ", ".join(f"{k} {r[k]['shutdown_s']:.1f}" for k in ("sequential", "ray_1", "ray_2")),
+        "workers busy between start-up and stop: "
+        + ", ".join(f"{k} {r[k]['busy_share']:.0%}" for k in ("ray_1", "ray_2")),
         "peak memory per worker (MiB): "
         + ", ".join(f"{k} {r[k]['peak_worker_rss_mb']:.0f}" for k in ("sequential", "ray_1", "ray_2")),
     ]

@@ -26,6 +26,18 @@ class Executor(Protocol):
         """Seconds from the start of the last :meth:`run` until its workers had their models loaded."""
         ...
 
+    @property
+    def shutdown_s(self) -> float:
+        """Seconds from the last video done until the last :meth:`run` ended (its last commits,
+        stopping workers)."""
+        ...
+
+    @property
+    def busy_share(self) -> float | None:
+        """Share of the worker time between start-up and shutdown spent in jobs (``None``: not
+        measured, one process)."""
+        ...
+
 
 class SequentialExecutor:
     """Set every extract stage up once, pass each clip through all of them in order, close them."""
@@ -34,6 +46,8 @@ class SequentialExecutor:
 
     def __init__(self) -> None:
         self.startup_s = 0.0
+        self.shutdown_s = 0.0
+        self.busy_share: float | None = None
 
     def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
         ready = []
@@ -52,9 +66,11 @@ class SequentialExecutor:
                     work.outcomes.append(pipeline.commit_clip(clip))
                 yield pipeline.commit_video(work)
         finally:
+            ending = time.perf_counter()
             pipeline.flush()  # what is held is whole clips: commit them, also when stopped early
             for stage in reversed(ready):
                 stage.close()
+            self.shutdown_s = time.perf_counter() - ending
 
     def peak_worker_rss_mb(self) -> float:
         return peak_rss_mb()

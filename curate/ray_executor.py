@@ -12,6 +12,7 @@ retried; a clip that keeps killing its worker is recorded as ``worker_lost``.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import os
@@ -44,9 +45,9 @@ R = TypeVar("R")
 #: Jobs queued per worker beyond the one it runs, so it never waits for the driver.
 QUEUE_PER_WORKER = 1
 #: Clips prepared ahead per worker, so a worker that falls idle has one to take.
-READY_PER_WORKER = 2
+READY_PER_WORKER = 4
 #: Videos open at once per worker (prepared or being prepared, with clips not yet committed).
-OPEN_PER_WORKER = 4
+OPEN_PER_WORKER = 8
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,20 @@ def ray_map(config: RayConfig) -> Callable[[Callable[[T], R], Iterable[T]], Iter
     return run
 
 
+def _busy(method: Callable[..., R]) -> Callable[..., R]:
+    """Count the wall seconds a worker spends in ``method`` in its ``busy_s``."""
+
+    @functools.wraps(method)
+    def timed(self: StageWorker, *args: Any, **kwargs: Any) -> R:
+        started = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    return timed
+
+
 class StageWorker:
     """One worker process of a pool: the pipeline plus the extract stages it runs, set up once."""
 
@@ -149,27 +164,34 @@ class StageWorker:
         import ray
 
         self.core = claim_core() if pin_core else None  # before any model starts its threads
+        self.busy_s = 0.0  # wall seconds spent in jobs
         self.pipeline = pipeline
         self.stages: list[ExtractStage] = [s for s in pipeline.clip_stages if s.name in stages]
         for stage in self.stages:
             stage.setup()
         self.node = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"
 
+    @_busy
     def prepare(self, work: VideoWork) -> VideoWork:
         return self.pipeline.prepare(work)
 
+    @_busy
     def extract(self, work: ClipWork) -> ClipWork:
+        return self._extract(work)
+
+    def _extract(self, work: ClipWork) -> ClipWork:
         for stage in self.stages:
             work = stage(work)
         return work
 
+    @_busy
     def run_clip(self, work: ClipWork, upstream: list[tuple[tuple[str, ...], Any]]) -> ClipOutcome:
         """Run this worker's stages, merge what other pools computed (``upstream``: their stage
         names and result refs), commit the clip."""
         import ray
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        work = self.extract(work)
+        work = self._extract(work)
         for names, ref in upstream:
             try:
                 work.merge(ray.get(ref), names)
@@ -177,6 +199,7 @@ class StageWorker:
                 self._lost(work, names, _lost(exc))
         return self.pipeline.commit_clip(work, self.node)
 
+    @_busy
     def commit_lost(self, work: ClipWork, stages: tuple[str, ...], detail: str) -> ClipOutcome:
         """Commit a clip whose extraction kept killing its worker, with ``worker_lost`` recorded."""
         return self.pipeline.commit_clip(self._lost(work, stages, detail), self.node)
@@ -187,14 +210,17 @@ class StageWorker:
                 stage.fail(work, "worker_lost", detail)
         return work
 
+    @_busy
     def commit_video(self, work: VideoWork) -> VideoWork:
         return self.pipeline.commit_video(work)
 
+    @_busy
     def flush(self) -> str | None:
         return self.pipeline.flush()
 
-    def peak_rss_mb(self) -> float:
-        return peak_rss_mb()
+    def stats(self) -> tuple[float, float]:
+        """Peak resident memory (MiB) and seconds spent in jobs so far."""
+        return peak_rss_mb(), self.busy_s
 
 
 def _lost(exc: BaseException) -> str:
@@ -240,11 +266,16 @@ class RayExecutor:
         self._peak_rss_mb = 0.0
         self.pools: list[PoolPlan] = []
         self.startup_s = 0.0  # seconds to start or join the cluster and load every worker's models
+        self.shutdown_s = (
+            0.0  # seconds from the last video done to the cluster stopped (last commits included)
+        )
+        self.busy_share: float | None = None  # share of the time in between that workers spent in jobs
 
     def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:
         import ray
 
         started = time.perf_counter()
+        ending: float | None = None  # when the last video was done
         connect_cluster(self.config)
         try:
             cluster = ray.cluster_resources()
@@ -271,12 +302,15 @@ class RayExecutor:
                 for plan in self.pools
             ]
             try:
-                ray.get([a.peak_rss_mb.remote() for pool in pools for a in pool.actors])  # models loaded
+                ray.get([a.stats.remote() for pool in pools for a in pool.actors])  # models loaded
                 self.startup_s = time.perf_counter() - started
                 yield from _Scheduler(pipeline, pools, self.pools).run(works)
-                rss = ray.get([a.peak_rss_mb.remote() for pool in pools for a in pool.actors])
-                self._peak_rss_mb = max(rss, default=0.0)
+                stats = ray.get([a.stats.remote() for pool in pools for a in pool.actors])
+                span = time.perf_counter() - started - self.startup_s
+                self._peak_rss_mb = max(rss for rss, _ in stats)
+                self.busy_share = sum(busy for _, busy in stats) / len(stats) / span
             finally:
+                ending = time.perf_counter()
                 # The main pool's workers hold finished clips: commit them, also when stopped early.
                 ray.get([a.flush.remote() for a in pools[0].actors])
                 for pool in pools:
@@ -284,6 +318,8 @@ class RayExecutor:
                         ray.kill(actor)
         finally:
             ray.shutdown()
+            if ending is not None:
+                self.shutdown_s = time.perf_counter() - ending
 
     def peak_worker_rss_mb(self) -> float:
         return self._peak_rss_mb

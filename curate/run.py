@@ -53,6 +53,10 @@ class RunSummary:
     clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
     worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
     startup_seconds: float = 0.0  # of wall_seconds: starting or joining the cluster, loading the models
+    shutdown_seconds: float = (
+        0.0  # of wall_seconds: last commits and stopping the workers after the last video
+    )
+    worker_busy_share: float | None = None  # of the worker time in between, the share spent in jobs (Ray)
     clips_lost: int = 0  # finished, but their worker died before committing them ...
     videos_lost: int = 0  # ... and video rows likewise ...
     clips_redone: int = 0  # ... all done again at the end of the run
@@ -105,7 +109,8 @@ class RunSummary:
             f" = {self.speed:.2f} s of video per second",
             f"  executor            {self.executor}, {len(self.clips_by_node)} node(s),"
             f" peak worker memory {self.worker_peak_rss_mb:.0f} MiB,"
-            f" {self.startup_seconds:.1f} s to start and load models",
+            f" {self.startup_seconds:.1f} s to start and load models, {self.shutdown_seconds:.1f} s to stop"
+            + (f", workers busy {self.worker_busy_share:.0%} in between" if self.worker_busy_share else ""),
         ]
         if self.clips_lost or self.videos_lost:
             lines.append(
@@ -262,6 +267,8 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()
         summary.startup_seconds = executor.startup_s
+        summary.shutdown_seconds = executor.shutdown_s
+        summary.worker_busy_share = executor.busy_share
     if not summary.nothing_read:
         summary.filter = apply_filters(root.uri, config)
     summary.write(root)

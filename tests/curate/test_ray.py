@@ -177,6 +177,8 @@ def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
         wait_for(lambda: len(DatasetRoot(out).committed().clips) >= 2, what="two committed clips")
         victims = stage_workers(driver.pid)
         assert victims, "no StageWorker process of this run to kill"
+        cores = [os.sched_getaffinity(pid) for pid in victims]  # [ray] pin_cores: a core each
+        assert all(len(c) == 1 for c in cores) and len(set().union(*cores)) == len(victims), cores
         os.kill(victims[0], signal.SIGKILL)
         stdout, _ = driver.communicate(timeout=600)
     finally:
@@ -236,6 +238,7 @@ def test_run_on_a_two_node_cluster(tmp_path, video, fast_config, curate, two_nod
     summary = last_summary(out)
     assert summary["executor"] == "ray" and summary["videos_processed"] == 5
     assert len(summary["clips_by_node"]) == 2 and sum(summary["clips_by_node"].values()) == 5
+    assert 0.5 < summary["worker_busy_share"] <= 1 and summary["shutdown_seconds"] > 0
     rows = query(out, "select speech_text, face_detect_rate from clips").to_pylist()
     assert len(rows) == 5 and all(r["face_detect_rate"] > 0.9 and r["speech_text"] for r in rows)
 
