@@ -81,6 +81,7 @@ def main() -> None:
                 c = shapes_of(extractor, recompressed)
                 n = min(len(a), len(c))
                 drift.append(np.nanmean(np.abs(a[:n] - c[:n]), axis=0))
+            extractor.close()
             key = "mirror_average" if average else "raw"
             channels = np.mean(per_channel, axis=0)
             figures[f"{key}_all_channels"] = float(channels.mean())

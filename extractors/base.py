@@ -76,8 +76,12 @@ def square_crop(
     x0, y0, x1, y1 = (round(v) for v in (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
     side = max(x1 - x0, y1 - y0, 2) * (1 + 2 * margin)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    xs = np.clip(np.arange(int(cx - side / 2), int(cx + side / 2)), 0, w - 1)
-    ys = np.clip(np.arange(int(cy - side / 2), int(cy + side / 2)), 0, h - 1)
+    left, right = int(cx - side / 2), int(cx + side / 2)
+    top, bottom = int(cy - side / 2), int(cy + side / 2)
+    if left >= 0 and top >= 0 and right <= w and bottom <= h:  # inside the frame: a plain copy
+        return frame[top:bottom, left:right].copy(), (x0, y0, x1, y1)
+    xs = np.clip(np.arange(left, right), 0, w - 1)
+    ys = np.clip(np.arange(top, bottom), 0, h - 1)
     return frame[np.ix_(ys, xs)], (x0, y0, x1, y1)
 
 

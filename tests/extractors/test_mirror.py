@@ -42,7 +42,10 @@ def pair(tmp_path_factory, video):  # type: ignore[no-untyped-def]
 def shapes(path, average: bool) -> np.ndarray:  # type: ignore[no-untyped-def]
     extractor = FaceExtractor(Config(face=FaceConfig(mirror_average=average)))
     extractor.setup()
-    out = extractor.extract(ClipRef(path, "v", "c", 0.0, 4.8, 30.0, True), {})
+    try:
+        out = extractor.extract(ClipRef(path, "v", "c", 0.0, 4.8, 30.0, True), {})
+    finally:
+        extractor.close()
     return np.asarray([s if s is not None else [np.nan] * 52 for s in out.track["blendshapes"]])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +77,11 @@ def clip_of(path: Path, config: Config) -> ClipRef:
 
 
 @pytest.fixture(scope="module")
-def face() -> FaceExtractor:
+def face() -> Iterator[FaceExtractor]:
     extractor = FaceExtractor(Config())
     extractor.setup()
-    return extractor
+    yield extractor
+    extractor.close()
 
 
 def faces(extractor: FaceExtractor, path: Path) -> Extraction:
