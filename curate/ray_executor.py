@@ -163,7 +163,8 @@ class StageWorker:
     def __init__(self, pipeline: Pipeline, stages: tuple[str, ...], pin_core: bool):
         import ray
 
-        self.core = claim_core() if pin_core else None  # before any model starts its threads
+        if pin_core:
+            claim_core()  # before any model starts its threads
         self.busy_s = 0.0  # wall seconds spent in jobs
         self.pipeline = pipeline
         self.stages: list[ExtractStage] = [s for s in pipeline.clip_stages if s.name in stages]
@@ -266,9 +267,7 @@ class RayExecutor:
         self._peak_rss_mb = 0.0
         self.pools: list[PoolPlan] = []
         self.startup_s = 0.0  # seconds to start or join the cluster and load every worker's models
-        self.shutdown_s = (
-            0.0  # seconds from the last video done to the cluster stopped (last commits included)
-        )
+        self.shutdown_s = 0.0  # seconds from the last video done to the cluster stopped
         self.busy_share: float | None = None  # share of the time in between that workers spent in jobs
 
     def run(self, pipeline: Pipeline, works: Iterable[VideoWork]) -> Iterator[VideoWork]:

@@ -53,9 +53,7 @@ class RunSummary:
     clips_by_node: dict[str, int] = field(default_factory=dict)  # worker node -> clips it committed
     worker_peak_rss_mb: float = 0.0  # highest peak resident memory of one worker process
     startup_seconds: float = 0.0  # of wall_seconds: starting or joining the cluster, loading the models
-    shutdown_seconds: float = (
-        0.0  # of wall_seconds: last commits and stopping the workers after the last video
-    )
+    shutdown_seconds: float = 0.0  # of wall_seconds: last commits and stopping, after the last video
     worker_busy_share: float | None = None  # of the worker time in between, the share spent in jobs (Ray)
     clips_lost: int = 0  # finished, but their worker died before committing them ...
     videos_lost: int = 0  # ... and video rows likewise ...
