@@ -30,10 +30,10 @@ import numpy as np
 
 from bench.media import mirrored_copy, recompressed_copy
 from extractors.base import ClipRef
-from extractors.face import FaceExtractor, mirror_inconsistency
+from extractors.face import FaceConfig, FaceExtractor, mirror_inconsistency
+from extractors.registry import make_config
 from ingest.probe import probe
 from manifests.schema import BLENDSHAPE_NAMES
-from settings.config import Config, FaceConfig
 
 FIXTURES = Path(
     os.environ.get("CURATE_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
@@ -68,7 +68,7 @@ def main() -> None:
             for n in CLIPS
         ]
         for average in (False, True):
-            extractor = FaceExtractor(Config(face=FaceConfig(mirror_average=average)))
+            extractor = FaceExtractor(make_config(face=FaceConfig(mirror_average=average)))
             extractor.setup()
             per_channel, drift, frames, spent = [], [], 0, 0.0
             for original, flipped, recompressed in copies:

@@ -20,12 +20,13 @@ from typing import Any
 from bench.media import concatenate
 from bench.throughput import fixture_videos
 from curate.run import run
-from settings.config import Config, RayConfig, RunConfig
+from extractors.registry import make_config
+from settings.config import RayConfig, RunConfig
 
 
 def measure(work: Path) -> dict[str, Any]:
     source = next(p for p in fixture_videos() if p.name == "vr_face_3.mp4")
-    config = Config(run=RunConfig(extractors=["face", "emotion", "quality"]), ray=RayConfig(workers=2))
+    config = make_config(run=RunConfig(extractors=["face", "emotion", "quality"]), ray=RayConfig(workers=2))
     results: dict[str, Any] = {}
     for minutes in (5, 20):
         video = concatenate(source, work / f"long_{minutes}min.mp4", minutes * 60)

@@ -41,11 +41,11 @@ from curate.filter import apply_filters
 from curate.query import query
 from curate.ray_executor import ray_map
 from export.shards import ExportOptions, export
-from extractors.registry import dataset_schemas
+from extractors.registry import dataset_schemas, make_config
 from filters.duplicates import MIN_OVERLAP_HOPS
 from manifests.compact import compact
 from manifests.store import DatasetRoot, write_parquet_atomic
-from settings.config import Config, RayConfig
+from settings.config import RayConfig
 
 CLIPS_PER_VIDEO = 10
 TWIN_EVERY = 100  # every hundredth clip with tracks is a planted twin of the one before
@@ -160,7 +160,7 @@ def files(folder: Path) -> dict[str, int]:
 
 
 def judge_and_count(folder: Path, clips: int) -> dict[str, float]:
-    summary, filter_s = _timed(lambda: apply_filters(folder, Config()))
+    summary, filter_s = _timed(lambda: apply_filters(folder, make_config()))
     sql = "select verdict, count(*) n from current_decisions group by verdict"
     counts, count_s = _timed(lambda: query(folder, sql).to_pylist())
     assert sum(r["n"] for r in counts) == clips == sum(summary.verdicts.values())
@@ -218,7 +218,7 @@ def main() -> None:
     )
     parser.add_argument("--per-clip", type=int, default=10_000, help="clips of the per-clip baseline")
     parser.add_argument("--export", type=int, default=10_000, help="clips with tracks, exported")
-    parser.add_argument("--batch", type=int, default=Config().run.batch_clips, help="clips per batch")
+    parser.add_argument("--batch", type=int, default=make_config().run.batch_clips, help="clips per batch")
     parser.add_argument("--work", type=Path, help="folder for the roots (default: a temporary one)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

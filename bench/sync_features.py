@@ -23,9 +23,10 @@ import numpy as np
 
 from curate.query import query
 from curate.run import run
+from extractors.registry import make_config, model_spec
 from extractors.sync import FEATURE_CHOICES, SyncModel, feature_maker, score
 from ingest.media import read_audio
-from settings.config import Config, RunConfig
+from settings.config import RunConfig
 from settings.models import resolve
 
 FIXTURES = Path(
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(run=RunConfig(extractors=["face"], executor="sequential"))
+        config = make_config(run=RunConfig(extractors=["face"], executor="sequential"))
         run([str(FIXTURES / "video" / n) for n in CLIPS], tmp, config, progress=False)
         rows = query(
             tmp,
@@ -62,14 +63,14 @@ def main() -> None:
         "audio_s": seconds,
     }
     for name, settings in FEATURE_CHOICES.items():
-        make = feature_maker(settings, Config().models)
+        make = feature_maker(settings, make_config().models)
         make(clips[0][0], 30.0, len(clips[0][1]))  # load and warm up
         spent = _best_of(3, lambda make=make: [make(a, 30.0, len(b)) for a, b in clips])
         figures[f"{name}_ms_per_s"] = 1000 * spent / seconds
     for name in FEATURE_CHOICES:
         figures[f"{name}_vs_log_mel"] = figures[f"{name}_ms_per_s"] / figures["log-mel_ms_per_s"]  # type: ignore[operator]
-    model = SyncModel.load(resolve("sync-default"))
-    make = feature_maker(model.features, Config().models)
+    model = SyncModel.load(resolve(model_spec("sync-default")))
+    make = feature_maker(model.features, make_config().models)
     inputs = [model.predict(make(a, 30.0, len(b))) for a, b in clips]
     spent = _best_of(
         3, lambda: [score(model, p, b, 15, 2.0) for p, (_, b) in zip(inputs, clips, strict=True)]

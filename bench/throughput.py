@@ -30,6 +30,7 @@ from bench.bound import extractor_costs, pinned
 from bench.media import distinct_copy, duration_s
 from bench.naive import naive_seconds
 from curate.run import run
+from extractors.registry import make_config
 from settings.config import Config, RayConfig, RunConfig
 
 #: Fixture videos with one speaking face each (see the fixtures README).
@@ -83,7 +84,7 @@ def measure(minutes: float, work: Path) -> dict[str, Any]:
     videos = fixture_videos()
     inputs = make_inputs(videos, work / "inputs", minutes * 60)
     seconds = sum(duration_s(p) for p in inputs)
-    sequential = Config(run=RunConfig(executor="sequential"))
+    sequential = make_config(run=RunConfig(executor="sequential"))
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "inputs": len(inputs),
@@ -91,11 +92,11 @@ def measure(minutes: float, work: Path) -> dict[str, Any]:
         "sequential": pipeline_run(inputs, work / "seq", sequential),
     }
     with pinned({min(os.sched_getaffinity(0))}):  # Ray's processes inherit the pinning
-        results["ray_1"] = pipeline_run(inputs, work / "ray1", Config(ray=RayConfig(workers=1)))
-    results["ray_2"] = pipeline_run(inputs, work / "ray2", Config(ray=RayConfig(workers=2)))
+        results["ray_1"] = pipeline_run(inputs, work / "ray1", make_config(ray=RayConfig(workers=1)))
+    results["ray_2"] = pipeline_run(inputs, work / "ray2", make_config(ray=RayConfig(workers=2)))
     one_copy = sum(duration_s(p) for p in videos)
-    results["naive"] = {"speed": one_copy / naive_seconds(videos, Config())}
-    costs = extractor_costs(videos, Config())
+    results["naive"] = {"speed": one_copy / naive_seconds(videos, make_config())}
+    costs = extractor_costs(videos, make_config())
     cores = len(os.sched_getaffinity(0))
     results["bound"] = {"core_s_per_video_s": costs, "cores": cores, "speed": cores / costs["total"]}
     return results

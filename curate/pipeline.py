@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from extractors.base import ClipMedia, ClipRef, Extractor, Resources
+from extractors.face import FaceConfig
 from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
@@ -221,7 +222,7 @@ class SegmentStage:
 
     def __init__(self, config: Config):
         seg = config.segment
-        self.fps = config.face.fps
+        self.fps = config.section("face", FaceConfig).fps
         self.detect_shots = seg.detect_shots
         self.params = SegmentParams(
             min_clip_s=seg.min_clip_s,

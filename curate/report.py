@@ -26,7 +26,8 @@ from matplotlib.ticker import MaxNLocator
 
 from curate.calibrate import CALIBRATION
 from curate.filter import NoClips
-from extractors.registry import dataset_schemas
+from extractors.registry import dataset_schemas, in_effect, make_config
+from filters.rules import bands
 from ingest.media import iter_frames_at_rate
 from manifests.calibration import QUANTILES, Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES
@@ -137,7 +138,7 @@ def verdict_reasons(con: duckdb.DuckDBPyConnection) -> str:
 
 def score_distributions(clips: pa.Table, config: Config, docs: dict[str, str]) -> str:
     """A histogram per numeric clip column, with the filter's limits (lines) and review bands (shaded)."""
-    rules = list(config.filter.active.values())
+    rules = list(in_effect(config).active.values())
     out = []
     for f in clips.schema:
         if f.name in NOT_SCORES or not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)):
@@ -150,12 +151,11 @@ def score_distributions(clips: pa.Table, config: Config, docs: dict[str, str]) -
         ax.hist(values, bins=20, color="#4a78b0")
         limits = []
         for rule in (r for r in rules if r.column == f.name):
-            for limit in (rule.min, rule.max):
-                if limit is not None:
-                    ax.axvline(limit, color="#c62828")
-                    if rule.band:
-                        ax.axvspan(limit - rule.band, limit + rule.band, color="#ef6c00", alpha=0.2)
-                    limits.append(f"{limit:g} ± {rule.band:g}")
+            for limit, low, high in bands(rule):
+                ax.axvline(limit, color="#c62828")
+                if high > low:
+                    ax.axvspan(low, high, color="#ef6c00", alpha=0.2)
+                limits.append(f"{limit:g} ± {rule.band:g}")
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(f.name)
         ax.set_ylabel("clips")
@@ -373,7 +373,7 @@ def _sections(con: duckdb.DuckDBPyConnection, config: Config, root: Path) -> lis
 def write_report(root: str | Path, out: Path | None = None, config: Config | None = None) -> Path:
     """Write the HTML report of the dataset root ``root`` to ``out`` (default ``ROOT/report.html``).
 
-    ``config`` gives the filter thresholds drawn on the histograms (default: ``Config()``).
+    ``config`` gives the filter thresholds drawn on the histograms (default: the defaults).
     Raises :class:`NoClips` when ``root`` is missing or has no clips.
     """
     dataset = DatasetRoot(root)
@@ -381,7 +381,7 @@ def write_report(root: str | Path, out: Path | None = None, config: Config | Non
         raise NoClips(f"{dataset.path} has no clips: run `curate run` first")
     con = connect(dataset, dataset_schemas())
     try:
-        sections = _sections(con, config or Config(), dataset.path)
+        sections = _sections(con, config or make_config(), dataset.path)
     finally:
         con.close()
     body = "".join(f"<h2>{title}</h2>\n{content}\n" for title, content in sections)

@@ -14,10 +14,10 @@ from typing import Any
 from tqdm import tqdm
 
 from curate.executors import Executor, SequentialExecutor
-from curate.filter import FilterSummary, apply_filters, check_rules, in_effect
+from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork
 from curate.ray_executor import RayExecutor
-from extractors.registry import build, dataset_schemas
+from extractors.registry import build, dataset_schemas, in_effect
 from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
 from manifests.compact import COMPACTED_GRACE_S

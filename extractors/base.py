@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.media import read_audio
-from settings.config import Config
+from settings.config import Config, Rule, Section
+from settings.models import ModelSpec, cache_dir, resolve
 
 
 class ClipMedia:
@@ -125,16 +126,43 @@ class Extraction:
 
 
 class Extractor(ABC):
-    """Base class: subclasses set the class attributes and implement :meth:`extract`."""
+    """A signal, declared in one place: subclasses set the class attributes and implement
+    :meth:`extract`; ``extractors/registry.py`` composes the configuration, the schema, the
+    default rules and the model registry from what they declare.
+
+    - ``name``: the signal's name (``[run] extractors``, the ``errors`` key, its columns' prefix);
+    - ``clip_fields`` / ``track_fields``: its columns (``manifests.schema.field``);
+    - ``settings_class``: its settings section ``[<name>]`` (a :class:`~settings.config.Section`
+      with defaults and descriptions), read as ``self.settings``; ``None``: no settings;
+    - ``default_rules``: rules on its columns in ``[filter.rules]`` (name, the reason code -> rule);
+    - ``model_specs``: the registry entries of the models it may load; :meth:`models` says which
+      it loads under a configuration;
+    - ``needs``: signals whose columns it reads; :meth:`face_crops`: the face crops it looks at;
+      :attr:`resources`: what one instance needs.
+    """
 
     name: ClassVar[str]
     version: ClassVar[str]
     clip_fields: ClassVar[list[pa.Field]]
     track_fields: ClassVar[list[pa.Field]]
     needs: ClassVar[tuple[str, ...]] = ()
+    settings_class: ClassVar[type[Section] | None] = None
+    default_rules: ClassVar[dict[str, Rule]] = {}
+    model_specs: ClassVar[tuple[ModelSpec, ...]] = ()
 
     def __init__(self, config: Config):
         self.config = config
+        #: Face crops per clip the run's extractors look at, kept by the face extractor while it
+        #: decodes (set by ``extractors.registry.build``; 0: none, they decode again if they need).
+        self.crops_wanted = 0
+
+    @property
+    def settings(self) -> Any:
+        """This signal's section of the configuration (a ``settings_class``); subclasses narrow
+        the type."""
+        if self.settings_class is None:
+            raise AttributeError(f"{self.name} has no settings section")
+        return self.config.section(self.name, self.settings_class)
 
     @property
     def resources(self) -> Resources:
@@ -143,6 +171,16 @@ class Extractor(ABC):
     def models(self) -> list[str]:
         """Registry names of the models :meth:`setup` loads (what ``curate models fetch`` fetches)."""
         return []
+
+    def face_crops(self) -> int:
+        """Face crops per clip this signal looks at (``extractors.face_crops.face_samples``)."""
+        return 0
+
+    def model_path(self, name: str) -> Path:
+        """The verified local file or folder of registry model ``name`` (``[models]`` settings)."""
+        from extractors.registry import model_spec  # the registry imports every signal module
+
+        return resolve(model_spec(name), self.config.models.paths, cache_dir(self.config.models.cache_dir))
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models; called once per worker before the first clip."""

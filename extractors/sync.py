@@ -30,14 +30,40 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from extractors.base import ClipRef, Extraction, Extractor
-from extractors.face import too_few_face_frames
-from extractors.sync_features import FeatureMaker
+from extractors.face import FaceConfig, too_few_face_frames
+from extractors.sync_features import WHISPER_TINY_EN, FeatureMaker
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
-from settings.config import ModelsConfig
-from settings.models import cache_dir, resolve
+from settings.config import ModelsConfig, Rule, Section
+from settings.models import ModelFile, ModelSpec, cache_dir, resolve
+
+
+class SyncConfig(Section):
+    """Audio-visual sync scored with a model learned across clips (``curate sync train``)."""
+
+    model: str = Field(
+        "sync-default", description="registry name of the sync model, or a .npz file from `curate sync train`"
+    )
+    search_frames: int = Field(15, ge=1, le=60, description="shifts tried either way, frames")
+    significance_z: float = Field(
+        2.0, ge=0, description="sync_confidence from which the offset is reported (below: unknown, null)"
+    )
+
+
+SYNC_DEFAULT_SHA256 = "749ee8c3abb1d626d954a7c9e00bb9677922abc0f37a896527e112d03e2ecd82"
+SYNC_DEFAULT_SIZE = 597_461
+SYNC_DEFAULT = ModelSpec(
+    name="sync-default",
+    description="Whisper-encoder -> mouth ridge model and null bank for calibrated sync scores, "
+    "trained by this project with `curate sync train` on the training speakers of the pool "
+    "(recipe in docs/sync.md); needs whisper-tiny-en",
+    licence="Apache-2.0",
+    files=(ModelFile("sync_default.npz", SYNC_DEFAULT_SHA256, SYNC_DEFAULT_SIZE),),
+    packaged=Path(__file__).resolve().parent / "weights",
+)
 
 #: Mouth blendshapes the model predicts from audio.
 MOUTH_CHANNELS: tuple[str, ...] = (
@@ -289,8 +315,10 @@ def score(
 
 def feature_maker(features: Mapping[str, Any], models: ModelsConfig, threads: int = 1) -> FeatureMaker:
     """A feature maker for ``features`` settings, its Whisper encoder resolved through the registry."""
+    from extractors.registry import model_spec  # the registry imports every signal module
+
     encoder = features.get("encoder")
-    folder = resolve(encoder, models.paths, cache_dir(models.cache_dir)) if encoder else None
+    folder = resolve(model_spec(encoder), models.paths, cache_dir(models.cache_dir)) if encoder else None
     return FeatureMaker(dict(features), folder, threads)
 
 
@@ -298,6 +326,15 @@ class SyncExtractor(Extractor):
     name = "sync"
     version = "3"
     needs = ("face",)
+    settings_class = SyncConfig
+    model_specs = (SYNC_DEFAULT, WHISPER_TINY_EN)
+    default_rules: ClassVar[dict[str, Rule]] = {
+        # Sync scores are calibrated z-scores (docs/sync.md): reject only on strong evidence of
+        # foreign audio (z < 0.5) or of a shift beyond 13 frames; weak evidence goes to review;
+        # an offset too uncertain to report (null) is left to out_of_sync, which reviews it.
+        "out_of_sync": Rule(column="sync_confidence", min=1.25, band=0.75, missing="review"),
+        "sync_offset": Rule(column="sync_offset_frames", min=-8, max=8, band=5, missing="accept"),
+    }
     clip_fields: ClassVar[list[pa.Field]] = [
         column(
             "sync_offset_frames",
@@ -325,28 +362,29 @@ class SyncExtractor(Extractor):
         column("sync_curve", pa.list_(pa.float32()), "correlation per shift, from -search to +search frames"),
     ]
 
+    @property
+    def settings(self) -> SyncConfig:
+        return self.config.section(self.name, SyncConfig)
+
     def _model_file(self) -> Path:
-        cfg, models = self.config.sync, self.config.models
-        given = Path(cfg.model).expanduser()
-        return (
-            given if given.suffix == ".npz" else resolve(cfg.model, models.paths, cache_dir(models.cache_dir))
-        )
+        given = Path(self.settings.model).expanduser()
+        return given if given.suffix == ".npz" else self.model_path(self.settings.model)
 
     def models(self) -> list[str]:
         """The sync model (unless a file) and the Whisper encoder its features need."""
-        own = [] if self.config.sync.model.endswith(".npz") else [self.config.sync.model]
+        own = [] if self.settings.model.endswith(".npz") else [self.settings.model]
         encoder = SyncModel.load(self._model_file()).features.get("encoder")
         return own + ([encoder] if encoder else [])
 
     def setup(self) -> None:
-        cfg, models = self.config.sync, self.config.models
         self._model = SyncModel.load(self._model_file())
-        if abs(self._model.fps - self.config.face.fps) > 1e-6:
+        fps = self.config.section("face", FaceConfig).fps
+        if abs(self._model.fps - fps) > 1e-6:
             raise ValueError(
-                f"sync model {cfg.model!r} was trained at {self._model.fps:g} fps but [face] fps is "
-                f"{self.config.face.fps:g}: train one at this rate with `curate sync train`"
+                f"sync model {self.settings.model!r} was trained at {self._model.fps:g} fps but [face] fps is "
+                f"{fps:g}: train one at this rate with `curate sync train`"
             )
-        self._features = feature_maker(self._model.features, models)
+        self._features = feature_maker(self._model.features, self.config.models)
 
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
@@ -357,7 +395,7 @@ class SyncExtractor(Extractor):
         if out.clip["sync_skipped"]:
             return out
         audio = clip.audio()
-        cfg = self.config.sync
+        cfg = self.settings
         result = score(
             self._model,
             self._model.predict(self._features(audio, clip.fps, len(blendshapes))),

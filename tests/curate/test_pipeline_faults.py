@@ -17,9 +17,10 @@ from curate.query import query
 from curate.run import build_pipeline, run
 from extractors import registry
 from extractors.base import ClipRef, Extraction
+from extractors.registry import make_config
 from extractors.speech import SpeechExtractor
 from manifests import DatasetRoot
-from settings.config import Config, ConfigError, RayConfig, RunConfig, SegmentConfig
+from settings.config import ConfigError, RayConfig, RunConfig, SegmentConfig
 
 
 class BrokenSpeech(SpeechExtractor):
@@ -39,7 +40,7 @@ def broken_speech(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broken_speech) -> None:
-    config = Config(run=RunConfig(extractors=["speech"], executor="sequential"))
+    config = make_config(run=RunConfig(extractors=["speech"], executor="sequential"))
     summary = run(
         [str(video("vr_face_3.mp4")), str(video("vr_face_5.mp4"))], tmp_path, config, progress=False
     )
@@ -58,28 +59,28 @@ def test_unexpected_error_is_recorded_and_the_run_goes_on(tmp_path, video, broke
 
 
 def test_strict_mode_raises(tmp_path, video, broken_speech) -> None:
-    config = Config(run=RunConfig(extractors=["speech"], strict=True, executor="sequential"))
+    config = make_config(run=RunConfig(extractors=["speech"], strict=True, executor="sequential"))
     with pytest.raises(RuntimeError, match="decoder exploded"):
         run([str(video("vr_face_3.mp4"))], tmp_path, config, progress=False)
     assert not (tmp_path / "videos").exists()  # nothing committed for the failed video
 
 
 def test_stages_are_in_pipeline_order(tmp_path) -> None:
-    names = build_pipeline(Config(), DatasetRoot(tmp_path)).stage_names
+    names = build_pipeline(make_config(), DatasetRoot(tmp_path)).stage_names
     assert names == ["probe", "segment", "face", "speech", "fingerprint", "sync", "emotion", "quality"]
 
 
 def test_an_extractor_runs_after_what_it_reads_in_the_same_pool() -> None:
     with pytest.raises(ConfigError, match="'sync' reads 'face', which must come before it"):
         build_pipeline(
-            Config(run=RunConfig(extractors=["speech", "sync", "face"])), DatasetRoot("/nonexistent")
+            make_config(run=RunConfig(extractors=["speech", "sync", "face"])), DatasetRoot("/nonexistent")
         )
     with pytest.raises(ConfigError, match="own_pool: 'face' cannot have its own pool"):
-        build_pipeline(Config(ray=RayConfig(own_pool=["face"])), DatasetRoot("/nonexistent"))
+        build_pipeline(make_config(ray=RayConfig(own_pool=["face"])), DatasetRoot("/nonexistent"))
 
 
 def test_a_shot_shorter_than_min_clip_is_recorded_and_not_extracted(tmp_path, video) -> None:
-    config = Config(
+    config = make_config(
         run=RunConfig(extractors=["face"], executor="sequential", strict=True),
         segment=SegmentConfig(min_clip_s=5.0, max_clip_s=10.0),
     )
@@ -109,7 +110,7 @@ def damaged(tmp_path_factory, video):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("executor", ["sequential", "ray"])
 def test_damaged_packets_are_skipped_and_the_rest_of_the_file_is_used(tmp_path, damaged, executor) -> None:
-    config = Config(
+    config = make_config(
         run=RunConfig(extractors=["face", "speech"], executor=executor),
         ray=RayConfig(workers=1),
     )
@@ -141,7 +142,7 @@ def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, 
         raise RuntimeError("shot detector exploded\nsecond line of the message")
 
     monkeypatch.setattr("curate.pipeline.shot_changes", explode)
-    config = Config(run=RunConfig(extractors=["face"], executor="sequential"))
+    config = make_config(run=RunConfig(extractors=["face"], executor="sequential"))
     sources = [str(video("vr_face_5.mp4")), str(video("vr_face_3.mp4"))]
     summary = run(sources, tmp_path / "root", config, progress=False)
     assert summary.videos_failed == 2 and summary.failures == {"stage_error": 2}
@@ -160,7 +161,7 @@ def test_an_unexpected_error_in_segmentation_is_a_row_naming_the_file(tmp_path, 
         run(
             sources,
             tmp_path / "strict",
-            Config(run=RunConfig(extractors=["face"], executor="sequential", strict=True)),
+            make_config(run=RunConfig(extractors=["face"], executor="sequential", strict=True)),
             progress=False,
         )
 
@@ -175,7 +176,7 @@ def test_phone_rotation_is_honoured_and_the_default_audio_stream_is_used(tmp_pat
     sideways_copy(src, media / "sideways.mp4")
     second_audio_copy(src, video("lp_driving_d18.mp4"), media / "two_audio.mp4")
     second_audio_copy(src, video("lp_driving_d18.mp4"), media / "unmarked.mkv", mark_default=False)
-    config = Config(run=RunConfig(extractors=["face", "speech"], executor="sequential", strict=True))
+    config = make_config(run=RunConfig(extractors=["face", "speech"], executor="sequential", strict=True))
     run([str(src), str(media)], tmp_path / "root", config, progress=False)
     rows = query(
         tmp_path / "root",
@@ -213,7 +214,7 @@ def test_every_input_is_accounted_for_by_name(tmp_path, video) -> None:
     with av.open(str(video("vr_face_5.mp4"))) as container:
         frame = next(container.decode(video=0))
     frame.to_image().save(folder / "still.mp4", format="JPEG")  # a JPEG named like a video
-    config = Config(run=RunConfig(extractors=["face"], executor="sequential", strict=True))
+    config = make_config(run=RunConfig(extractors=["face"], executor="sequential", strict=True))
     with pytest.warns(UserWarning, match="3 of 6 inputs cannot be read"):  # named up front
         summary = run([str(folder)], tmp_path / "root", config, progress=False)
     assert summary.inputs == 6

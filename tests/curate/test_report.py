@@ -19,7 +19,8 @@ import pytest
 from curate.filter import apply_filters
 from curate.query import query
 from curate.report import write_report
-from settings.config import Config, FilterConfig, Rule
+from extractors.registry import make_config
+from settings.config import FilterConfig, Rule
 
 SECTIONS = (
     "Summary",
@@ -43,7 +44,7 @@ def judged_root(fixture_run, tmp_path_factory) -> Path:
     """A copy of the fixture run with a fresh default decision set on top (the shared root is left alone)."""
     root = tmp_path_factory.mktemp("report") / "root"
     shutil.copytree(fixture_run.root, root, ignore=shutil.ignore_patterns(".lock", "_staging"))
-    apply_filters(root, Config())
+    apply_filters(root, make_config())
     return root
 
 
@@ -91,7 +92,9 @@ def test_report_has_every_section_and_the_example_clips(report, judged_root) -> 
 
 
 def test_thresholds_come_from_the_config_and_out_is_honoured(judged_root, tmp_path) -> None:
-    config = Config(filter=FilterConfig(rules={"face_missing": Rule(column="face_detect_rate", min=0.5)}))
+    config = make_config(
+        filter=FilterConfig(rules={"face_missing": Rule(column="face_detect_rate", min=0.5)})
+    )
     path = write_report(judged_root, tmp_path / "sub" / "r.html", config)
     assert path == tmp_path / "sub" / "r.html"
     page = path.read_text(encoding="utf-8")

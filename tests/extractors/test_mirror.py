@@ -9,9 +9,9 @@ import pytest
 
 from bench.media import mirrored_copy
 from extractors.base import ClipRef
-from extractors.face import FaceExtractor, mirror_average, mirror_inconsistency
+from extractors.face import FaceConfig, FaceExtractor, mirror_average, mirror_inconsistency
+from extractors.registry import make_config
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES
-from settings.config import Config, FaceConfig
 
 
 def test_the_mirror_swaps_left_and_right_and_keeps_the_rest() -> None:
@@ -40,7 +40,7 @@ def pair(tmp_path_factory, video):  # type: ignore[no-untyped-def]
 
 
 def shapes(path, average: bool) -> np.ndarray:  # type: ignore[no-untyped-def]
-    extractor = FaceExtractor(Config(face=FaceConfig(mirror_average=average)))
+    extractor = FaceExtractor(make_config(face=FaceConfig(mirror_average=average)))
     extractor.setup()
     try:
         out = extractor.extract(ClipRef(path, "v", "c", 0.0, 4.8, 30.0, True), {})

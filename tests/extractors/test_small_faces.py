@@ -17,8 +17,9 @@ from extractors.base import ClipRef, Extraction
 from extractors.emotion import EmotionExtractor
 from extractors.face import FaceExtractor
 from extractors.quality import QualityExtractor
+from extractors.registry import make_config
 from filters.rules import check
-from settings.config import Config, FilterConfig
+from settings.config import Config
 
 pytestmark = pytest.mark.slow  # real models over media
 
@@ -78,7 +79,7 @@ def clip_of(path: Path, config: Config) -> ClipRef:
 
 @pytest.fixture(scope="module")
 def face() -> Iterator[FaceExtractor]:
-    extractor = FaceExtractor(Config())
+    extractor = FaceExtractor(make_config())
     extractor.setup()
     yield extractor
     extractor.close()
@@ -89,7 +90,7 @@ def faces(extractor: FaceExtractor, path: Path) -> Extraction:
 
 
 def multiple_faces(out: Extraction) -> str:
-    return check(FilterConfig().rules["multiple_faces"], out.clip["face_multi_rate"])
+    return check(make_config().filter.rules["multiple_faces"], out.clip["face_multi_rate"])
 
 
 def test_two_speakers_side_by_side_are_multiple_faces(face: FaceExtractor, media: Media) -> None:
@@ -103,7 +104,7 @@ def test_a_face_that_leaves_the_frame_is_missing_not_multiple(face: FaceExtracto
     out = faces(face, media.leaves)
     assert out.clip["face_detect_rate"] == pytest.approx(0.75, abs=0.04)  # 1 s of 4 without a face
     assert out.clip["face_multi_rate"] == 0.0 and multiple_faces(out) == "pass"
-    assert check(FilterConfig().rules["face_missing"], out.clip["face_detect_rate"]) == "fail"
+    assert check(make_config().filter.rules["face_missing"], out.clip["face_detect_rate"]) == "fail"
 
 
 @pytest.mark.parametrize("name", ["small", "small_may", "busy"])
@@ -140,8 +141,8 @@ def test_no_emotion_or_quality_from_fewer_face_frames_than_the_minimum(
     assert e["emotion_energy_std_db"] is not None  # the voice is still measured
     assert q["quality_sharpness"] is None and q["quality_face_px"] is None and q["quality_jitter"] is None
     assert q["quality_skipped"].startswith("few_face_frames") and q["quality_snr_db"] is not None
-    rules = FilterConfig().rules
+    rules = make_config().filter.rules
     assert check(rules["face_too_small"], q["quality_face_px"]) == "review"  # weak evidence: never reject
     # With enough face frames (the minimum lowered), the same clip is scored.
-    low = Config.model_validate({"face": {"min_score_frames": found}})
+    low = make_config(**{"face": {"min_score_frames": found}})
     assert QualityExtractor(low).extract(clip, out.track).clip["quality_face_px"] is not None

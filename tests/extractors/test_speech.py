@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from bench.media import duration_s
 from extractors.base import ClipRef
+from extractors.registry import make_config
 from extractors.speech import SpeechExtractor
-from settings.config import Config
 
 
 def test_language_and_words_from_one_encoder_pass(video) -> None:  # type: ignore[no-untyped-def]
-    config = Config()
+    config = make_config()
     assert config.speech.model == "whisper-base"  # multilingual: the language is identified
     speech = SpeechExtractor(config)
     speech.setup()

@@ -12,10 +12,11 @@ import pytest
 from bench.media import delayed_audio_copy
 from curate.query import query
 from curate.run import run
-from extractors.sync import BANK_FRAMES, DEFAULT_FEATURES, SyncModel, feature_maker, score
+from extractors.registry import make_config, model_spec
+from extractors.sync import BANK_FRAMES, DEFAULT_FEATURES, SyncConfig, SyncModel, feature_maker, score
 from extractors.sync_training import auc
 from ingest.media import read_audio
-from settings.config import Config, RunConfig, SyncConfig
+from settings.config import RunConfig
 from settings.models import resolve
 
 DELAY_FRAMES = 8  # at the 30 fps track rate
@@ -50,7 +51,7 @@ def test_a_delayed_audio_track_moves_the_offset_and_is_flagged(tmp_path, video) 
     shifted = delayed_audio_copy(
         video("vr_face_5.mp4"), tmp_path / "media" / "vr_face_5_late.mp4", DELAY_FRAMES / 30
     )
-    config = Config(
+    config = make_config(
         run=RunConfig(extractors=["face", "fingerprint", "sync"], executor="sequential", strict=True)
     )
     run([str(video("vr_face_5.mp4")), str(shifted)], tmp_path / "root", config, progress=False)
@@ -67,8 +68,8 @@ def test_a_delayed_audio_track_moves_the_offset_and_is_flagged(tmp_path, video) 
 def test_speaking_fixtures_are_calibrated_in_sync_and_foreign_audio_is_not(fixture_run, video) -> None:
     """The shipped model never saw these speakers: each clip's own audio stands out of its null,
     another clip's audio does not."""
-    model = SyncModel.load(resolve("sync-default"))
-    make = feature_maker(model.features, Config().models)
+    model = SyncModel.load(resolve(model_spec("sync-default")))
+    make = feature_maker(model.features, make_config().models)
     rows = fixture_run.sql(
         "select regexp_extract(v.uri, '[^/]+$') name, t.blendshapes, c.start_s, c.end_s, v.uri from tracks t"
         " join clips c using (clip_id) join videos v on v.video_id = c.video_id"
@@ -95,8 +96,8 @@ def test_speaking_fixtures_are_calibrated_in_sync_and_foreign_audio_is_not(fixtu
 
 
 def test_a_shift_made_in_memory_moves_the_peak(fixture_run, video) -> None:
-    model = SyncModel.load(resolve("sync-default"))
-    make = feature_maker(model.features, Config().models)
+    model = SyncModel.load(resolve(model_spec("sync-default")))
+    make = feature_maker(model.features, make_config().models)
     row = fixture_run.sql(
         "select t.blendshapes, c.end_s from tracks t join clips c using (clip_id) join videos v"
         " on v.video_id = c.video_id where v.uri like '%r3p_May_5s.mp4'"
@@ -117,7 +118,7 @@ def test_a_shift_made_in_memory_moves_the_peak(fixture_run, video) -> None:
 
 
 def test_the_shipped_model_says_what_it_is() -> None:
-    model = SyncModel.load(resolve("sync-default"))
+    model = SyncModel.load(resolve(model_spec("sync-default")))
     assert model.features == DEFAULT_FEATURES and model.fps == 30.0
     assert model.recipe["clips"] >= 80 and model.recipe["self_training"] == 1
     assert model.bank.shape == (64, BANK_FRAMES, len(model.channels))
@@ -132,7 +133,7 @@ def test_train_then_score_with_the_trained_file(fixture_run, tmp_path, curate, v
     assert model.features["kind"] == "log-mel"
     assert model.weights.shape == (15 * 40 + 1, len(model.channels))
     assert model.bank.shape[0] == 7  # each training clip's prediction is one entry of the null
-    config = Config(
+    config = make_config(
         run=RunConfig(extractors=["face", "sync"], executor="sequential", strict=True),
         sync=SyncConfig(model=str(model_file)),
     )

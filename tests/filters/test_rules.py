@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from curate.filter import NoClips, UnknownColumn, apply_filters, check_rules
+from extractors.registry import load_config, make_config
 from filters.rules import Verdict, check, judge
-from settings.config import Config, ConfigError, FilterConfig, Rule, load_config
+from settings.config import ConfigError, FilterConfig, Rule
 
 RATE = Rule(column="face_detect_rate", min=0.9, band=0.05)
 
@@ -28,7 +29,7 @@ def test_a_max_rule_mirrors_it() -> None:
 
 def test_recorded_failures_reject_with_their_codes_and_skip_the_rules() -> None:
     row = {"errors": [("face", "no_face: no face in 100% of frames"), ("speech", "no_audio: none")]}
-    assert judge(row, FilterConfig()) == Verdict("reject", ["no_audio", "no_face"])
+    assert judge(row, make_config().filter) == Verdict("reject", ["no_audio", "no_face"])
 
 
 def test_every_failed_and_borderline_rule_is_named() -> None:
@@ -38,23 +39,29 @@ def test_every_failed_and_borderline_rule_is_named() -> None:
         "sync_offset_frames": 1, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0,
         "quality_clipping": 0.0,
     }  # fmt: skip
-    assert judge(row, FilterConfig()) == Verdict("reject", ["face_missing", "multiple_faces"])
+    assert judge(row, make_config().filter) == Verdict("reject", ["face_missing", "multiple_faces"])
     row["face_detect_rate"] = 1.0
-    assert judge(row, FilterConfig()) == Verdict("review", ["multiple_faces"])
-    assert judge(row, FilterConfig(languages=["en"])) == Verdict("reject", ["language", "multiple_faces"])
-    row["face_multi_rate"] = 0.0
-    assert judge(row, FilterConfig()) == Verdict("accept", [])
-    assert judge({**row, "duplicate_of": "x"}, FilterConfig()) == Verdict("reject", ["duplicate"])
-    assert judge({**row, "duplicate_of": "x"}, FilterConfig(duplicates="review")) == Verdict(
-        "review", ["duplicate"]
+    assert judge(row, make_config().filter) == Verdict("review", ["multiple_faces"])
+    assert judge(row, make_config(filter={"languages": ["en"]}).filter) == Verdict(
+        "reject", ["language", "multiple_faces"]
     )
-    assert judge({**row, "sync_offset_frames": -7}, FilterConfig()) == Verdict("review", ["sync_offset"])
-    assert judge({**row, "sync_offset_frames": -14}, FilterConfig()) == Verdict("reject", ["sync_offset"])
+    row["face_multi_rate"] = 0.0
+    assert judge(row, make_config().filter) == Verdict("accept", [])
+    assert judge({**row, "duplicate_of": "x"}, make_config().filter) == Verdict("reject", ["duplicate"])
+    assert judge(
+        {**row, "duplicate_of": "x"}, make_config(filter={"duplicates": "review"}).filter
+    ) == Verdict("review", ["duplicate"])
+    assert judge({**row, "sync_offset_frames": -7}, make_config().filter) == Verdict(
+        "review", ["sync_offset"]
+    )
+    assert judge({**row, "sync_offset_frames": -14}, make_config().filter) == Verdict(
+        "reject", ["sync_offset"]
+    )
 
 
 def test_sync_rules_reject_only_on_strong_evidence() -> None:
     """Calibrated sync (z-scores): weak evidence and unknown offsets go to review, never to reject."""
-    rules = FilterConfig().rules
+    rules = make_config().filter.rules
     out_of_sync, offset = rules["out_of_sync"], rules["sync_offset"]
     assert [check(out_of_sync, z) for z in (0.4, 0.6, 1.9, 2.0, 6.0, None)] == [
         "fail", "review", "review", "pass", "pass", "review",
@@ -91,7 +98,7 @@ def verdicts(fixture_run, decision_set: str) -> dict[str, tuple[str, list[str]]]
 
 
 def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tmp_path) -> None:
-    first = apply_filters(fixture_run.root, Config())
+    first = apply_filters(fixture_run.root, make_config())
     before = verdicts(fixture_run, first.decision_set)
     for name in (
         "vr_face_3.mp4#0",
@@ -106,7 +113,7 @@ def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tm
     assert before["lp_driving_d14.mp4#0"] == ("reject", ["no_speech"])
     assert {before[f"moviepy_big_buck_bunny_0_30.webm#{i}"][1][0] for i in range(3)} == {"no_face"}
 
-    english_only = Config(filter=FilterConfig(languages=["en"]))
+    english_only = make_config(filter=FilterConfig(languages=["en"]))
     second = apply_filters(fixture_run.root, english_only)
     after = verdicts(fixture_run, second.decision_set)
     changed = {k for k in before if after[k] != before[k]}
@@ -124,14 +131,14 @@ def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tm
 
 def test_filter_errors_are_clear(tmp_path, fixture_run) -> None:
     with pytest.raises(NoClips, match="curate run"):
-        apply_filters(tmp_path, Config())
-    bad = Config(filter=FilterConfig(rules={"x": Rule(column="nope", min=1)}))
+        apply_filters(tmp_path, make_config())
+    bad = make_config(filter=FilterConfig(rules={"x": Rule(column="nope", min=1)}))
     with pytest.raises(UnknownColumn, match="nope"):
         apply_filters(fixture_run.root, bad)
 
 
 def test_the_example_config_is_the_defaults() -> None:
-    assert load_config(Path(__file__).resolve().parents[2] / "curate.example.toml") == Config()
+    assert load_config(Path(__file__).resolve().parents[2] / "curate.example.toml") == make_config()
 
 
 def test_inverted_limits_and_rules_on_text_are_refused(tmp_path) -> None:
@@ -152,10 +159,12 @@ def test_multiple_faces_counts_only_frames_with_a_face_and_null_face_scores_neve
         "speech_language_prob": 0.99, "duration_s": 5.0, "sync_confidence": 3.5, "sync_offset_frames": 1,
         "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0, "quality_clipping": 0.0,
     }  # fmt: skip
-    assert judge(row, FilterConfig()) == Verdict("review", ["face_missing"])
-    assert judge({**row, "face_multi_rate": 0.5}, FilterConfig()) == Verdict(
+    assert judge(row, make_config().filter) == Verdict("review", ["face_missing"])
+    assert judge({**row, "face_multi_rate": 0.5}, make_config().filter) == Verdict(
         "reject", ["multiple_faces", "face_missing"]
     )
     weak = {**row, "face_detect_rate": 1.0, "quality_face_px": None, "quality_brightness": None}
     weak |= {"sync_confidence": None, "sync_offset_frames": None}
-    assert judge(weak, FilterConfig()) == Verdict("review", ["out_of_sync", "face_too_small", "too_dark"])
+    assert judge(weak, make_config().filter) == Verdict(
+        "review", ["out_of_sync", "face_too_small", "too_dark"]
+    )

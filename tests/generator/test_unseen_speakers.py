@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from curate.filter import apply_filters
-from settings.config import Config, FilterConfig
+from extractors.registry import make_config
+from settings.config import FilterConfig
 
 #: The only rules on the columns the pool subset's run measured (face and fingerprint).
 FACE_RULES = ("face_missing", "multiple_faces")
@@ -28,8 +29,8 @@ def figures(pool_train_subset: Path, accepted_run, curate, tmp_path_factory) -> 
     work = tmp_path_factory.mktemp("unseen")
     root = work / "pool"
     shutil.copytree(pool_train_subset, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports"))
-    off = {name: {"enabled": False} for name in FilterConfig().rules if name not in FACE_RULES}
-    apply_filters(root, Config(filter=FilterConfig.model_validate({"rules": off, "duplicates": "off"})))
+    off = {name: {"enabled": False} for name in make_config().filter.rules if name not in FACE_RULES}
+    apply_filters(root, make_config(filter=FilterConfig.model_validate({"rules": off, "duplicates": "off"})))
     speakers = ("--group", "v.source_tags['speaker_id']")
     done = curate("export", str(root), "--name", "pool", *speakers, "--val", "0.25", "--test", "0")
     assert done.returncode == 0, done.stderr

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from curate.filter import apply_filters
+from extractors.registry import load_config
 from review.client import LabelStudio
 from review.server import DEFAULT_VENV, Credentials, start
-from settings.config import Config, ReviewConfig, load_config
+from settings.config import Config, ReviewConfig
 
 #: A band that puts every speaking fixture clip in review (their speech ratios are 0.77-0.98).
 REVIEW_BAND = "[filter.rules.little_speech]\nmin = 0.9\nband = 0.2\n"

