@@ -1,10 +1,13 @@
-"""The stages of ``curate run`` and the two work units they pass along.
+"""The stages of ``curate run`` and the work units they pass along.
 
-    per video:  ProbeStage -> SegmentStage                 (VideoWork, cheap)
-    per clip:   ExtractStage(face), ExtractStage(speech)   (ClipWork, models loaded in setup())
+    per video:  ProbeStage -> SegmentStage                 (VideoWork with its PlannedClips, cheap)
+    per clip:   ExtractStage(<signal>) for each signal of  (ClipWork, models loaded in setup())
+                [run] extractors, in order
                 -> Pipeline.commit_clip                    (the clip's rows into the batch)
     per video:  Pipeline.commit_video                      (the videos row into the batch)
     end:        Pipeline.flush                             (commit what the process holds)
+
+:func:`stages` builds that list from the configuration; :class:`Pipeline` runs it.
 
 Executors (sequential and Ray) run the same stage objects through :class:`Pipeline`. Work is
 spread per clip, so a worker holds one clip's arrays at a time however long the video is, plus
@@ -21,7 +24,7 @@ import os
 import resource
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,11 +82,48 @@ class ClipOutcome:
     node: str = "local"
 
 
+@dataclass(frozen=True)
+class PlannedClip:
+    """A clip as segmentation planned it: its span in source seconds, why it was cut there, the
+    track rate, and the failures known before extraction (``too_short``)."""
+
+    clip_id: str
+    video_id: str
+    clip_index: int
+    start_s: float
+    end_s: float
+    cut_start: str  # start | shot | silence | max_length
+    cut_end: str  # end | shot | silence | max_length
+    fps: float  # constant output rate of the clip's tracks
+    damaged_s: float  # seconds of the clip inside damaged spans of the source
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def row(self) -> dict[str, Any]:
+        """The clip's columns of the ``clips`` table as a new row (its own ``errors`` dict)."""
+        return {
+            "clip_id": self.clip_id,
+            "video_id": self.video_id,
+            "clip_index": self.clip_index,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "duration_s": self.duration_s,
+            "cut_start": self.cut_start,
+            "cut_end": self.cut_end,
+            "fps": self.fps,
+            "damaged_s": self.damaged_s,
+            "errors": dict(self.errors),
+        }
+
+
 @dataclass
 class VideoWork:
     """One input on its way through the stages; small, so executors pass it around freely.
 
-    ``video`` is the row of the ``videos`` table; ``clips`` the planned clip rows (no arrays).
+    ``video`` is the row of the ``videos`` table; ``clips`` the planned clips (no arrays).
     ``fatal``: the video cannot be processed further; ``skipped``: ``"done"`` (committed by an
     earlier run) or ``"duplicate"`` (same content as another input of this run).
     ``outcomes``: the clips committed now; ``clips_resumed``: clips an earlier run committed.
@@ -93,7 +133,7 @@ class VideoWork:
     run_id: str
     tags: dict[str, str] = field(default_factory=dict)  # the input's columns in a CSV list
     video: dict[str, Any] = field(default_factory=dict)
-    clips: list[dict[str, Any]] = field(default_factory=list)
+    clips: list[PlannedClip] = field(default_factory=list)
     path: Path | None = None
     fatal: bool = False
     skipped: str | None = None
@@ -251,21 +291,20 @@ class SegmentStage:
             short = length < self.params.min_clip_s
             detail = f"{Path(work.uri).name}: {length:.2f} s, under [segment] min_clip_s {self.params.min_clip_s:g}"
             work.clips.append(
-                {
-                    "clip_id": clip_id(vid, plan.start_s, plan.end_s),
-                    "video_id": vid,
-                    "clip_index": index,
-                    "start_s": plan.start_s,
-                    "end_s": plan.end_s,
-                    "duration_s": plan.end_s - plan.start_s,
-                    "cut_start": plan.cut_start,
-                    "cut_end": plan.cut_end,
-                    "fps": self.fps,
-                    "damaged_s": sum(
+                PlannedClip(
+                    clip_id(vid, plan.start_s, plan.end_s),
+                    vid,
+                    index,
+                    plan.start_s,
+                    plan.end_s,
+                    plan.cut_start,
+                    plan.cut_end,
+                    self.fps,
+                    sum(
                         max(0.0, min(plan.end_s, d["end_s"]) - max(plan.start_s, d["start_s"])) for d in spans
                     ),
-                    "errors": {self.name: error_text("too_short", detail)} if short else {},
-                }
+                    {self.name: error_text("too_short", detail)} if short else {},
+                )
             )
         work.video["n_clips"] = len(work.clips)
         return work
@@ -317,6 +356,18 @@ class ExtractStage:
         return work
 
 
+def stages(
+    config: Config, root: DatasetRoot, extractors: Sequence[Extractor], done: Committed
+) -> list[VideoStage | ExtractStage]:
+    """The stages of a run, in order: probe and segment each video, then one extract stage per
+    signal of ``extractors`` (``extractors.registry.build(config)``) on each clip."""
+    return [
+        ProbeStage(root, done),
+        SegmentStage(config),
+        *(ExtractStage(e, root, strict=config.run.strict) for e in extractors),
+    ]
+
+
 class Pipeline:
     """The stage objects of a run and the commits between them; shared by every executor.
 
@@ -330,15 +381,15 @@ class Pipeline:
         self,
         root: DatasetRoot,
         config: Config,
-        extractors: list[Extractor],
+        run_stages: Sequence[VideoStage | ExtractStage],
         schemas: dict[str, pa.Schema],
         done: Committed,
     ):
         self.root = root
         self.done = done
         self.batch = BatchWriter(root, schemas, config.run.batch_clips, config.run.batch_wait_s)
-        self.video_stages: list[VideoStage] = [ProbeStage(root, done), SegmentStage(config)]
-        self.clip_stages = [ExtractStage(e, root, strict=config.run.strict) for e in extractors]
+        self.clip_stages = [s for s in run_stages if isinstance(s, ExtractStage)]
+        self.video_stages = [s for s in run_stages if not isinstance(s, ExtractStage)]
         self.strict = config.run.strict
         self.schemas = schemas
 
@@ -376,15 +427,15 @@ class Pipeline:
         """The clips of ``work`` not yet committed; counts the others in ``work.clips_resumed``."""
         if not work.active or work.path is None:
             return []
-        todo = [c for c in work.clips if c["clip_id"] not in self.done.clips]
+        todo = [c for c in work.clips if c.clip_id not in self.done.clips]
         work.clips_resumed = len(work.clips) - len(todo)
         return [
             ClipWork(
-                dict(c, errors=dict(c["errors"])),
+                c.row(),
                 {
-                    "clip_id": c["clip_id"],
-                    "video_id": c["video_id"],
-                    "t_s": frame_grid(c["start_s"], c["end_s"], c["fps"]).tolist(),
+                    "clip_id": c.clip_id,
+                    "video_id": c.video_id,
+                    "t_s": frame_grid(c.start_s, c.end_s, c.fps).tolist(),
                 },
                 work.path,
                 bool(work.video["has_audio"]),

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from curate.executors import Executor, SequentialExecutor
 from curate.filter import FilterSummary, apply_filters, check_rules
-from curate.pipeline import Pipeline, VideoWork
+from curate.pipeline import Pipeline, VideoWork, stages
 from curate.ray_executor import RayExecutor
 from extractors.registry import build, dataset_schemas, in_effect
 from ingest.probe import content_id, uri_id
@@ -135,13 +135,14 @@ def _seconds_processed(work: VideoWork) -> float:
     if not work.clips_resumed:
         return float(work.video.get("duration_s") or 0.0)
     done = {o.clip_id for o in work.outcomes}
-    return sum(float(c["duration_s"]) for c in work.clips if c["clip_id"] in done)
+    return sum(c.duration_s for c in work.clips if c.clip_id in done)
 
 
 def build_pipeline(config: Config, root: DatasetRoot) -> Pipeline:
     """The stage objects of a run, in order (shared by every executor), knowing what ``root``
     holds committed now."""
-    return Pipeline(root, config, build(config), dataset_schemas(), root.committed())
+    done = root.committed()
+    return Pipeline(root, config, stages(config, root, build(config), done), dataset_schemas(), done)
 
 
 def build_executor(config: Config) -> Executor:
