@@ -184,7 +184,7 @@ class Config(Section):
     signal that has settings (``[face]``, ``[speech]``...).
 
     This class names no signal. :meth:`compose` makes the configuration of a set of signals
-    (``extractors/registry.py:config_class`` composes it from the registered ones): their
+    (the signal registry's ``config_class`` composes it from the registered signals): their
     sections become fields, ``[run] extractors`` defaults to all of them and accepts no other
     name, and ``[filter] rules`` starts from the core rules and theirs.
     """
@@ -236,8 +236,8 @@ class Config(Section):
         rules under ``[filter] rules``."""
         if not cls.signals:  # a configuration without signals would judge with the core rules alone
             raise TypeError(
-                "settings.config.Config names no signal: make a configuration with "
-                "extractors.registry.make_config() or load_config()"
+                "settings.config.Config names no signal: make a configuration with the signal "
+                "registry's make_config() or load_config()"
             )
         if not isinstance(data, dict):
             return data
@@ -281,7 +281,7 @@ class Config(Section):
 
 def load_config(path: str | Path | None, kind: type[Config]) -> Config:
     """Read and validate ``path`` as a ``kind`` (a composed configuration, see
-    ``extractors/registry.py:load_config``); ``None`` gives the defaults."""
+    the signal registry's ``load_config``); ``None`` gives the defaults."""
     if path is None:
         return kind()
     path = Path(path)

@@ -1,7 +1,7 @@
 """Model registry mechanics: how weights are described, verified and found, and where they come from.
 
 Which models exist is declared by the signals that load them (each extractor's ``model_specs``,
-composed by ``extractors/registry.py:model_specs``); this module names none. A model is a folder of files, each with a sha256 and a size. Loading (:func:`resolve`) looks
+composed by the signal registry's ``model_specs``); this module names none. A model is a folder of files, each with a sha256 and a size. Loading (:func:`resolve`) looks
 only at local places, in this order, and verifies every file's sha256:
 
 1. a path given by config (``[models] paths``) or by ``CURATE_MODEL_<NAME>`` (the folder, or
