@@ -26,9 +26,10 @@ from manifests.schema import error_code
 from manifests.store import DatasetRoot
 from manifests.views import connect
 from settings.config import Config
+from settings.errors import NothingToWorkOn
 
 
-class NothingToRead(RuntimeError):
+class NothingToRead(NothingToWorkOn, RuntimeError):
     """The sources name no video input at all."""
 
 

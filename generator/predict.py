@@ -15,9 +15,10 @@ import torch
 from generator.checkpoint import Trained
 from generator.features import FrameFeatures, load_frame_features
 from ingest.media import frame_grid, read_audio
+from settings.errors import NothingToWorkOn
 
 
-class PredictError(ValueError):
+class PredictError(NothingToWorkOn, ValueError):
     """The audio cannot be read, or has no sample."""
 
 

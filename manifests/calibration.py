@@ -21,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from settings.errors import NothingToWorkOn
+
 #: Quantiles matched between the corpus and the capture.
 QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 #: A channel whose p1..p99 span is below this (either side) holds still: identity.
 STILL = 1e-4
 
 
-class CalibrationError(ValueError):
+class CalibrationError(NothingToWorkOn, ValueError):
     """A calibration file is unreadable, or does not fit the channels it is applied to."""
 
 

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from settings.errors import InvalidInput
+
 #: Languages with at least about 1,000 hours of Whisper training speech. Whisper's language
 #: identification on clips of a few seconds confuses well-covered languages with poorly covered
 #: ones (an English fixture reads as Welsh, p=0.70, with the base model), so detection is
@@ -39,7 +41,7 @@ WELL_COVERED_LANGUAGES = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput, ValueError):
     """The configuration file is missing, not TOML, or not valid."""
 
 

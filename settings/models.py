@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from settings.errors import NothingToWorkOn
+
 DEFAULT_CACHE = Path("~/.cache/curate/models")
 PACKAGED = Path(__file__).resolve().parents[1] / "extractors" / "weights"
 
@@ -189,7 +191,7 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(NothingToWorkOn, RuntimeError):
     """No local copy of a model verifies; the message says how to get one."""
 
 
