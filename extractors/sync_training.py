@@ -37,6 +37,7 @@ from ingest.sources import localize
 from manifests.store import DatasetRoot
 from manifests.views import connect
 from settings.config import Config
+from settings.errors import NothingToWorkOn
 
 SHIFTS = (2, 3, 5, 8, 12)
 #: Shifts at least this large (frames) should be flagged by the sync rules.
@@ -66,7 +67,7 @@ class SyncClip:
         return np.pad(audio[:n], (0, max(0, n - len(audio))))
 
 
-class NotEnoughClips(ValueError):
+class NotEnoughClips(NothingToWorkOn, ValueError):
     """The root has too few usable clips (or groups) to train or evaluate."""
 
 

@@ -11,11 +11,12 @@ import torch
 from generator.config import TrainConfig
 from generator.model import Generator
 from manifests.store import atomic_write
+from settings.errors import NothingToWorkOn
 
 CHECKPOINT = "checkpoint.pt"
 
 
-class NoCheckpoint(FileNotFoundError):
+class NoCheckpoint(NothingToWorkOn, FileNotFoundError):
     """The run folder has no checkpoint (not trained yet, or not a run folder)."""
 
 

@@ -27,12 +27,14 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from generator.features import FrameFeatures, cache_path, read_cached, write_cached
+from settings.errors import NothingToWorkOn
 
 Unit = tuple[Path, int]  # (shard file, row group)
 
 
-class ShardError(ValueError):
-    """An export folder is missing, incomplete, or has no clip in the asked split."""
+class ShardError(NothingToWorkOn, ValueError):
+    """An export folder is missing, incomplete, has no clip in the asked split, or does not fit the
+    model it is used with."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import torch
 
 from generator import metrics
 from generator.checkpoint import load_checkpoint
-from generator.data import Clip, Export, SequenceStream
+from generator.data import Clip, Export, SequenceStream, ShardError
 from generator.model import Generator
 from generator.train import cache_features, pick_device
 
@@ -113,7 +113,7 @@ def predict_clip(model: Generator, clip: Clip, device: torch.device, own_neutral
     """The model's blendshapes for a clip's cached features, (n_frames, n_channels), on the clip's
     neutral (``own_neutral``) or the model's default."""
     if clip.features is None:
-        raise ValueError(f"clip {clip.clip_id} has no cached features")
+        raise ShardError(f"clip {clip.clip_id} has no cached features")
     features = torch.from_numpy(clip.features)[None].to(device)
     neutral = torch.from_numpy(clip.neutral).to(device) if own_neutral else None
     return model.animate(features, neutral)[0].cpu().numpy()
@@ -132,7 +132,7 @@ def evaluate(
     trained = load_checkpoint(run_dir, torch_device)
     export = Export.open(export_path or trained.export)
     if export.names != trained.names:
-        raise ValueError(f"{export.path} has other channels than the model of {run_dir}")
+        raise ShardError(f"{export.path} has other channels than the model of {run_dir}")
     kind = trained.config.model.features
     cache_features(export, kind, report)
     clips = list(SequenceStream(export.files(split), rank=0, world_size=1, features=kind))

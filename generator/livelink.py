@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from settings.errors import InvalidInput
+
 #: The 52 ARKit blendshape columns of a Live Link Face CSV, in its order.
 LLF_BLENDSHAPES: tuple[str, ...] = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
@@ -39,6 +41,19 @@ LLF_POSE: tuple[str, ...] = (
 LLF_COLUMNS: tuple[str, ...] = ("Timecode", "BlendShapeCount", *LLF_BLENDSHAPES, *LLF_POSE)
 TIMECODE_FPS = 60
 FORMATS = ("csv", "json", "npy")
+
+
+class UnknownFormat(InvalidInput, ValueError):
+    """An animation format other than :data:`FORMATS`."""
+
+
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """The animation format: ``fmt``, else ``json`` or ``npy`` from ``path``'s suffix, else ``csv``."""
+    suffix = Path(path).suffix.lower()
+    chosen = fmt or (suffix.lstrip(".") if suffix in (".json", ".npy") else "csv")
+    if chosen not in FORMATS:
+        raise UnknownFormat(f"unknown format {chosen!r}: use one of {', '.join(FORMATS)}")
+    return chosen
 
 
 def to_llf_channels(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -102,5 +117,5 @@ def write_animation(path: str | Path, values: np.ndarray, names: Sequence[str], 
         np.save(buffer, to_llf_channels(values, names).astype(np.float32))
         _write_atomic(path, buffer.getvalue())
     else:
-        raise ValueError(f"unknown animation format {fmt!r}: one of {FORMATS}")
+        raise UnknownFormat(f"unknown animation format {fmt!r}: one of {FORMATS}")
     return path

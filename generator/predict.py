@@ -1,6 +1,7 @@
-"""``curate predict RUN audio --out anim.csv [--neutral pose.json]``: blendshape animation from
-speech with a trained run, on the speaker's neutral pose when one is given (else the model's
-default neutral)."""
+"""``curate predict RUN audio --out anim.csv [--neutral pose.json] [--calibration cal.json]``:
+blendshape animation from speech with a trained run, on the speaker's neutral pose when one is
+given (else the model's default neutral), mapped to ARKit ranges when a calibration is given.
+:func:`predict_file` does the whole command; :func:`predict_audio` is its core on audio in memory."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import av
 import numpy as np
 import torch
 
-from generator.checkpoint import Trained
+from generator.checkpoint import Trained, load_checkpoint
 from generator.features import FrameFeatures, load_frame_features
+from generator.livelink import format_for, write_animation
+from generator.train import pick_device
 from ingest.media import frame_grid, read_audio
+from manifests.arkit_map import Calibration
+from settings.errors import NothingToWorkOn
 
 
-class PredictError(ValueError):
+class PredictError(NothingToWorkOn, ValueError):
     """The audio cannot be read, or has no sample."""
 
 
@@ -80,3 +85,39 @@ def read_speech(path: str | Path) -> np.ndarray:
         raise PredictError(f"{path} has no audio stream") from None
     except av.error.FFmpegError as exc:
         raise PredictError(f"{path} is not readable audio: {exc}") from None
+
+
+def predict_file(
+    run_dir: str | Path,
+    audio: str | Path,
+    out: str | Path,
+    fmt: str | None = None,
+    neutral: str | Path | None = None,
+    calibration: str | Path | None = None,
+    device: str = "cpu",
+) -> Animation:
+    """Animate the speech of the file ``audio`` with the model of the run folder ``run_dir`` and
+    write the animation to ``out``; returns what was written.
+
+    - ``audio``: any audio or video file PyAV decodes, read as 16 kHz mono.
+    - ``fmt``: ``csv`` (Live Link Face), ``json`` or ``npy`` (:mod:`generator.livelink`); default
+      from ``out``'s suffix (``.json``, ``.npy``, else ``csv``). Checked before anything is loaded.
+    - ``neutral``: a JSON object of channel -> value in [0, 1], the speaker's resting pose
+      (default: the model's neutral).
+    - ``calibration``: a ``curate calibrate`` file mapping the values to ARKit ranges.
+    - ``device``: ``auto``, ``cpu`` or ``cuda``.
+
+    The result's ``values`` are (n_frames, n_channels) in [0, 1], frame k at k / ``fps`` seconds,
+    one frame per grid time below the audio's end, at the model's frame rate. Raises
+    :class:`~generator.livelink.UnknownFormat`, :class:`~generator.checkpoint.NoCheckpoint`,
+    :class:`PredictError` or :class:`~manifests.arkit_map.CalibrationError`.
+    """
+    chosen = format_for(out, fmt)
+    trained = load_checkpoint(run_dir, pick_device(device))
+    pose = read_neutral(neutral, trained) if neutral else None
+    animation = predict_audio(trained, read_speech(audio), pose)
+    if calibration:
+        values = Calibration.load(calibration).apply(animation.values, animation.names)
+        animation = Animation(values, animation.names, animation.fps)
+    write_animation(out, animation.values, animation.names, animation.fps, chosen)
+    return animation

@@ -37,9 +37,10 @@ from generator.data import Export, SequenceStream, ShardError, WindowStream, ens
 from generator.features import load_frame_features
 from generator.losses import blendshape_loss, channel_weights
 from generator.model import Generator
+from settings.errors import InvalidInput, NothingToWorkOn
 
 
-class TrainingError(ValueError):
+class TrainingError(NothingToWorkOn, ValueError):
     """The run cannot start or go on (an existing run with another model shape, an empty split)."""
 
 
@@ -57,9 +58,16 @@ class TrainResult:
     def windows_per_s(self) -> float:
         return self.windows / self.seconds if self.seconds else 0.0
 
+    def to_text(self) -> str:
+        """One line: the run folder, the step reached, the model's size, and the speed of this call."""
+        speed = f", {self.windows_per_s:.1f} windows/s" if self.windows else ""
+        return f"{self.run_dir}: step {self.step}, {self.n_parameters / 1e6:.2f}M parameters{speed}"
+
 
 def pick_device(name: str) -> torch.device:
     """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise InvalidInput(f"unknown device {name!r}: use auto, cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("device cuda asked for, but torch sees no CUDA GPU")
     if name == "auto":

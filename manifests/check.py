@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifests.lock import hold
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, NoSuchRoot
 
 TABLES = ("videos", "clips", "tracks", "decisions", "inputs")
 
@@ -51,7 +51,7 @@ def check_root(path: str | Path, repair: bool = False) -> CheckReport:
     :class:`~manifests.lock.RootBusy` while a run writes it)."""
     root = DatasetRoot(path)
     if not root.exists():
-        raise FileNotFoundError(f"dataset root {root.uri} does not exist")
+        raise NoSuchRoot(f"dataset root {root.uri} does not exist")
     snap = root.snapshot()
     report = CheckReport(
         root.uri,

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.lock import hold
-from manifests.store import BATCH_TABLES, DatasetRoot, Snapshot, new_key, part_key
+from manifests.store import BATCH_TABLES, DatasetRoot, NoSuchRoot, Snapshot, new_key, part_key
 
 #: Seconds a compacted-away part stays on disk for readers that started before the compaction.
 COMPACTED_GRACE_S = 600.0
@@ -118,7 +118,7 @@ def compact(
     fold the commit records."""
     root = DatasetRoot(path)
     if not root.exists():
-        raise FileNotFoundError(f"dataset root {root.uri} does not exist")
+        raise NoSuchRoot(f"dataset root {root.uri} does not exist")
     started = time.perf_counter()
     with hold(root, "compact-" + time.strftime("%Y%m%dT%H%M%S")):
         root.adopt_legacy()

@@ -31,10 +31,12 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from settings.errors import InvalidInput
+
 PARQUET_MAGIC = b"PAR1"
 
 
-class RemoteRoot(ValueError):
+class RemoteRoot(InvalidInput, ValueError):
     """An operation that needs a local dataset root was given an object-store root."""
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from manifests.fs import LocalStorage, ObjectStorage
 from manifests.store import DatasetRoot
+from settings.errors import RootInUse
 
 LOCK = ".lock"
 #: Seconds an object-store lock lasts without renewal: how long a run killed on another machine
@@ -49,11 +50,11 @@ def lease_s() -> float:
     return float(os.environ.get("CURATE_LOCK_LEASE_S", LEASE_S))
 
 
-class RootBusy(RuntimeError):
+class RootBusy(RootInUse, RuntimeError):
     """Another live run holds the dataset root."""
 
 
-class LockLost(RuntimeError):
+class LockLost(RootInUse, RuntimeError):
     """The object-store lock expired while held (its renewals failed) and another run took it."""
 
 

@@ -53,6 +53,7 @@ from manifests.fs import (
     is_remote,
     open_storage,
 )
+from settings.errors import NothingToWorkOn
 
 LOG = "_log"
 CHECKPOINT = "_checkpoint-"
@@ -62,6 +63,10 @@ BATCH_TABLES = ("clips", "tracks", "videos")
 
 class SchemaMismatch(ValueError):
     """Records do not agree with the table schema they are written with."""
+
+
+class NoSuchRoot(NothingToWorkOn, FileNotFoundError):
+    """A command that reads a dataset root was given a location with none."""
 
 
 def records_to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:

@@ -20,11 +20,13 @@ from label_studio_sdk.client import LabelStudio as Sdk
 from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.types import ImportApiRequest
 
+from settings.errors import NothingToWorkOn
+
 #: Tasks fetched per page when listing a project.
 PAGE_SIZE = 100
 
 
-class ReviewError(RuntimeError):
+class ReviewError(NothingToWorkOn, RuntimeError):
     """Label Studio could not be reached or refused a call; the message says which and why."""
 
 

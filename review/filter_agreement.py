@@ -20,9 +20,10 @@ from filters.rules import check
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
 from settings.config import Config, Rule
+from settings.errors import NothingToWorkOn
 
 
-class NoReviews(RuntimeError):
+class NoReviews(NothingToWorkOn, RuntimeError):
     """No clip of the root has a reviewer's verdict yet."""
 
 

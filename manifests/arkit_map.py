@@ -6,7 +6,7 @@ the corpus's quantiles :data:`QUANTILES` land on the capture's: value ``x`` of c
 becomes ``interp(x, source[c], target[c])`` (flat beyond the ends). A channel either side holds
 still (one value) keeps the identity; so do channels the capture lacks.
 
-It is fitted on frames with a face of a dataset's accepted clips (:mod:`curate.calibrate`), kept as
+It is fitted on frames with a face of a dataset's accepted clips (:mod:`curate.arkit_fit`), kept as
 JSON, and applied to exported labels (``curate export --calibration``) and predictions
 (``curate predict --calibration``); ``curate report`` draws it (docs/generator.md).
 """
@@ -21,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from settings.errors import NothingToWorkOn
+
 #: Quantiles matched between the corpus and the capture.
 QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 #: A channel whose p1..p99 span is below this (either side) holds still: identity.
 STILL = 1e-4
 
 
-class CalibrationError(ValueError):
+class CalibrationError(NothingToWorkOn, ValueError):
     """A calibration file is unreadable, or does not fit the channels it is applied to."""
 
 

@@ -1,5 +1,5 @@
 """``curate calibrate ROOT --capture CSV``: fit the ARKit calibration of a dataset root's labels
-(:mod:`manifests.calibration`) and keep it at ``ROOT/calibration.json``, where ``curate report``
+(:mod:`manifests.arkit_map`) and keep it at ``ROOT/calibration.json``, where ``curate report``
 draws it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from extractors.registry import dataset_schemas
-from manifests.calibration import Calibration, CalibrationError, read_capture
+from manifests.arkit_map import Calibration, CalibrationError, read_capture
 from manifests.schema import BLENDSHAPE_NAMES, SHARD_BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from manifests.calibration import QUANTILES, Calibration, CalibrationError, read_capture
+from manifests.arkit_map import QUANTILES, Calibration, CalibrationError, read_capture
 from manifests.schema import SHARD_BLENDSHAPE_NAMES
 
 
