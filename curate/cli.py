@@ -59,6 +59,9 @@ models_app = _group("models", "The model registry: list models and fill the loca
 sync_app = _group(
     "sync", "The sync model: train it on a dataset root, measure it on shifted and swapped audio."
 )
+emotion_app = _group(
+    "emotion", "The emotion labels: fit their fusion on labelled clips, measure them on other speakers."
+)
 review_app = _group(
     "review",
     "Human review in Label Studio: serve, push borderline clips, pull verdicts, calibrate the filters.",
@@ -333,6 +336,52 @@ def sync_eval(
         progress=progress,
     )
     _print_and_save(result, json_out)
+
+
+EmotionLabels = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV with file (or uri) and emotion columns; default: the emotion source tag, else "
+        "the file name (MEAD, RAVDESS, CREMA-D naming)."
+    ),
+]
+
+
+@emotion_app.command("train")
+def emotion_train(
+    root: Annotated[Path, _local("Dataset root of labelled clips (the training speakers).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Fusion weights to write (.npz).")],
+    labels: EmotionLabels = None,
+    config: ConfigOption = None,
+) -> None:
+    """Fit the fusion of the face model and the blendshapes on ROOT's labelled clips.
+
+    Label with it by naming the file in the config: `[emotion] fusion = "FILE.npz"`.
+    """
+    from extractors.emotion_training import train_root
+
+    typer.echo(train_root(root, out, load_config(config), labels))
+
+
+@emotion_app.command("eval")
+def emotion_eval(
+    root: Annotated[Path, _local("Dataset root of labelled clips (speakers the fusion never saw).")],
+    labels: EmotionLabels = None,
+    config: ConfigOption = None,
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--each-speaker-held-out",
+            help="Judge each speaker with a fusion fitted on ROOT's other speakers (a training split).",
+        ),
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+) -> None:
+    """Top-1, neutral-vs-emotional AUC and confusion of each cue and of the fused labels, and
+    the coverage and precision of the labels at [emotion] min_confidence."""
+    from extractors.emotion_training import evaluate_root
+
+    _print_and_save(evaluate_root(root, load_config(config), labels, held_out), json_out)
 
 
 @review_app.command("serve")

@@ -11,7 +11,6 @@ the page.
 from __future__ import annotations
 
 import base64
-import importlib
 import io
 from html import escape
 from pathlib import Path
@@ -26,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 from curate.arkit_fit import CALIBRATION
 from curate.filter import NoClips
+from extractors.emotion_fusion import EMOTION_CLASSES
 from extractors.registry import dataset_schemas, in_effect, make_config
 from filters.rules import bands
 from ingest.media import iter_frames_at_rate
@@ -170,13 +170,6 @@ def score_distributions(clips: pa.Table, config: Config, docs: dict[str, str]) -
     )
 
 
-def _emotion_classes() -> list[str] | None:
-    try:
-        return list(importlib.import_module("extractors.emotion").EMOTION_CLASSES)
-    except (ImportError, AttributeError):
-        return None
-
-
 def emotion_mix(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     """Counts of the dominant emotion, and the mean class probabilities when their names are known."""
     out = ""
@@ -184,12 +177,19 @@ def emotion_mix(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
         counts = {
             r["e"]: r["n"]
             for r in _rows(
-                con, "select coalesce(emotion_dominant, '(none)') e, count(*) n from clips group by 1"
+                con,
+                "select coalesce(emotion_dominant, if(emotion_probs is null, '(not measured)', "
+                "'(uncertain)')) e, count(*) n from clips group by 1",
             )
         }
-        out += _bars(counts, "clips", "dominant emotion", "Dominant facial expression of each clip.")
-    classes = _emotion_classes()
-    if "emotion_probs" in columns and classes:
+        out += _bars(
+            counts,
+            "clips",
+            "emotion label",
+            "Emotion label of each clip (uncertain: fused confidence under [emotion] min_confidence).",
+        )
+    classes = list(EMOTION_CLASSES)
+    if "emotion_probs" in columns:
         probs = [
             r["p"] for r in _rows(con, "select emotion_probs p from clips where emotion_probs is not null")
         ]

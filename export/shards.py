@@ -183,7 +183,10 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
     test = f"coalesce(({options.test}), false)" if options.test else "false"
     sql = f"""
         select c.clip_id, c.video_id, v.uri, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
-               d.decision_set, d.config_hash, {group} as group_override, {test} as in_test
+               d.decision_set, d.config_hash, {group} as group_override, {test} as in_test,
+               coalesce(d.emotion, c.emotion_dominant) as emotion,
+               if(d.emotion is null, c.emotion_confidence, 1.0) as emotion_confidence,
+               c.emotion_intensity
         from current_decisions d join clips c on c.clip_id = d.clip_id
              join videos v on v.video_id = c.video_id
         where d.verdict = 'accept' and ({options.where or "true"})
@@ -269,6 +272,9 @@ def _record(
         "blendshapes": list(values),
         "face_present": present,
         "neutral": np.median(values[present], axis=0).astype(np.float32),
+        "emotion": row["emotion"],
+        "emotion_confidence": row["emotion_confidence"],
+        "emotion_intensity": row["emotion_intensity"],
         "decision_set": row["decision_set"],
         "config_hash": row["config_hash"],
     }

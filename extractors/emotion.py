@@ -1,8 +1,21 @@
-"""Emotion of each clip: expression classes from face crops, and how expressive face and voice are.
+"""Emotion of each clip: calibrated expression classes with a confidence, and how expressive
+face and voice are.
 
-Classes: the 7-class facial-expression model of the registry (``expression-fer``, 64x64 gray,
-FER-2013 classes) run with ``ai-edge-litert`` on ``[emotion] frames`` evenly spaced crops of the
-primary face; the clip's distribution is the mean of the per-frame softmax outputs.
+Classes (:mod:`extractors.emotion_fusion`): two cues fused by weights fitted on labelled clips of
+the pool's training speakers (``emotion-fusion``, ``curate emotion train``):
+
+- the face model: a 7-class facial-expression model of the registry (``[emotion] model``:
+  ``expression-facex``, 200x200 RGB, by default; ``expression-fer``, 64x64 gray, FER-2013) run
+  with ``ai-edge-litert`` on the face crops of the ``[emotion] frames`` quietest of four times
+  as many evenly spaced frames (those whose mouth speech moves least), its softmax outputs
+  averaged (``emotion_face_probs``);
+- the blendshapes: the clip's median departure from a neutral face, scored against FACS
+  prototypes and the training classes' departures.
+
+``emotion_probs`` is the fused distribution, ``emotion_confidence`` its largest value, and
+``emotion_dominant`` names the class only from ``[emotion] min_confidence`` (below: null,
+uncertain), so a label means the same for every speaker. ``emotion_intensity`` is 1 - p(neutral);
+valence and arousal are expected values on Russell's circumplex.
 
 Expressiveness, each term in [0, 1] and their mean as ``emotion_expressiveness``:
 
@@ -22,7 +35,9 @@ evidence of an expression.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -30,14 +45,19 @@ from pydantic import Field
 
 from extractors.audio_features import frame_level_db, pitch_hz
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.emotion_fusion import (
+    EMOTION_CLASSES,
+    NEUTRAL,
+    EmotionFusion,
+    face_log_probs,
+    quiet_frames,
+    valence_arousal,
+)
 from extractors.face import too_few_face_frames
 from extractors.face_crops import face_samples
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.config import Section
 from settings.models import ModelFile, ModelSpec, WheelSource
-
-#: Output order of the expression model (FER-2013).
-EMOTION_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 #: Blendshapes that carry expression more than articulation.
 EXPRESSION_CHANNELS: tuple[str, ...] = (
@@ -89,11 +109,29 @@ def expressiveness(
     return float(np.mean(terms)) if terms else None
 
 
-class EmotionConfig(Section):
-    """Expression classes from face crops, and expressiveness."""
+#: The face model reads the quietest ``[emotion] frames`` of this many times as many evenly
+#: spaced frames with a face (docs/scores.md: the quietest quarter keeps calm talking faces out of
+#: surprise and fear).
+QUIET_OF = 4
 
-    model: str = "expression-fer"
+
+class EmotionConfig(Section):
+    """Expression classes from face crops and blendshapes, fused; expressiveness."""
+
+    model: Literal["expression-facex", "expression-fer"] = Field(
+        "expression-facex", description="the face model (registry name)"
+    )
+    fusion: str = Field(
+        "emotion-fusion",
+        description="registry name of the fusion weights, or a .npz file from `curate emotion train`",
+    )
     frames: int = Field(16, ge=1, le=256, description="face crops classified per clip")
+    min_confidence: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="fused probability from which emotion_dominant names a class (below: null, uncertain)",
+    )
 
 
 EXPRESSION_FER = ModelSpec(
@@ -113,20 +151,79 @@ EXPRESSION_FER = ModelSpec(
     ),
 )
 
+EXPRESSION_FACEX = ModelSpec(
+    name="expression-facex",
+    description="Facial expression, 7 classes, 200x200 RGB face crop, tflite (facex; training data not stated)",
+    licence="MIT (wheel metadata; its LICENSE file is an unfilled template)",
+    files=(
+        ModelFile(
+            "model_optimized.tflite",
+            "181e9dc6b5b19b7a4a3ee661d8de9969249b72c317b2080d79ac12d2b7027da5",
+            2615520,
+        ),
+    ),
+    wheel=WheelSource(
+        ("facex==1.1.0",), {"model_optimized.tflite": ("facex/assets/model_optimized.tflite",)}
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    """How a face model of the registry reads a crop and names its classes."""
+
+    spec: ModelSpec
+    side_px: int  # square input size
+    rgb: bool  # RGB input (else gray)
+    symmetric: bool  # pixels scaled to [-1, 1] (else [0, 1])
+    order: tuple[int, ...]  # the model's output index of each class of EMOTION_CLASSES
+
+
+#: The face models ``[emotion] model`` can name (measured against each other in docs/scores.md).
+FACE_MODELS: dict[str, FaceModel] = {
+    "expression-facex": FaceModel(EXPRESSION_FACEX, 200, True, False, (0, 1, 2, 3, 5, 6, 4)),
+    "expression-fer": FaceModel(EXPRESSION_FER, 64, False, True, (0, 1, 2, 3, 4, 5, 6)),
+}
+
+EMOTION_FUSION_SHA256 = "842bd98b226088064459e4feabf48325b688f16a86a523f0188f55018ab518b9"
+EMOTION_FUSION_SIZE = 5_710
+EMOTION_FUSION = ModelSpec(
+    name="emotion-fusion",
+    description="Fusion of the face model and the blendshapes' departure from neutral into 7 calibrated "
+    "classes, trained by this project with `curate emotion train` on the pool's training speakers "
+    "(docs/scores.md); needs expression-facex",
+    licence="Apache-2.0",
+    files=(ModelFile("emotion_fusion.npz", EMOTION_FUSION_SHA256, EMOTION_FUSION_SIZE),),
+    packaged=Path(__file__).resolve().parent / "weights",
+)
+
 
 class EmotionExtractor(Extractor):
     name = "emotion"
-    version = "2"
+    version = "3"
     needs = ("face",)
     settings_class = EmotionConfig
-    model_specs = (EXPRESSION_FER,)
+    model_specs = (EXPRESSION_FACEX, EXPRESSION_FER, EMOTION_FUSION)
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
             "emotion_probs",
             pa.list_(pa.float32(), len(EMOTION_CLASSES)),
-            "mean class probabilities: " + ", ".join(EMOTION_CLASSES),
+            "fused class probabilities (face model and blendshapes): " + ", ".join(EMOTION_CLASSES),
         ),
-        field("emotion_dominant", pa.string(), "most probable expression class"),
+        field(
+            "emotion_dominant",
+            pa.string(),
+            "most probable class when emotion_confidence >= [emotion] min_confidence; null: uncertain",
+        ),
+        field("emotion_confidence", pa.float32(), "largest fused class probability, 0..1"),
+        field("emotion_intensity", pa.float32(), "1 - fused p(neutral), 0..1"),
+        field("emotion_valence", pa.float32(), "expected valence on Russell's circumplex, -1..1"),
+        field("emotion_arousal", pa.float32(), "expected arousal on Russell's circumplex, -1..1"),
+        field(
+            "emotion_face_probs",
+            pa.list_(pa.float32(), len(EMOTION_CLASSES)),
+            "the face model's mean class probabilities over the crops (one cue of emotion_probs)",
+        ),
         field("emotion_frames", pa.int32(), "face crops classified"),
         field(
             "emotion_face_range",
@@ -141,7 +238,7 @@ class EmotionExtractor(Extractor):
         field(
             "emotion_skipped",
             pa.string(),
-            "why the face terms (probs, dominant, face range) are null, e.g. few_face_frames: ...; null: scored",
+            "why the face terms (classes, face range) are null, e.g. few_face_frames: ...; null: scored",
         ),
     ]
     track_fields: ClassVar[list[pa.Field]] = []
@@ -151,56 +248,86 @@ class EmotionExtractor(Extractor):
         return self.config.section(self.name, EmotionConfig)
 
     def models(self) -> list[str]:
-        return [self.settings.model]
+        fusion = [] if self.settings.fusion.endswith(".npz") else [self.settings.fusion]
+        return [self.settings.model, *fusion]
 
     def face_crops(self) -> int:
-        return self.settings.frames
+        return QUIET_OF * self.settings.frames  # kept evenly; the quietest ``frames`` of them are read
 
     def setup(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        self._face = FACE_MODELS[self.settings.model]
         path = self.model_path(self.settings.model)
         self._interpreter = Interpreter(model_path=str(path), num_threads=1)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
+        given = Path(self.settings.fusion).expanduser()
+        self.fusion = EmotionFusion.load(
+            given if given.suffix == ".npz" else self.model_path(self.settings.fusion)
+        )
+        if self.fusion.face_model != self.settings.model:
+            raise ValueError(
+                f"emotion fusion {self.settings.fusion!r} was fitted on face model {self.fusion.face_model!r}, "
+                f"not [emotion] model {self.settings.model!r}: fit one with `curate emotion train`"
+            )
 
     def close(self) -> None:
         self.__dict__.pop("_interpreter", None)
 
     def classify(self, crop: np.ndarray) -> np.ndarray:
+        """Class probabilities of one RGB face crop, shape (7,)."""
         import cv2  # loaded where crops are classified, not at import
 
-        """Class probabilities of one RGB face crop, shape (7,)."""
-        gray = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
-        x = (gray.astype(np.float32) / 255.0 - 0.5) * 2.0
-        self._interpreter.set_tensor(self._input, x[None, :, :, None])
+        face = self._face
+        side = (face.side_px, face.side_px)
+        image = crop if face.rgb else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        x = cv2.resize(image, side, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        if face.symmetric:
+            x = (x - 0.5) * 2.0
+        self._interpreter.set_tensor(self._input, x.reshape(1, *side, 3 if face.rgb else 1))
         self._interpreter.invoke()
-        return np.asarray(self._interpreter.get_tensor(self._output)[0], np.float64)
+        return np.asarray(self._interpreter.get_tensor(self._output)[0], np.float64)[list(face.order)]
 
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         boxes, blendshapes = earlier.get("face_box") or [], earlier.get("blendshapes") or []
         skipped = too_few_face_frames(self.config, boxes)
-        samples = [] if skipped else face_samples(clip, boxes, self.settings.frames)
-        if samples:
-            probs = np.mean([self.classify(s.crop) for s in samples], axis=0)
-            probs = probs / probs.sum()
-            out.clip.update(
-                emotion_probs=probs.tolist(),
-                emotion_dominant=EMOTION_CLASSES[int(np.argmax(probs))],
-                emotion_frames=len(samples),
-            )
-        face = None if skipped else face_range(blendshapes)
+        candidates = [] if skipped else face_samples(clip, boxes, QUIET_OF * self.settings.frames)
+        if candidates:
+            shapes = np.asarray([blendshapes[s.index] for s in candidates], np.float64)
+            samples = [candidates[i] for i in quiet_frames(shapes, self.settings.frames)]
+            face = np.mean([self.classify(s.crop) for s in samples], axis=0)
+            face = face / face.sum()
+            median = np.median(np.asarray([b for b in blendshapes if b is not None], np.float64), axis=0)
+            out.clip.update(self.labels(self.fusion.probs(face_log_probs(face), median)))
+            out.clip.update(emotion_face_probs=face.tolist(), emotion_frames=len(samples))
+        face_term = None if skipped else face_range(blendshapes)
         pitch_range, energy_std = None, None
         if clip.has_audio and blendshapes:
             audio = clip.audio()
             pitch_range, energy_std = prosody(audio, clip.fps, len(blendshapes))
         out.clip.update(
-            emotion_face_range=face,
+            emotion_face_range=face_term,
             emotion_pitch_range_st=pitch_range,
             emotion_energy_std_db=energy_std,
-            emotion_expressiveness=expressiveness(face, pitch_range, energy_std),
+            emotion_expressiveness=expressiveness(face_term, pitch_range, energy_std),
             emotion_skipped=skipped,
         )
         return out
+
+    def labels(self, probs: np.ndarray) -> dict[str, Any]:
+        """The clip columns of fused class probabilities ``probs`` (7,)."""
+        confidence = float(probs.max())
+        valence, arousal = valence_arousal(probs)
+        return {
+            "emotion_probs": probs.tolist(),
+            "emotion_dominant": EMOTION_CLASSES[int(probs.argmax())]
+            if confidence >= self.settings.min_confidence
+            else None,
+            "emotion_confidence": confidence,
+            "emotion_intensity": float(1.0 - probs[NEUTRAL]),
+            "emotion_valence": valence,
+            "emotion_arousal": arousal,
+        }

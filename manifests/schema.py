@@ -239,6 +239,13 @@ SHARD_FIELDS = [
         "(speaker-relative targets are blendshapes minus neutral)",
         False,
     ),
+    field(
+        "emotion",
+        pa.string(),
+        "expression class: a reviewer's, else the clip's emotion_dominant; null: uncertain or not measured",
+    ),
+    field("emotion_confidence", pa.float32(), "the label's fused probability (1 for a reviewer's label)"),
+    field("emotion_intensity", pa.float32(), "1 - fused p(neutral) of the clip, 0..1"),
     field("decision_set", pa.string(), "decision set of the accept verdict"),
     field("config_hash", pa.string(), "thresholds behind the accept verdict"),
 ]

@@ -4,7 +4,10 @@ A speaker goes to test when sha256 of its speaker id, read as an integer, is div
 (about a fifth of the speakers); every file of a speaker lands in the same split. The pool's
 README table gives each file's speaker id. Output: docs/pool/train.csv and docs/pool/test.csv,
 list files that ``curate run`` reads (``uri`` relative to the list file; ``speaker_id`` and
-``split`` become the video's ``source_tags``, for ``curate export --group/--test-where``).
+``split`` become the video's ``source_tags``, for ``curate export --group/--test-where``); and
+docs/pool/emotion_train.csv and emotion_test.csv, the clips with an emotion label (the pool's
+``emotion/`` folder and the MEAD files of ``video/``), with an ``emotion`` column, split by the
+same rule (for ``curate emotion train`` and ``eval``).
 
     python scripts/pool_split.py [POOL_DIR]
 """
@@ -14,10 +17,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: MEAD's emotion in a file name (the pool's MEAD clips; contempt is outside the seven classes).
+MEAD_LABEL = re.compile(r"_(angry|disgusted|fear|happy|neutral|sad|surprised)_")
 
 
 def split_of(speaker_id: str) -> str:
@@ -40,6 +46,18 @@ def main(pool: Path) -> None:
                 if split_of(speaker) == split:
                     writer.writerow([os.path.relpath(pool / "video" / name, out), speaker, split])
     print(f"{len(rows)} files, {len({s for _, s in rows})} speakers -> {out}")
+    labelled = [(pool / "video" / name, speaker) for name, speaker in rows]
+    labelled += [
+        (path, "mead_" + path.stem.split("_")[1]) for path in sorted((pool / "emotion").glob("*.mp4"))
+    ]
+    for split in ("train", "test"):
+        with open(out / f"emotion_{split}.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["uri", "speaker_id", "split", "emotion"])
+            for path, speaker in labelled:
+                label = MEAD_LABEL.search(path.name)
+                if label and split_of(speaker) == split:
+                    writer.writerow([os.path.relpath(path, out), speaker, split, label.group(1)])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ made from them, and one real `curate run` over all of it, shared by the tests th
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -208,4 +209,23 @@ def pool_train_subset(tmp_path_factory: pytest.TempPathFactory, pool: Path) -> P
     run([str(listing)], root, config, progress=False)
     tags = query(root, "select source_tags['speaker_id'] s from videos order by s").to_pylist()
     assert [t["s"] for t in tags] == sorted(n.split(".")[0] for n in POOL_TRAIN_SUBSET)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pool_emotion_test_root(tmp_path_factory: pytest.TempPathFactory, pool: Path) -> Path:
+    """A `curate run` (face and emotion) over the labelled clips of the pool's test speakers
+    (docs/pool/emotion_test.csv), read from this machine's pool folder."""
+    root = tmp_path_factory.mktemp("emotion_test") / "root"
+    with open(REPO / "docs" / "pool" / "emotion_test.csv", newline="") as fh:
+        listed = list(csv.DictReader(fh))
+    listing = root.parent / "emotion_test.csv"
+    with open(listing, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(listed[0]))
+        writer.writeheader()
+        for row in listed:
+            folder, name = Path(row["uri"]).parts[-2:]
+            writer.writerow({**row, "uri": str(pool.parent / folder / name)})
+    config = make_config(run=RunConfig(extractors=["face", "emotion"], executor="sequential", strict=True))
+    run([str(listing)], root, config, progress=False)
     return root

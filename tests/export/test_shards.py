@@ -69,6 +69,22 @@ def test_accepted_clips_only_with_an_explicit_schema(exported, accepted_run, spe
     assert not list(exported.parent.glob(".*.tmp")), "a temporary export folder was left behind"
 
 
+def test_shards_carry_the_emotion_label_confidence_and_intensity(exported, accepted_run) -> None:
+    rows = shard_rows(exported, ["clip_id", "emotion", "emotion_confidence", "emotion_intensity"])
+    clips = {
+        r["clip_id"]: r
+        for r in accepted_run.sql(
+            "select clip_id, emotion_dominant, emotion_confidence, emotion_intensity from clips"
+        )
+    }
+    for row in rows:
+        clip = clips[row["clip_id"]]
+        assert row["emotion"] == clip["emotion_dominant"]  # no reviewer named one here
+        assert row["emotion_confidence"] == pytest.approx(clip["emotion_confidence"])
+        assert row["emotion_intensity"] == pytest.approx(clip["emotion_intensity"])
+        assert 0 <= row["emotion_intensity"] <= 1
+
+
 def test_shards_written_on_ray_equal_those_written_in_one_process(exported, accepted_run) -> None:
     """The command line wrote ``exported`` with its default, the Ray executor (shard files by
     workers, manifest by the driver); the same export in this process gives the same rows."""

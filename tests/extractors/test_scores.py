@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from extractors.emotion import EMOTION_CLASSES
+from extractors.emotion_fusion import EMOTION_CLASSES
 
 SPEAKING = ("vr_face_3.mp4", "vr_face_5.mp4", "r3p_May_5s.mp4", "vr_face_1.mp4", "lp_driving_d20.mp4")
 
@@ -64,7 +64,13 @@ def test_emotion_is_a_distribution_over_seven_classes(clips) -> None:
         c = clips[name]
         assert len(c["emotion_probs"]) == len(EMOTION_CLASSES) == 7
         assert sum(c["emotion_probs"]) == pytest.approx(1.0, abs=1e-4)
-        assert c["emotion_dominant"] == EMOTION_CLASSES[c["emotion_probs"].index(max(c["emotion_probs"]))]
+        top = EMOTION_CLASSES[c["emotion_probs"].index(max(c["emotion_probs"]))]
+        assert c["emotion_confidence"] == pytest.approx(max(c["emotion_probs"]), abs=1e-6)
+        assert c["emotion_dominant"] == (top if c["emotion_confidence"] >= 0.6 else None)
+        assert c["emotion_intensity"] == pytest.approx(
+            1 - c["emotion_probs"][EMOTION_CLASSES.index("neutral")], abs=1e-6
+        )
+        assert -1 <= c["emotion_valence"] <= 1 and -1 <= c["emotion_arousal"] <= 1
         assert c["emotion_frames"] == 16
         assert 0 <= c["emotion_expressiveness"] <= 1
         assert 0 < c["emotion_face_range"] < 1

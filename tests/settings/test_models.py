@@ -77,7 +77,9 @@ def test_fetch_without_names_takes_every_model_the_config_uses(curate, tmp_path)
     done = curate("models", "fetch")
     assert done.returncode == 0, done.stderr
     fetched = [line.split(":")[0] for line in done.stdout.splitlines()]
-    assert fetched == ["face-landmarker", "whisper-base", "sync-default", "whisper-tiny-en", "expression-fer"]
+    assert fetched == [
+        "face-landmarker", "whisper-base", "sync-default", "whisper-tiny-en", "expression-facex", "emotion-fusion",
+    ]  # fmt: skip
     config = tmp_path / "c.toml"
     config.write_text('[run]\nextractors = ["face", "speech"]\n')
     done = curate("models", "fetch", "--config", str(config))

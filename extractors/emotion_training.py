@@ -1,0 +1,298 @@
+"""Fit and measure the emotion fusion on a dataset root of labelled clips (``curate emotion train``
+and ``curate emotion eval``).
+
+A clip's label comes, in this order, from a labels CSV (``file`` or ``uri``, and ``emotion``
+columns), from the video's ``emotion`` source tag (a column of the list file ``curate run`` read),
+or from its file name in the naming of MEAD (``..._happy_...``), RAVDESS (``03-01-04-...``: the
+third field) or CREMA-D (``1001_DFA_ANG_XX``). Classes outside the seven (MEAD's contempt) are
+left out; RAVDESS's calm counts as neutral. A clip's speaker is its ``speaker_id`` source tag,
+else the actor in its file name, else its video.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from extractors.emotion_fusion import (
+    EMOTION_CLASSES,
+    NEUTRAL,
+    EmotionFusion,
+    face_log_probs,
+    fit,
+)
+from extractors.registry import dataset_schemas
+from manifests.store import DatasetRoot
+from manifests.views import connect
+from settings.config import Config
+from settings.errors import NothingToWorkOn
+
+_WORDS = {
+    "angry": "angry", "anger": "angry", "ang": "angry", "disgusted": "disgust", "disgust": "disgust",
+    "dis": "disgust", "fear": "fear", "fearful": "fear", "fea": "fear", "happy": "happy", "hap": "happy",
+    "happiness": "happy", "sad": "sad", "sadness": "sad", "surprised": "surprise", "surprise": "surprise",
+    "sur": "surprise", "neutral": "neutral", "neu": "neutral", "calm": "neutral",
+}  # fmt: skip
+_RAVDESS = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry", "06": "fear",
+            "07": "disgust", "08": "surprise"}  # fmt: skip
+_RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_CREMA_NAME = re.compile(r"^(\d{4})_[A-Z]{3}_([A-Z]{3})_[A-Z]{2}$")
+_MEAD_SPEAKER = re.compile(r"(?:^|_)([MW]\d{3})(?:_|$)")
+
+
+def label_from_name(name: str) -> tuple[str | None, str | None]:
+    """(class, speaker) read from a file name (MEAD, RAVDESS or CREMA-D naming); None where absent."""
+    stem = Path(name).stem
+    if m := _RAVDESS_NAME.match(stem):
+        return _RAVDESS.get(m.group(3)), f"ravdess_{m.group(7)}"
+    if m := _CREMA_NAME.match(stem):
+        return _WORDS.get(m.group(2).lower()), f"crema_{m.group(1)}"
+    speaker = m.group(1) if (m := _MEAD_SPEAKER.search(stem)) else None
+    words = [_WORDS[w] for w in re.split(r"[_\-\s.]+", stem.lower()) if w in _WORDS]
+    return (words[0] if words else None), (f"mead_{speaker}" if speaker else None)
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """File name -> class from a CSV with ``emotion`` and ``file`` (or ``uri``) columns."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or "emotion" not in rows[0] or not ({"file", "uri"} & set(rows[0])):
+        raise NothingToWorkOn(f"{path}: needs an emotion column and a file or uri column")
+    return {Path(r.get("file") or r["uri"]).name: _WORDS.get(r["emotion"].strip().lower(), "") for r in rows}
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    clip_id: str
+    name: str  # file name of the video
+    speaker: str
+    label: int  # index in EMOTION_CLASSES
+    face_probs: np.ndarray | None  # (7,) the face model's distribution; None: not measured
+    median: np.ndarray  # (52,) median blendshapes over the frames with a face
+
+
+def labelled_clips(root: str | Path, labels: Path | None = None) -> list[LabelledClip]:
+    """The root's clips that have a face track and a label among the seven classes."""
+    given = read_labels(labels) if labels else {}
+    con = connect(DatasetRoot(root), dataset_schemas())
+    rows = (
+        con.sql(
+            """select c.clip_id, v.uri, v.video_id, v.source_tags, c.emotion_face_probs, t.blendshapes
+               from clips c join videos v using (video_id) join tracks t using (clip_id)
+               order by c.clip_id"""
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+    out = []
+    for row in rows:
+        tags = dict(row["source_tags"] or {})
+        name = Path(row["uri"]).name
+        named, speaker = label_from_name(name)
+        label = given.get(name) if labels else _WORDS.get(tags.get("emotion", "").lower()) or named
+        faces = [b for b in row["blendshapes"] or [] if b is not None]
+        if label not in EMOTION_CLASSES or not faces:
+            continue
+        probs = row["emotion_face_probs"]
+        out.append(
+            LabelledClip(
+                row["clip_id"],
+                name,
+                tags.get("speaker_id") or speaker or row["video_id"],
+                EMOTION_CLASSES.index(label),
+                np.asarray(probs, np.float64) if probs is not None else None,
+                np.median(np.asarray(faces, np.float64), axis=0),
+            )
+        )
+    if not out:
+        raise NothingToWorkOn(f"{root} has no clip with a face track and an emotion label")
+    return out
+
+
+def _arrays(clips: Sequence[LabelledClip]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    uniform = np.full(len(EMOTION_CLASSES), 1 / len(EMOTION_CLASSES))
+    faces = np.array([c.face_probs if c.face_probs is not None else uniform for c in clips])
+    return np.array([c.median for c in clips]), face_log_probs(faces), np.array([c.label for c in clips])
+
+
+def train(clips: Sequence[LabelledClip], face_model: str) -> EmotionFusion:
+    """The fusion fitted on ``clips`` (:func:`extractors.emotion_fusion.fit`)."""
+    medians, face_logs, labels = _arrays(clips)
+    return fit(medians, face_logs, labels, face_model)
+
+
+@dataclass
+class CueFigures:
+    """One cue's figures over the labelled clips."""
+
+    accuracy: float  # top-1 over all clips
+    neutral_auc: float | None  # neutral against emotional, scored by 1 - p(neutral)
+    confusion: list[list[int]]  # [true class][predicted class]
+    largest_absorbed: float  # the largest share of one class's clips taken by another class
+
+
+@dataclass
+class EmotionEval:
+    """Figures of the emotion labels on labelled clips, per cue and fused, with abstention."""
+
+    clips: int
+    speakers: int
+    min_confidence: float
+    cues: dict[str, CueFigures] = field(default_factory=dict)
+    coverage: float = 0.0  # share of clips the fused label names (confidence >= min_confidence)
+    precision: float | None = None  # top-1 on those clips
+    per_clip: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        def pct(x: float | None) -> str:
+            return "-" if x is None else f"{100 * x:.0f}%"
+
+        lines = [f"{self.clips} labelled clip(s) of {self.speakers} speaker(s); 7 classes"]
+        lines.append("  cue               top-1  neutral AUC  most absorbed")
+        for name, c in self.cues.items():
+            auc = "-" if c.neutral_auc is None else f"{c.neutral_auc:.2f}"
+            lines.append(f"  {name:<16} {pct(c.accuracy):>6}  {auc:>11}  {pct(c.largest_absorbed):>13}")
+        lines.append(
+            f"  labelled at confidence >= {self.min_confidence:g}: {pct(self.coverage)} of clips, "
+            f"precision {pct(self.precision)}"
+        )
+        fused = self.cues["fused"].confusion
+        lines.append("  confusion (rows: true, columns: fused label)")
+        lines.append("  " + " " * 9 + "".join(f"{c[:7]:>8}" for c in EMOTION_CLASSES))
+        for name, row in zip(EMOTION_CLASSES, fused, strict=True):
+            lines.append(f"  {name:<9}" + "".join(f"{n:>8}" for n in row))
+        return "\n".join(lines)
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return None
+    return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]))
+
+
+def cue_figures(probs: np.ndarray, labels: np.ndarray) -> CueFigures:
+    """Figures of class probabilities ``probs`` (n, 7) against ``labels`` (n,)."""
+    predicted = probs.argmax(axis=1)
+    confusion = np.zeros((len(EMOTION_CLASSES), len(EMOTION_CLASSES)), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    shares = [
+        confusion[t, p] / confusion[t].sum()
+        for t in range(len(EMOTION_CLASSES))
+        for p in range(len(EMOTION_CLASSES))
+        if t != p and confusion[t].sum()
+    ]
+    return CueFigures(
+        float(np.mean(predicted == labels)),
+        _auc(1 - probs[:, NEUTRAL], labels != NEUTRAL),
+        confusion.tolist(),
+        float(max(shares, default=0.0)),
+    )
+
+
+def _cue_probs(clips: Sequence[LabelledClip], model: EmotionFusion) -> dict[str, np.ndarray]:
+    """Each cue's class probabilities under ``model``, shape (n, 7) each."""
+    medians, face_logs, _ = _arrays(clips)
+    uniform = np.full(len(EMOTION_CLASSES), 1 / len(EMOTION_CLASSES))
+    return {
+        "face model": np.array([c.face_probs if c.face_probs is not None else uniform for c in clips]),
+        "blendshapes": model.blendshape_probs(medians),
+        "fused": model.probs(face_logs, medians),  # a clip without face probs: uniform, no evidence
+    }
+
+
+def figures(clips: Sequence[LabelledClip], cues: dict[str, np.ndarray], min_confidence: float) -> EmotionEval:
+    """The figures of each cue's probabilities (``cues["fused"]`` the labels) on ``clips``, and the
+    fused label's coverage and precision where its confidence reaches ``min_confidence``."""
+    labels = np.array([c.label for c in clips])
+    fused = cues["fused"]
+    result = EmotionEval(len(clips), len({c.speaker for c in clips}), min_confidence)
+    result.cues = {name: cue_figures(p, labels) for name, p in cues.items()}
+    named = fused.max(axis=1) >= min_confidence
+    result.coverage = float(named.mean())
+    result.precision = float(np.mean(fused[named].argmax(axis=1) == labels[named])) if named.any() else None
+    result.per_clip = [
+        {
+            "clip": c.name,
+            "speaker": c.speaker,
+            "label": EMOTION_CLASSES[c.label],
+            "fused": EMOTION_CLASSES[int(p.argmax())],
+            "confidence": round(float(p.max()), 3),
+        }
+        for c, p in zip(clips, fused, strict=True)
+    ]
+    return result
+
+
+def evaluate(clips: Sequence[LabelledClip], model: EmotionFusion, min_confidence: float) -> EmotionEval:
+    """Each cue and the fused labels of ``model`` on ``clips`` (:func:`figures`)."""
+    return figures(clips, _cue_probs(clips, model), min_confidence)
+
+
+def leave_one_speaker_out(
+    clips: Sequence[LabelledClip], face_model: str, min_confidence: float
+) -> EmotionEval:
+    """Each speaker's clips judged by a fusion fitted on the other speakers' clips."""
+    held: list[LabelledClip] = []
+    parts: list[dict[str, np.ndarray]] = []
+    for speaker in sorted({c.speaker for c in clips}):
+        rest = [c for c in clips if c.speaker != speaker]
+        if not any(c.label == NEUTRAL for c in rest):
+            continue
+        mine = [c for c in clips if c.speaker == speaker]
+        held += mine
+        parts.append(_cue_probs(mine, train(rest, face_model)))
+    if not held:
+        raise NothingToWorkOn("leave-one-speaker-out needs neutral clips of at least two speakers")
+    return figures(
+        held, {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}, min_confidence
+    )
+
+
+def fusion_of(config: Config) -> EmotionFusion:
+    """The fusion ``[emotion] fusion`` names (a registry name or a ``.npz`` file)."""
+    from extractors.emotion import EmotionConfig, EmotionExtractor
+
+    settings = config.section("emotion", EmotionConfig)
+    given = Path(settings.fusion).expanduser()
+    if given.suffix == ".npz":
+        return EmotionFusion.load(given)
+    return EmotionFusion.load(EmotionExtractor(config).model_path(settings.fusion))
+
+
+def train_root(root: str | Path, out: Path, config: Config, labels: Path | None = None) -> str:
+    """Fit the fusion on the labelled clips of ``root`` (their face model: ``[emotion] model``),
+    save it to ``out``; one line saying what it learned from."""
+    from extractors.emotion import EmotionConfig
+
+    clips = labelled_clips(root, labels)
+    model = train(clips, config.section("emotion", EmotionConfig).model)
+    model.save(out)
+    return (
+        f"{out}: {len(clips)} clips of {len({c.speaker for c in clips})} speakers; "
+        f"face weight {model.face_weight:.2f}, blendshape weight {model.template_weight:.2f}"
+    )
+
+
+def evaluate_root(
+    root: str | Path, config: Config, labels: Path | None = None, each_speaker_held_out: bool = False
+) -> EmotionEval:
+    """Figures of the emotion labels on the labelled clips of ``root``: with the fusion of
+    ``config``, or, ``each_speaker_held_out``, each speaker's clips with a fusion fitted on the
+    root's other speakers (for figures on a training split)."""
+    from extractors.emotion import EmotionConfig
+
+    settings = config.section("emotion", EmotionConfig)
+    clips = labelled_clips(root, labels)
+    if each_speaker_held_out:
+        return leave_one_speaker_out(clips, settings.model, settings.min_confidence)
+    return evaluate(clips, fusion_of(config), settings.min_confidence)

@@ -1,0 +1,87 @@
+"""Emotion labels: names of the labelled corpora, the FACS prior, the shipped fusion on labelled
+clips of speakers it never saw (the pool's test split), and on the calm speakers of the fixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from extractors.emotion_fusion import EMOTION_CLASSES, NEUTRAL, facs_templates, valence_arousal
+from extractors.emotion_training import evaluate_root, label_from_name
+from extractors.registry import make_config
+from manifests.schema import BLENDSHAPE_NAMES
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "speaker"),
+    [
+        ("dreamtalk_W011_front_disgusted_level3_001.mp4", "disgust", "mead_W011"),
+        ("spectre_mead_M024_level_2_surprised_010.mp4", "surprise", "mead_M024"),
+        ("eamm_M030_sad_3_001.mp4", "sad", "mead_M030"),
+        ("01-01-06-01-02-01-12.mp4", "fear", "ravdess_12"),  # RAVDESS: emotion is the third field
+        ("02-01-02-02-01-02-03.mp4", "neutral", "ravdess_03"),  # calm counts as neutral
+        ("1001_DFA_ANG_XX.flv", "angry", "crema_1001"),
+        ("1091_IEO_HAP_HI.mp4", "happy", "crema_1091"),
+        ("dreamtalk_M030_front_contempt_level3_001.mp4", None, "mead_M030"),  # outside the seven
+        ("vr_face_3.mp4", None, None),
+    ],
+)
+def test_labels_and_speakers_from_corpus_file_names(
+    name: str, label: str | None, speaker: str | None
+) -> None:
+    assert label_from_name(name) == (label, speaker)
+
+
+def test_facs_prototypes_on_arkit_channels() -> None:
+    templates = facs_templates()
+    assert templates.shape == (7, len(BLENDSHAPE_NAMES))
+    assert not templates[NEUTRAL].any(), "neutral is the absence of a departure"
+
+    def top(name: str) -> set[str]:
+        row = templates[EMOTION_CLASSES.index(name)]
+        return {BLENDSHAPE_NAMES[i] for i in np.flatnonzero(row)}
+
+    assert top("happy") == {"cheekSquintLeft", "cheekSquintRight", "mouthSmileLeft", "mouthSmileRight"}
+    assert {"browInnerUp", "jawOpen", "eyeWideLeft"} <= top("surprise")
+    assert {"noseSneerLeft", "mouthFrownRight"} <= top("disgust")
+    happy = valence_arousal(np.eye(7)[EMOTION_CLASSES.index("happy")])
+    sad = valence_arousal(np.eye(7)[EMOTION_CLASSES.index("sad")])
+    assert happy[0] > 0 > sad[0] and happy[1] > sad[1]
+
+
+@pytest.fixture(scope="module")
+def test_speakers_root(pool_emotion_test_root):  # type: ignore[no-untyped-def]
+    return pool_emotion_test_root
+
+
+@pytest.mark.slow  # MediaPipe and the face model over 10 real clips of the test speakers
+def test_the_shipped_fusion_on_speakers_it_never_saw(test_speakers_root) -> None:
+    figures = evaluate_root(test_speakers_root, make_config())
+    assert figures.clips == 10 and figures.speakers == 3
+    fused = figures.cues["fused"]
+    assert fused.accuracy >= 0.6, figures.to_text()
+    assert fused.accuracy >= figures.cues["face model"].accuracy, "fusion does not lose to its face cue"
+    assert fused.neutral_auc is not None and fused.neutral_auc >= 0.85, figures.to_text()
+    assert figures.coverage >= 0.6 and figures.precision is not None and figures.precision >= 0.75
+    by_clip = {c["clip"]: c for c in figures.per_clip}
+    assert by_clip["dreamtalk_W011_front_neutral_level1_001.mp4"]["fused"] == "neutral"
+    assert by_clip["dreamtalk_W011_front_happy_level3_001.mp4"]["fused"] == "happy"
+
+
+@pytest.mark.slow  # reads the fixture run
+def test_calm_speakers_are_not_labelled_fear_or_surprise(fixture_run) -> None:
+    from curate.query import query
+
+    rows = query(
+        fixture_run.root,
+        "select regexp_extract(v.uri, '[^/]+$') name, c.emotion_dominant, c.emotion_confidence, c.emotion_probs "
+        "from clips c join videos v using (video_id) where c.emotion_probs is not null",
+    ).to_pylist()
+    calm = {"vr_face_1.mp4", "vr_face_3.mp4", "vr_face_5.mp4", "r3p_May_5s.mp4", "lp_driving_d20.mp4"}
+    assert calm <= {r["name"] for r in rows}
+    for r in rows:
+        assert sum(r["emotion_probs"]) == pytest.approx(1.0, abs=1e-4)
+        named = r["emotion_dominant"]
+        assert (named is None) == (r["emotion_confidence"] < make_config().emotion.min_confidence), r
+        if r["name"] in calm:
+            assert named not in ("fear", "surprise"), r
