@@ -1,7 +1,7 @@
 """The errors a command reports to its user, each carrying the exit status of the README's table.
 
 Every error a user can cause (or cure) derives from one of the four classes below; the
-``curate`` entry point (``curate/cli.py:main``) prints it as one line, ``error: <message>``, and
+``curate`` entry point (``curate.cli.main``) prints it as one line, ``error: <message>``, and
 exits with its ``exit_status``. A module's own error class keeps the builtin base its callers
 catch it by, e.g. ``class ConfigError(InvalidInput, ValueError)``.
 

@@ -1,0 +1,66 @@
+"""The ``curate`` command line: each subcommand parses its options and calls one library function.
+
+Exit status (every command; the README's table): 0 done (recorded failures included); 1 nothing
+could be read, or the command's input has nothing to work on; 2 invalid configuration or
+arguments; 3 the dataset root is in use; 4 the environment refused (a read-only or full disk,
+no permission); 5 an internal error, its traceback in the file the message names. Errors are
+one line on standard error.
+
+The libraries raise :class:`settings.errors.CurateError` subclasses, which carry their status;
+:func:`main` alone turns an error into its line and status. A command catches nothing.
+
+The commands live by subject: ``dataset`` (run, filter, check, compact, query, report, export,
+calibrate), ``learned`` (sync, emotion), ``review``, ``models``, ``generator`` (train, eval,
+predict); ``options`` holds the application, its groups and the options they share.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+
+import typer
+
+from curate.cli import dataset, generator, learned, models, review  # noqa: F401 - registers the commands
+from curate.cli.options import app
+from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused
+
+__all__ = ["app", "main"]
+
+
+def _crash_log() -> Path:
+    """Where an internal error's traceback goes: ``$CURATE_LOG_DIR`` or ``~/.cache/curate/logs``."""
+    folder = Path(os.environ.get("CURATE_LOG_DIR", "~/.cache/curate/logs")).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+
+
+def _say(line: str) -> None:
+    typer.secho(line, fg=typer.colors.RED, err=True)
+
+
+def main() -> None:
+    """The ``curate`` entry point, the one place where an error becomes one line and an exit status:
+    a :class:`CurateError` its own; any other ``OSError`` (the disk, the file system or the network
+    said no) 4; anything else 5, its traceback in a crash log."""
+    try:
+        try:
+            app()
+        except Exception as exc:  # a worker's error arrives wrapped (Ray): judge it by its cause
+            cause = getattr(exc, "cause", None)
+            raise cause if isinstance(cause, CurateError | OSError) else exc from None
+    except CurateError as exc:
+        _say(f"error: {exc}")
+        raise SystemExit(exc.exit_status) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        _say(f"error: {exc.strerror or exc}{where}")
+        raise SystemExit(EnvironmentRefused.exit_status) from None
+    except Exception as exc:
+        log = _crash_log()
+        log.write_text(traceback.format_exc())
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _say(f"internal error: {type(exc).__name__}: {first} (traceback in {log})")
+        raise SystemExit(EXIT_INTERNAL) from None

@@ -1,0 +1,140 @@
+"""Commands that fit and measure what the project learns from labelled clips: sync and emotion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from curate.cli.options import (
+    ConfigOption,
+    ProgressOption,
+    _local,
+    _local_root,
+    _print_and_save,
+    emotion_app,
+    sync_app,
+)
+from extractors.registry import load_config
+from settings.errors import InvalidInput
+
+
+def _sync_recipe(features: str) -> Any:
+    from extractors.sync import FEATURE_CHOICES
+    from extractors.sync_training import Recipe
+
+    if features not in FEATURE_CHOICES:
+        raise InvalidInput(f"unknown sync features {features!r}: use one of {', '.join(FEATURE_CHOICES)}")
+    return Recipe(features=dict(FEATURE_CHOICES[features]))
+
+
+SyncFeatures = Annotated[
+    str, typer.Option(help="Audio features: whisper-tiny-en (default), whisper-base or log-mel.")
+]
+
+
+@sync_app.command("train")
+def sync_train(
+    root: Annotated[Path, _local("Dataset root written by `curate run`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz).")],
+    accepted_only: Annotated[
+        bool, typer.Option(help="Learn only from clips whose current verdict is accept.")
+    ] = False,
+    features: SyncFeatures = "whisper-tiny-en",
+    progress: ProgressOption = True,
+) -> None:
+    """Fit the audio -> mouth sync model (and its null bank) on every usable clip of ROOT.
+
+    Score with it by naming the file in the config: `[sync] model = "FILE.npz"`.
+    """
+    from extractors.sync_training import train
+
+    model = train(root, accepted_only, _sync_recipe(features), progress=progress)
+    model.save(out)
+    info = model.recipe
+    typer.echo(
+        f"{out}: {info['clips']} clips, {info['frames']} frames ({info['seconds']:.1f} s) at {model.fps:g} fps"
+    )
+
+
+@sync_app.command("eval")
+def sync_eval(
+    root: Annotated[Path, _local("Dataset root whose clips are scored (the test speakers).")],
+    train_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train one model on this root (other speakers) and score ROOT with it; "
+            "without it, each group of ROOT is scored by a model fit on the others.",
+            callback=_local_root,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+    accepted_only: Annotated[
+        bool, typer.Option(help="Use only clips whose current verdict is accept.")
+    ] = False,
+    features: SyncFeatures = "whisper-tiny-en",
+    progress: ProgressOption = True,
+) -> None:
+    """Measure sync on negatives made from ROOT's clips (shifted by 2, 3, 5, 8, 12 frames each
+    way; swapped between clips), scored by a model that never saw them."""
+
+    from extractors.sync_training import evaluate
+
+    recipe = _sync_recipe(features)
+    result = evaluate(
+        root,
+        train_root,
+        accepted_only=accepted_only,
+        recipe=recipe,
+        config=load_config(config),
+        progress=progress,
+    )
+    _print_and_save(result, json_out)
+
+
+EmotionLabels = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV with file (or uri) and emotion columns; default: the emotion source tag, else "
+        "the file name (MEAD, RAVDESS, CREMA-D naming)."
+    ),
+]
+
+
+@emotion_app.command("train")
+def emotion_train(
+    root: Annotated[Path, _local("Dataset root of labelled clips (the training speakers).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Fusion weights to write (.npz).")],
+    labels: EmotionLabels = None,
+    config: ConfigOption = None,
+) -> None:
+    """Fit the fusion of the face model and the blendshapes on ROOT's labelled clips.
+
+    Label with it by naming the file in the config: `[emotion] fusion = "FILE.npz"`.
+    """
+    from extractors.emotion_training import train_root
+
+    typer.echo(train_root(root, out, load_config(config), labels))
+
+
+@emotion_app.command("eval")
+def emotion_eval(
+    root: Annotated[Path, _local("Dataset root of labelled clips (speakers the fusion never saw).")],
+    labels: EmotionLabels = None,
+    config: ConfigOption = None,
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--each-speaker-held-out",
+            help="Judge each speaker with a fusion fitted on ROOT's other speakers (a training split).",
+        ),
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+) -> None:
+    """Top-1, neutral-vs-emotional AUC and confusion of each cue and of the fused labels, and
+    the coverage and precision of the labels at [emotion] min_confidence."""
+    from extractors.emotion_training import evaluate_root
+
+    _print_and_save(evaluate_root(root, load_config(config), labels, held_out), json_out)
