@@ -18,7 +18,7 @@ import pytest
 from curate.query import query
 from curate.run import RunSummary, run
 from extractors.registry import make_config
-from settings.config import Config, FilterConfig, RunConfig, SegmentConfig
+from settings.config import Config, RunConfig, SegmentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 #: Fixtures that run real models over media, start servers or clusters, or spawn the CLI: a test
@@ -163,9 +163,7 @@ def accepted_run(fixture_run: FixtureRun, tmp_path_factory: pytest.TempPathFacto
     shutil.copytree(
         fixture_run.root, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media")
     )
-    apply_filters(
-        root, make_config(filter=FilterConfig.model_validate({"rules": {"sync_offset": {"enabled": False}}}))
-    )
+    apply_filters(root, make_config(filter={"rules": {"sync_offset": {"enabled": False}}}))
     return FixtureRun(root, fixture_run.summary, fixture_run.config, fixture_run.sources)
 
 

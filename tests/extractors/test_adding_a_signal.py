@@ -60,7 +60,7 @@ SKIN = '''
     class SkinConfig(Section):
         """Skin tone from face crops."""
 
-        frames: int = Field(6, ge=1, le=64, description="face crops measured per clip")
+        frames: int = Field(6, ge=1, le=128, description="face crops measured per clip")
 
 
     class SkinExtractor(Extractor):
@@ -127,10 +127,10 @@ def test_the_signal_is_composed_into_config_schema_rules_and_models(skin, tmp_pa
     assert config.filter.rules["odd_skin"].column == "skin_red_share", "its default rule"
     assert config.section("skin", registry.extractor_class("skin").settings_class).frames == 6
     toml = tmp_path / "c.toml"
-    toml.write_text("[skin]\nframes = 40\n")
+    toml.write_text("[skin]\nframes = 100\n")
     loaded = load_config(toml)
     extractors = {e.name: e for e in build(loaded)}
-    assert extractors["face"].crops_wanted == 40, "the face extractor keeps the crops the signal asks for"
+    assert extractors["face"].crops_wanted == 100, "the face extractor keeps the crops the signal asks for"
     assert "skin-weights" in models_used(loaded)
     toml.write_text("[skin]\nframez = 4\n")
     with pytest.raises(ValueError, match=r"skin\.framez"):

@@ -18,7 +18,6 @@ import pytest
 
 from curate.filter import apply_filters
 from extractors.registry import make_config
-from settings.config import FilterConfig
 
 #: The only rules on the columns the pool subset's run measured (face and fingerprint).
 FACE_RULES = ("face_missing", "multiple_faces")
@@ -30,7 +29,7 @@ def figures(pool_train_subset: Path, accepted_run, curate, tmp_path_factory) -> 
     root = work / "pool"
     shutil.copytree(pool_train_subset, root, ignore=shutil.ignore_patterns(".lock", "_staging", "exports"))
     off = {name: {"enabled": False} for name in make_config().filter.rules if name not in FACE_RULES}
-    apply_filters(root, make_config(filter=FilterConfig.model_validate({"rules": off, "duplicates": "off"})))
+    apply_filters(root, make_config(filter={"rules": off, "duplicates": "off"}))
     speakers = ("--group", "v.source_tags['speaker_id']")
     done = curate("export", str(root), "--name", "pool", *speakers, "--val", "0.25", "--test", "0")
     assert done.returncode == 0, done.stderr
