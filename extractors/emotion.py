@@ -121,9 +121,10 @@ class EmotionConfig(Section):
     model: Literal["expression-facex", "expression-fer"] = Field(
         "expression-facex", description="the face model (registry name)"
     )
-    fusion: str = Field(
-        "emotion-fusion",
-        description="registry name of the fusion weights, or a .npz file from `curate emotion train`",
+    fusion: str | None = Field(
+        None,
+        description="registry name of the fusion weights, or a .npz file from `curate emotion train`; "
+        "none: the shipped fusion of [emotion] model",
     )
     frames: int = Field(16, ge=1, le=256, description="face crops classified per clip")
     min_confidence: float = Field(
@@ -168,23 +169,6 @@ EXPRESSION_FACEX = ModelSpec(
 )
 
 
-@dataclass(frozen=True)
-class FaceModel:
-    """How a face model of the registry reads a crop and names its classes."""
-
-    spec: ModelSpec
-    side_px: int  # square input size
-    rgb: bool  # RGB input (else gray)
-    symmetric: bool  # pixels scaled to [-1, 1] (else [0, 1])
-    order: tuple[int, ...]  # the model's output index of each class of EMOTION_CLASSES
-
-
-#: The face models ``[emotion] model`` can name (measured against each other in docs/scores.md).
-FACE_MODELS: dict[str, FaceModel] = {
-    "expression-facex": FaceModel(EXPRESSION_FACEX, 200, True, False, (0, 1, 2, 3, 5, 6, 4)),
-    "expression-fer": FaceModel(EXPRESSION_FER, 64, False, True, (0, 1, 2, 3, 4, 5, 6)),
-}
-
 EMOTION_FUSION_SHA256 = "616cbd4391f1985f218bc9e16ddf894c49111f55034b29fb6fb1a639123bdc46"
 EMOTION_FUSION_SIZE = 5710
 EMOTION_FUSION = trained_here(
@@ -197,13 +181,42 @@ EMOTION_FUSION = trained_here(
     EMOTION_FUSION_SIZE,
 )
 
+EMOTION_FUSION_FER_SHA256 = "c0e87b4f65e620def005a4ee3e0d90d2f5329ff55fd4c70d4e60e7ca7b0d65b7"
+EMOTION_FUSION_FER_SIZE = 5702
+EMOTION_FUSION_FER = trained_here(
+    "emotion-fusion-fer",
+    "The emotion fusion for the expression-fer face model (see emotion-fusion)",
+    "emotion_fusion_fer.npz",
+    EMOTION_FUSION_FER_SHA256,
+    EMOTION_FUSION_FER_SIZE,
+)
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    """How a face model of the registry reads a crop and names its classes."""
+
+    spec: ModelSpec
+    fusion: ModelSpec  # the shipped fusion fitted on this model's distributions
+    side_px: int  # square input size
+    rgb: bool  # RGB input (else gray)
+    symmetric: bool  # pixels scaled to [-1, 1] (else [0, 1])
+    order: tuple[int, ...]  # the model's output index of each class of EMOTION_CLASSES
+
+
+#: The face models ``[emotion] model`` can name (measured against each other in docs/scores.md).
+FACE_MODELS: dict[str, FaceModel] = {
+    "expression-facex": FaceModel(EXPRESSION_FACEX, EMOTION_FUSION, 200, True, False, (0, 1, 2, 3, 5, 6, 4)),
+    "expression-fer": FaceModel(EXPRESSION_FER, EMOTION_FUSION_FER, 64, False, True, (0, 1, 2, 3, 4, 5, 6)),
+}
+
 
 class EmotionExtractor(Extractor):
     name = "emotion"
     version = "3"
     needs = ("face",)
     settings_class = EmotionConfig
-    model_specs = (EXPRESSION_FACEX, EXPRESSION_FER, EMOTION_FUSION)
+    model_specs = (EXPRESSION_FACEX, EXPRESSION_FER, EMOTION_FUSION, EMOTION_FUSION_FER)
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
             "emotion_probs",
@@ -247,9 +260,26 @@ class EmotionExtractor(Extractor):
     def settings(self) -> EmotionConfig:
         return self.config.section(self.name, EmotionConfig)
 
+    @property
+    def fusion_name(self) -> str:
+        """``[emotion] fusion``, else the shipped fusion of ``[emotion] model``."""
+        return self.settings.fusion or FACE_MODELS[self.settings.model].fusion.name
+
     def models(self) -> list[str]:
-        fusion = [] if self.settings.fusion.endswith(".npz") else [self.settings.fusion]
+        fusion = [] if self.fusion_name.endswith(".npz") else [self.fusion_name]
         return [self.settings.model, *fusion]
+
+    def load_fusion(self) -> EmotionFusion:
+        """The fusion :attr:`fusion_name` names (a registry name or a ``.npz`` file); refused when
+        it was fitted on another face model than ``[emotion] model``."""
+        given = Path(self.fusion_name).expanduser()
+        fusion = EmotionFusion.load(given if given.suffix == ".npz" else self.model_path(self.fusion_name))
+        if fusion.face_model != self.settings.model:
+            raise ValueError(
+                f"emotion fusion {self.fusion_name!r} was fitted on face model {fusion.face_model!r}, "
+                f"not [emotion] model {self.settings.model!r}: fit one with `curate emotion train`"
+            )
+        return fusion
 
     def face_crops(self) -> int:
         return QUIET_OF * self.settings.frames  # kept evenly; the quietest ``frames`` of them are read
@@ -263,15 +293,7 @@ class EmotionExtractor(Extractor):
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
-        given = Path(self.settings.fusion).expanduser()
-        self.fusion = EmotionFusion.load(
-            given if given.suffix == ".npz" else self.model_path(self.settings.fusion)
-        )
-        if self.fusion.face_model != self.settings.model:
-            raise ValueError(
-                f"emotion fusion {self.settings.fusion!r} was fitted on face model {self.fusion.face_model!r}, "
-                f"not [emotion] model {self.settings.model!r}: fit one with `curate emotion train`"
-            )
+        self.fusion = self.load_fusion()
 
     def close(self) -> None:
         self.__dict__.pop("_interpreter", None)

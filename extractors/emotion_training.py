@@ -258,17 +258,6 @@ def leave_one_speaker_out(
     )
 
 
-def fusion_of(config: Config) -> EmotionFusion:
-    """The fusion ``[emotion] fusion`` names (a registry name or a ``.npz`` file)."""
-    from extractors.emotion import EmotionConfig, EmotionExtractor
-
-    settings = config.section("emotion", EmotionConfig)
-    given = Path(settings.fusion).expanduser()
-    if given.suffix == ".npz":
-        return EmotionFusion.load(given)
-    return EmotionFusion.load(EmotionExtractor(config).model_path(settings.fusion))
-
-
 def train_root(root: str | Path, out: Path, config: Config, labels: Path | None = None) -> str:
     """Fit the fusion on the labelled clips of ``root`` (their face model: ``[emotion] model``),
     save it to ``out``; one line saying what it learned from."""
@@ -289,10 +278,10 @@ def evaluate_root(
     """Figures of the emotion labels on the labelled clips of ``root``: with the fusion of
     ``config``, or, ``each_speaker_held_out``, each speaker's clips with a fusion fitted on the
     root's other speakers (for figures on a training split)."""
-    from extractors.emotion import EmotionConfig
+    from extractors.emotion import EmotionConfig, EmotionExtractor
 
     settings = config.section("emotion", EmotionConfig)
     clips = labelled_clips(root, labels)
     if each_speaker_held_out:
         return leave_one_speaker_out(clips, settings.model, settings.min_confidence)
-    return evaluate(clips, fusion_of(config), settings.min_confidence)
+    return evaluate(clips, EmotionExtractor(config).load_fusion(), settings.min_confidence)

@@ -49,6 +49,21 @@ def test_facs_prototypes_on_arkit_channels() -> None:
     assert happy[0] > 0 > sad[0] and happy[1] > sad[1]
 
 
+@pytest.mark.parametrize("model", ["expression-facex", "expression-fer"])
+def test_each_face_model_has_its_shipped_fusion(model: str, tmp_path) -> None:
+    """A config naming either face model (older example configs name expression-fer) runs with
+    the fusion fitted on that model's distributions; a fusion of the other model is refused."""
+    from extractors.emotion import EmotionExtractor
+
+    extractor = EmotionExtractor(make_config(emotion={"model": model}))
+    assert extractor.load_fusion().face_model == model
+    assert extractor.fusion_name in extractor.models()
+    other = "expression-fer" if model == "expression-facex" else "expression-facex"
+    mismatched = EmotionExtractor(make_config(emotion={"model": other, "fusion": extractor.fusion_name}))
+    with pytest.raises(ValueError, match="fitted on face model"):
+        mismatched.load_fusion()
+
+
 @pytest.mark.slow  # MediaPipe and the face model over 10 real clips of the pool's test speakers
 def test_the_shipped_fusion_on_speakers_it_never_saw(pool_emotion_test_root, curate) -> None:
     """What the held-out clips hold today (docs/scores.md): 5 of 10 right where the face model
