@@ -142,17 +142,17 @@ class EmotionFusion:
             ((np.asarray(median, np.float64) - self.neutral) * CUE_CHANNELS) @ self.templates.T * self.scale
         )
 
-    def probs(self, face_log: np.ndarray | None, median: np.ndarray) -> np.ndarray:
-        """Fused class probabilities, shape (..., 7). ``face_log``: :func:`face_log_probs` of the
-        face model's distribution, or ``None`` to use the blendshape cue alone."""
-        logits = self.template_weight * self.template_scores(median) + self.bias
-        if face_log is not None:
-            logits = logits + self.face_weight * face_log
-        return softmax(logits)
+    def _blendshape_logits(self, median: np.ndarray) -> np.ndarray:
+        return self.template_weight * self.template_scores(median) + self.bias
+
+    def probs(self, face_log: np.ndarray, median: np.ndarray) -> np.ndarray:
+        """Fused class probabilities, shape (..., 7); ``face_log``: :func:`face_log_probs` of the
+        face model's distribution."""
+        return softmax(self.face_weight * face_log + self._blendshape_logits(median))
 
     def blendshape_probs(self, median: np.ndarray) -> np.ndarray:
         """The blendshape cue alone, as a distribution (shape (..., 7))."""
-        return softmax(self.template_weight * self.template_scores(median) + self.bias)
+        return softmax(self._blendshape_logits(median))
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as fh:

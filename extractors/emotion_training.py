@@ -115,16 +115,20 @@ def labelled_clips(root: str | Path, labels: Path | None = None) -> list[Labelle
     return out
 
 
-def _arrays(clips: Sequence[LabelledClip]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _face_probs(clips: Sequence[LabelledClip]) -> np.ndarray:
+    """The face model's distribution of each clip, shape (n, 7); uniform (no evidence) where not measured."""
     uniform = np.full(len(EMOTION_CLASSES), 1 / len(EMOTION_CLASSES))
-    faces = np.array([c.face_probs if c.face_probs is not None else uniform for c in clips])
-    return np.array([c.median for c in clips]), face_log_probs(faces), np.array([c.label for c in clips])
+    return np.array([c.face_probs if c.face_probs is not None else uniform for c in clips])
+
+
+def _medians(clips: Sequence[LabelledClip]) -> np.ndarray:
+    return np.array([c.median for c in clips])
 
 
 def train(clips: Sequence[LabelledClip], face_model: str) -> EmotionFusion:
     """The fusion fitted on ``clips`` (:func:`extractors.emotion_fusion.fit`)."""
-    medians, face_logs, labels = _arrays(clips)
-    return fit(medians, face_logs, labels, face_model)
+    labels = np.array([c.label for c in clips])
+    return fit(_medians(clips), face_log_probs(_face_probs(clips)), labels, face_model)
 
 
 @dataclass
@@ -201,12 +205,11 @@ def cue_figures(probs: np.ndarray, labels: np.ndarray) -> CueFigures:
 
 def _cue_probs(clips: Sequence[LabelledClip], model: EmotionFusion) -> dict[str, np.ndarray]:
     """Each cue's class probabilities under ``model``, shape (n, 7) each."""
-    medians, face_logs, _ = _arrays(clips)
-    uniform = np.full(len(EMOTION_CLASSES), 1 / len(EMOTION_CLASSES))
+    faces, medians = _face_probs(clips), _medians(clips)
     return {
-        "face model": np.array([c.face_probs if c.face_probs is not None else uniform for c in clips]),
+        "face model": faces,
         "blendshapes": model.blendshape_probs(medians),
-        "fused": model.probs(face_logs, medians),  # a clip without face probs: uniform, no evidence
+        "fused": model.probs(face_log_probs(faces), medians),
     }
 
 
