@@ -1,7 +1,7 @@
 """``curate report``: one self-contained HTML page about a dataset root.
 
 Sections: summary, verdicts by reason, score distributions with the filter thresholds, emotion
-mix, languages, per-channel blendshape statistics, the ARKit calibration's before/after ranges
+mix, languages, the clips most likely generated, per-channel blendshape statistics, the ARKit calibration's before/after ranges
 (when ``curate calibrate`` made one), and example clips (a frame and their curves).
 Plots are matplotlib PNGs and frames JPEGs, both inlined as base64: the page needs no network.
 Everything is read through the DuckDB views of :mod:`manifests.views`; nothing is written but
@@ -38,6 +38,8 @@ from settings.config import Config
 NOT_SCORES = {"clip_index", "start_s", "end_s", "fps"}  # numeric, but positions rather than scores
 CURVES = ("jawOpen", "mouthClose", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
 EXAMPLES = 4
+#: Clips listed under "Synthetic faces".
+SUSPECTS = 10
 FRAME_WIDTH = 320  # px, widest embedded frame
 NEAR_ZERO = 0.01  # a channel whose p95 is below this barely moves
 VERDICT_COLORS = {"accept": "#2e7d32", "review": "#ef6c00", "reject": "#c62828"}
@@ -214,6 +216,24 @@ def languages(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     )
 
 
+def synthetic_faces(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
+    """The clips most likely generated, with the cue that says so most strongly."""
+    if "synthetic_score" not in columns:
+        return '<p class="muted">No synthetic_score column in this root.</p>'
+    rows = _rows(
+        con,
+        "select regexp_extract(v.uri, '[^/]+$') file, c.clip_index clip, round(c.synthetic_score, 3) score,"
+        " c.synthetic_strongest strongest_cue, coalesce(d.verdict, '') verdict"
+        " from clips c left join videos v on v.video_id = c.video_id"
+        " left join current_decisions d on d.clip_id = c.clip_id"
+        f" where c.synthetic_score is not null order by c.synthetic_score desc limit {SUSPECTS}",
+    )
+    return (
+        "<p>Probability that the face was produced by a model (docs/scores.md: a weak score;"
+        " the rule synthetic_face only sends clips to review), highest first.</p>" + _table(rows)
+    )
+
+
 def blendshape_stats(con: duckdb.DuckDBPyConnection) -> str:
     """Mean, p5 and p95 of every channel over all frames with a face; near-zero channels flagged."""
     rows = _rows(
@@ -364,6 +384,7 @@ def _sections(con: duckdb.DuckDBPyConnection, config: Config, root: Path) -> lis
         ("Score distributions", score_distributions(clips, config, docs)),
         ("Emotion mix", emotion_mix(con, columns)),
         ("Languages", languages(con, columns)),
+        ("Synthetic faces", synthetic_faces(con, columns)),
         ("Blendshape channels", blendshape_stats(con) if faces else no_faces),
         ("Calibration to ARKit ranges", calibration_ranges(root / CALIBRATION)),
         ("Example clips", examples(con, columns) if faces else no_faces),

@@ -20,6 +20,7 @@ from extractors.fingerprint import FingerprintExtractor
 from extractors.quality import QualityExtractor
 from extractors.speech import SpeechExtractor
 from extractors.sync import SyncExtractor
+from extractors.synthetic import SyntheticExtractor
 from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, INPUT_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
 from settings import config as settings
 from settings.config import Config, ConfigError, FilterConfig
@@ -34,6 +35,7 @@ SIGNALS: list[type[Extractor]] = [
     SyncExtractor,
     EmotionExtractor,
     QualityExtractor,
+    SyntheticExtractor,
 ]
 
 

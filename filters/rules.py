@@ -36,19 +36,20 @@ class Verdict:
 
 
 def check(rule: Rule, value: float | None) -> Outcome:
-    """``"pass"``, ``"review"`` (within ``band`` of a limit) or ``"fail"`` for one value;
-    a missing value as the rule's ``missing`` says."""
+    """``"pass"``, ``"review"`` (within ``band`` of a limit) or ``"fail"`` (beyond it, unless the
+    rule's ``beyond`` is review) for one value; a missing value as the rule's ``missing`` says."""
     if value is None:
         return MISSING[rule.missing]
+    beyond: Outcome = "fail" if rule.beyond == "reject" else "review"
     outcome: Outcome = "pass"
     if rule.min is not None:
         if value < rule.min - rule.band:
-            return "fail"
+            return beyond
         if value < rule.min + rule.band:
             outcome = "review"
     if rule.max is not None:
         if value > rule.max + rule.band:
-            return "fail"
+            return beyond
         if value > rule.max - rule.band:
             outcome = "review"
     return outcome

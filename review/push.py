@@ -46,6 +46,7 @@ SCORES = (
     "speech_ratio",
     "emotion_expressiveness",
     "quality_sharpness",
+    "synthetic_score",
 )
 
 
@@ -93,6 +94,8 @@ def task(
 ) -> dict[str, Any]:
     """One Label Studio task with its prediction."""
     scores = ", ".join(f"{k} {row[k]:.3g}" for k in SCORES if row.get(k) is not None)
+    if row.get("synthetic_strongest"):
+        scores += f"; synthetic: strongest cue {row['synthetic_strongest']} (docs/scores.md)"
     prediction = [
         {"from_name": "verdict", "to_name": "video", "type": "choices", "value": {"choices": ["accept"]}}
     ]

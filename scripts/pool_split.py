@@ -7,7 +7,9 @@ list files that ``curate run`` reads (``uri`` relative to the list file; ``speak
 ``split`` become the video's ``source_tags``, for ``curate export --group/--test-where``); and
 docs/pool/emotion_train.csv and emotion_test.csv, the clips with an emotion label (the pool's
 ``emotion/`` folder and the MEAD files of ``video/``), with an ``emotion`` column, split by the
-same rule (for ``curate emotion train`` and ``eval``).
+same rule (for ``curate emotion train`` and ``eval``); and docs/pool/generated.csv, the
+``generated/`` folder's clips with ``generated`` (yes/no) and ``family`` (generator family; ``real``
+for the real clips shipped beside them) tags, for ``python -m bench.synthetic``.
 
     python scripts/pool_split.py [POOL_DIR]
 """
@@ -58,6 +60,22 @@ def main(pool: Path) -> None:
                 label = MEAD_LABEL.search(path.name)
                 if label and split_of(speaker) == split:
                     writer.writerow([os.path.relpath(path, out), speaker, split, label.group(1)])
+    write_generated(pool / "generated", out)
+
+
+def write_generated(folder: Path, out: Path) -> None:
+    """docs/pool/generated.csv from the table of ``folder``'s README."""
+    with open(out / "generated.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["uri", "speaker_id", "generated", "family", "generator"])
+        for line in (folder / "README.md").read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 10 and (folder / cells[0]).is_file():
+                family = cells[3] if cells[1] == "yes" else "real"
+                speaker = "gen_" + Path(cells[0]).stem
+                writer.writerow(
+                    [os.path.relpath(folder / cells[0], out), speaker, cells[1], family, cells[2]]
+                )
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ class Rule(Section):
     missing: Literal["reject", "review", "accept"] = Field(
         "reject", description="what a null value (the score could not be measured) does"
     )
+    beyond: Literal["reject", "review"] = Field(
+        "reject", description="what a value beyond a limit and its band does (review: the rule never rejects)"
+    )
     enabled: bool = True
 
     @model_validator(mode="after")

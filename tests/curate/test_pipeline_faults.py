@@ -67,7 +67,17 @@ def test_strict_mode_raises(tmp_path, video, broken_speech) -> None:
 
 def test_stages_are_in_pipeline_order(tmp_path) -> None:
     names = build_pipeline(make_config(), DatasetRoot(tmp_path)).stage_names
-    assert names == ["probe", "segment", "face", "speech", "fingerprint", "sync", "emotion", "quality"]
+    assert names == [
+        "probe",
+        "segment",
+        "face",
+        "speech",
+        "fingerprint",
+        "sync",
+        "emotion",
+        "quality",
+        "synthetic",
+    ]
 
 
 def test_an_extractor_runs_after_what_it_reads_in_the_same_pool() -> None:

@@ -168,3 +168,10 @@ def test_multiple_faces_counts_only_frames_with_a_face_and_null_face_scores_neve
     assert judge(weak, make_config().filter) == Verdict(
         "review", ["out_of_sync", "face_too_small", "too_dark"]
     )
+
+
+def test_a_review_only_rule_never_rejects() -> None:
+    rule = Rule(column="synthetic_score", max=0.73, beyond="review", missing="accept")
+    assert [check(rule, v) for v in (0.2, 0.73, 0.74, 0.999)] == ["pass", "pass", "review", "review"]
+    assert check(rule, None) == "pass"
+    assert check(Rule(column="x", min=2.0), 1.0) == "fail", "rules reject beyond a limit by default"
