@@ -2,9 +2,12 @@
 
 Near-duplicates are found here too, from the fingerprints stored in ``tracks`` through the
 root's near-duplicate index (:func:`filters.duplicates.update`: each call indexes only the clips
-the index lacks): among clips without recorded failures, each group of twins keeps its best
-source (audio sample rate, then face size in pixels, then duration) and the others carry
-``duplicate_of``.
+the index lacks). The duplicate rule judges last: every clip is judged by the other rules first;
+among clips without recorded failures, each group of twins keeps the copy with the best of those
+verdicts (accept, then review, then reject), then the best source (audio sample rate, then face
+size in pixels, then duration); the others carry ``duplicate_of`` and ``duplicate_why``. Every
+call judges every clip again, so a better copy brought by a later run takes the place of one
+accepted before (counted in the summary as ``replaced``).
 
 Each call appends one decision set (``ROOT/decisions/part-<set_id>.parquet``); earlier sets stay
 readable, and ``current_decisions`` shows the latest decision of each clip.
@@ -26,7 +29,7 @@ from duckdb import DuckDBPyConnection
 
 from extractors.registry import dataset_schemas, in_effect, rules_off
 from filters.duplicates import twin_groups, update
-from filters.rules import judge
+from filters.rules import Verdict, judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect
@@ -49,6 +52,7 @@ class FilterSummary:
     verdicts: dict[str, int]  # verdict -> clips
     reasons: dict[str, int]  # reason -> clips
     rules_off: dict[str, str]  # rule -> the extractor, not in [run] extractors, that fills its column
+    replaced: int = 0  # clips accepted before this set that are now duplicates of a better copy
 
     def to_text(self) -> str:
         lines = [f"decision set {self.decision_set} (thresholds {self.config_hash})"]
@@ -57,6 +61,8 @@ class FilterSummary:
             for rule, owner in self.rules_off.items()
         ]
         lines += [f"  {v:<8}{self.verdicts.get(v, 0)}" for v in ("accept", "review", "reject")]
+        if self.replaced:
+            lines.append(f"  {self.replaced} clip(s) accepted before are now duplicates of a better copy")
         if self.reasons:
             lines.append("  reasons")
             lines += [f"    {r:<20}{n}" for r, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
@@ -98,13 +104,16 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
         raise NoClips(f"{root.uri} has no clips: run `curate run` first")
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    standing = {row["clip_id"]: judge(row, thresholds) for row in rows}  # every rule but the duplicate one
     with hold(root, f"filter-{set_id}"):  # the near-duplicate index is written to the root
-        twins = duplicates(con, root, set_id, config.filter.duplicate_max_bit_error)
+        twins = duplicates(con, root, set_id, config.filter.duplicate_max_bit_error, standing)
     digest = thresholds.digest()
-    twin_of = [twins.get(row["clip_id"]) for row in rows]
+    twin_of = [twins[row["clip_id"]][0] if row["clip_id"] in twins else None for row in rows]
     verdicts = [
-        judge({**row, "duplicate_of": twin}, thresholds) for row, twin in zip(rows, twin_of, strict=True)
+        judge({**row, "duplicate_of": twin}, thresholds) if twin else standing[row["clip_id"]]
+        for row, twin in zip(rows, twin_of, strict=True)
     ]
+    replaced = accepted_before(con, [row["clip_id"] for row, twin in zip(rows, twin_of, strict=True) if twin])
     n = len(rows)
     columns = {
         "clip_id": [row["clip_id"] for row in rows],
@@ -115,6 +124,7 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
         "decided_at": pa.array([now] * n, schemas["decisions"].field("decided_at").type),
         "config_hash": [digest] * n,
         "duplicate_of": twin_of,
+        "duplicate_why": [twins[row["clip_id"]][1] if row["clip_id"] in twins else None for row in rows],
         "decision_set": [set_id] * n,
     }
     schema = schemas["decisions"]  # built by columns: a million row dicts would take most of the time
@@ -122,15 +132,51 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     with hold(root, f"filter-{set_id}"):
         root.write_table("decisions", set_id, decisions)
     reasons = Counter(r for v in verdicts for r in v.reasons)
-    return FilterSummary(set_id, digest, dict(Counter(v.verdict for v in verdicts)), dict(reasons), skipped)
+    return FilterSummary(
+        set_id, digest, dict(Counter(v.verdict for v in verdicts)), dict(reasons), skipped, replaced
+    )
 
 
-def duplicates(con: DuckDBPyConnection, root: DatasetRoot, part: str, max_bit_error: float) -> dict[str, str]:
-    """Clip id -> the clip kept in its place, over clips without recorded failures.
+def accepted_before(con: DuckDBPyConnection, clip_ids: Sequence[str]) -> int:
+    """How many of ``clip_ids`` the latest decision set before this one accepted."""
+    if not clip_ids:
+        return 0
+    con.register("_twins", pa.table({"clip_id": pa.array(list(clip_ids), pa.string())}))
+    ((found,),) = con.sql(
+        "select count(*) from current_decisions join _twins using (clip_id) where verdict = 'accept'"
+    ).fetchall()
+    con.unregister("_twins")
+    return int(found)
 
-    The root's near-duplicate index is brought up to date first (only clips it lacks are
-    fingerprint-read and indexed, as part ``part``), so a clip added since is checked against
-    every clip curated before it. Call while holding the root's lock.
+
+#: Order of the verdicts when twins are compared: the better verdict is kept.
+VERDICT_RANK = {"reject": 0, "review": 1, "accept": 2}
+
+
+def why_kept(kept: str, this: str, standing: dict[str, Verdict], source: dict[str, tuple[float, ...]]) -> str:
+    """Why ``kept`` was kept in place of its twin ``this``, for ``duplicate_why``."""
+    a, b = standing[kept], standing[this]
+    if a.verdict != b.verdict:
+        because = f"{b.verdict} ({', '.join(b.reasons)})" if b.reasons else b.verdict
+        return f"kept the twin judged {a.verdict} by the other rules; this copy was judged {because}"
+    sr, face, seconds = source[kept]
+    return (
+        f"both judged {a.verdict} by the other rules; kept the better source "
+        f"(audio {sr:g} Hz, face {face:g} px, {seconds:.2f} s; this copy: "
+        f"{source[this][0]:g} Hz, {source[this][1]:g} px, {source[this][2]:.2f} s)"
+    )
+
+
+def duplicates(
+    con: DuckDBPyConnection, root: DatasetRoot, part: str, max_bit_error: float, standing: dict[str, Verdict]
+) -> dict[str, tuple[str, str]]:
+    """Clip id -> (the clip kept in its place, why), over clips without recorded failures.
+
+    ``standing``: each clip's verdict by every rule but the duplicate one; of each group of twins
+    the best of those verdicts is kept, then the best source. The root's near-duplicate index is
+    brought up to date first (only clips it lacks are fingerprint-read and indexed, as part
+    ``part``), so a clip added since is checked against every clip curated before it. Call while
+    holding the root's lock.
     """
     rows: list[dict[str, Any]] = (
         con.sql(
@@ -141,9 +187,10 @@ def duplicates(con: DuckDBPyConnection, root: DatasetRoot, part: str, max_bit_er
         .to_arrow_table()
         .to_pylist()
     )
-    rank = {
+    source: dict[str, tuple[float, ...]] = {
         r["clip_id"]: (r["audio_sr_hz"] or 0, r["quality_face_px"] or 0, r["duration_s"] or 0) for r in rows
     }
+    rank = {clip: (VERDICT_RANK[standing[clip].verdict], *values) for clip, values in source.items()}
 
     def fetch(ids: Sequence[str]) -> dict[str, np.ndarray]:
         con.register("_wanted", pa.table({"clip_id": pa.array(list(ids), pa.string())}))
@@ -161,4 +208,7 @@ def duplicates(con: DuckDBPyConnection, root: DatasetRoot, part: str, max_bit_er
         }
 
     pairs = update(root, sorted(rank), fetch, part).pairs
-    return {clip: kept for clip, (kept, _) in twin_groups(pairs, rank.__getitem__, max_bit_error).items()}
+    return {
+        clip: (kept, why_kept(kept, clip, standing, source))
+        for clip, (kept, _) in twin_groups(pairs, rank.__getitem__, max_bit_error).items()
+    }

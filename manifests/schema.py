@@ -171,6 +171,7 @@ DECISION_FIELDS = [
     field("decided_at", pa.timestamp("us", tz="UTC"), "when the decision was made"),
     field("config_hash", pa.string(), "hash of the thresholds that produced it"),
     field("duplicate_of", pa.string(), "clip kept in this one's place when its audio is the same recording"),
+    field("duplicate_why", pa.string(), "why the clip of duplicate_of was kept rather than this one"),
     field("emotion", pa.string(), "expression class a reviewer chose"),
     field("sync_offset_frames", pa.int32(), "sync offset a reviewer entered (+: audio late)"),
     field("annotation", pa.string(), "Label Studio annotation id and its update time, for review decisions"),

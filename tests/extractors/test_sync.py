@@ -60,9 +60,19 @@ def test_a_delayed_audio_track_moves_the_offset_and_is_flagged(tmp_path, video) 
     assert abs(late["peak"] - original["peak"] - DELAY_FRAMES) <= 1
     # At its offset the late audio explains the mouth as well as before: strong, significant evidence.
     assert late["z"] >= 3 and late["p"] <= 0.05 and late["o"] == late["peak"]
-    assert "sync_offset" in verdicts(tmp_path / "root")["vr_face_5_late.mp4"][1]
-    dup = query(tmp_path / "root", "select count(*) n from current_decisions where duplicate_of is not null")
-    assert dup.to_pylist() == [{"n": 1}]  # the same recording, shifted: still a near-duplicate
+    judged = verdicts(tmp_path / "root")
+    assert "sync_offset" in judged["vr_face_5_late.mp4"][1]
+    # The same recording, shifted: still a near-duplicate. The duplicate rule judges last, so the
+    # in-sync original is the copy kept, and accepted; the shifted one says why it was not kept.
+    assert judged["vr_face_5.mp4"] == ("accept", [])
+    dup = query(
+        tmp_path / "root",
+        "select regexp_extract(v.uri, '[^/]+$') name, d.duplicate_why from current_decisions d"
+        " join clips c using (clip_id) join videos v using (video_id) where d.duplicate_of is not null",
+    ).to_pylist()
+    assert [r["name"] for r in dup] == ["vr_face_5_late.mp4"]
+    assert dup[0]["duplicate_why"].startswith("kept the twin judged accept by the other rules")
+    assert "sync_offset" in dup[0]["duplicate_why"]
 
 
 def test_speaking_fixtures_are_calibrated_in_sync_and_foreign_audio_is_not(fixture_run, video) -> None:

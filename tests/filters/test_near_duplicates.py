@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from bench.near_duplicates import Corpus, exact_pairs, index_pairs
+from curate.filter import apply_filters
+from curate.query import query
+from curate.run import run
 from extractors.fingerprint import band_energies, fingerprint
+from extractors.registry import make_config
 from filters import near_index
 from filters.duplicates import PAIRS_TABLE, find_twins, update
 from ingest.media import read_audio
 from manifests.store import DatasetRoot
+from settings.config import RunConfig
 
 SPEAKING = (
     "vr_face_3.mp4",
@@ -99,3 +104,30 @@ def test_recall_on_a_corpus_of_real_fingerprints_equals_exact_search(prints) -> 
     found = find_twins(clips, rank=lambda c: (0,))
     grouped = set(found) | {kept for kept, _ in found.values()}
     assert grouped == {c for pair in exact for c in pair}
+
+
+@pytest.mark.slow  # real models over two videos
+def test_a_later_better_copy_replaces_one_accepted_before(
+    video: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """The 16 kHz copy is accepted alone; when the 44.1 kHz copy of the same recording arrives in
+    a later run, it is kept and the earlier copy becomes its duplicate, counted as replaced."""
+    config = make_config(
+        run=RunConfig(extractors=["face", "fingerprint"], executor="sequential", strict=True)
+    )
+    first = run([str(video(TWIN))], tmp_path / "root", config, progress=False).filter  # a run ends filtering
+    assert first is not None and first.verdicts == {"accept": 1} and first.replaced == 0
+    second = run([str(video(KEPT))], tmp_path / "root", config, progress=False).filter
+    assert second is not None and second.verdicts == {"accept": 1, "reject": 1} and second.replaced == 1
+    assert "1 clip(s) accepted before are now duplicates of a better copy" in second.to_text()
+    assert apply_filters(tmp_path / "root", config).replaced == 0, "counted once, when it happens"
+    rows = query(
+        tmp_path / "root",
+        "select regexp_extract(v.uri, '[^/]+$') name, d.verdict, d.duplicate_why from current_decisions d"
+        " join clips c using (clip_id) join videos v using (video_id) order by name",
+    ).to_pylist()
+    assert [(r["name"], r["verdict"]) for r in rows] == [(TWIN, "reject"), (KEPT, "accept")]
+    assert rows[0]["duplicate_why"].startswith(
+        "both judged accept by the other rules; kept the better source"
+    )
+    assert "44100 Hz" in rows[0]["duplicate_why"] and "this copy: 16000 Hz" in rows[0]["duplicate_why"]
