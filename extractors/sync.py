@@ -15,6 +15,15 @@ best correlation within that null (the best foreign shift's distribution), ``syn
 share of foreign recordings that do as well. The offset is reported only when that evidence is
 significant (``[sync] significance_z``); otherwise it is unknown (null).
 
+How much evidence a clip can hold grows with the speech in it: an in-sync clip's z-score is
+about ``[sync] in_sync_z_slope`` x sqrt(seconds of speech), spread by ``in_sync_z_spread``
+(fitted on the pool's training speakers, docs/sync.md), while foreign audio's stays near 0 at
+any length. ``sync_speech_s`` counts the compared frames whose audio is active (within
+:data:`ACTIVE_DB` of the clip's loudest frame), and ``sync_in_sync_p`` is the chance that an
+in-sync clip with that much speech scores as low as this one: the rule ``out_of_sync`` rejects
+only when it is under 1% (in sync is implausible), and ``sync_undecided`` sends to review a
+clip whose z-score foreign audio could also reach ("too little speech to judge sync").
+
 Offset convention: ``sync_offset_frames = +k`` means the audio lags the video by ``k`` frames
 (the sound of a mouth movement arrives ``k / fps`` seconds after it); shifting the audio
 ``k`` frames earlier corrects it.
@@ -23,6 +32,7 @@ Offset convention: ``sync_offset_frames = +k`` means the audio lags the video by
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from extractors.audio_features import frame_level_db
 from extractors.base import ClipRef, Extraction, Extractor, trained_here
 from extractors.face import FaceConfig, too_few_face_frames
 from extractors.sync_features import WHISPER_TINY_EN, FeatureMaker
@@ -39,6 +50,27 @@ from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
 from settings.config import ModelsConfig, Rule, Section
 from settings.models import cache_dir, resolve
+
+#: The evidence model, fitted by ``curate sync eval`` (leave-one-group-out) on the pool's
+#: training split (docs/sync.md).
+IN_SYNC_Z_SLOPE = 2.09
+IN_SYNC_Z_SPREAD = 1.85
+#: Audio frames within this many dB of the clip's loudest count as speech for the evidence.
+ACTIVE_DB = 25.0
+
+
+def speech_frames(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """Frames whose audio level is within :data:`ACTIVE_DB` of the loudest one, shape (n_frames,)."""
+    level = frame_level_db(audio, fps, n_frames)
+    return level >= level.max() - ACTIVE_DB if len(level) else np.zeros(0, bool)
+
+
+def in_sync_p(confidence: float, speech_s: float, slope: float, spread: float) -> float:
+    """Chance that an in-sync clip with ``speech_s`` seconds of speech has a sync_confidence of
+    ``confidence`` or lower: the normal lower tail about ``slope * sqrt(speech_s)``."""
+    return 0.5 * (
+        1.0 + math.erf((confidence - slope * math.sqrt(max(speech_s, 0.0))) / (spread * math.sqrt(2)))
+    )
 
 
 class SyncConfig(Section):
@@ -49,7 +81,17 @@ class SyncConfig(Section):
     )
     search_frames: int = Field(15, ge=1, le=60, description="shifts tried either way, frames")
     significance_z: float = Field(
-        2.0, ge=0, description="sync_confidence from which the offset is reported (below: unknown, null)"
+        1.8, ge=0, description="sync_confidence from which the offset is reported (below: unknown, null)"
+    )
+    in_sync_z_slope: float = Field(
+        IN_SYNC_Z_SLOPE,
+        gt=0,
+        description="an in-sync clip's expected sync_confidence per sqrt(second of speech)",
+    )
+    in_sync_z_spread: float = Field(
+        IN_SYNC_Z_SPREAD,
+        gt=0,
+        description="standard deviation of an in-sync clip's sync_confidence about that",
     )
 
 
@@ -276,6 +318,7 @@ class SyncScore:
     confidence: float  # z-score of it against the clip's null (foreign audio at its best shift)
     p_value: float  # share of foreign recordings (and this one) whose best correlation is at least as high
     frames: int  # frames with a face that were compared
+    valid: np.ndarray  # which frames were compared (had a face), shape (n_frames,)
     curve: np.ndarray  # correlation per shift from -search to +search, shape (2 * search + 1,)
 
 
@@ -309,6 +352,7 @@ def score(
         confidence=z,
         p_value=float((1 + np.sum(null >= curve[best])) / (len(null) + 1)),
         frames=int(valid.sum()),
+        valid=valid,
         curve=curve,
     )
 
@@ -329,10 +373,12 @@ class SyncExtractor(Extractor):
     settings_class = SyncConfig
     model_specs = (SYNC_DEFAULT, WHISPER_TINY_EN)
     default_rules: ClassVar[dict[str, Rule]] = {
-        # Sync scores are calibrated z-scores (docs/sync.md): reject only on strong evidence of
-        # foreign audio (z < 0.5) or of a shift beyond 13 frames; weak evidence goes to review;
-        # an offset too uncertain to report (null) is left to out_of_sync, which reviews it.
-        "out_of_sync": Rule(column="sync_confidence", min=1.25, band=0.75, missing="review"),
+        # Reject only when in sync is implausible for the speech the clip holds (under 1% of
+        # in-sync clips score this low), or on a shift beyond 13 frames; a z-score foreign audio
+        # could reach goes to review (too little speech to judge sync); an offset too uncertain
+        # to report (null) is left to those two (docs/sync.md).
+        "out_of_sync": Rule(column="sync_in_sync_p", min=0.01, missing="review"),
+        "sync_undecided": Rule(column="sync_confidence", min=1.8, beyond="review", missing="accept"),
         "sync_offset": Rule(column="sync_offset_frames", min=-8, max=8, band=5, missing="accept"),
     }
     clip_fields: ClassVar[list[pa.Field]] = [
@@ -352,6 +398,12 @@ class SyncExtractor(Extractor):
         ),
         column("sync_peak_frames", pa.int32(), "shift of the best correlation, significant or not"),
         column("sync_frames", pa.int32(), "frames with a face compared"),
+        column("sync_speech_s", pa.float32(), "seconds of compared frames whose audio is active (speech)"),
+        column(
+            "sync_in_sync_p",
+            pa.float32(),
+            "chance an in-sync clip with this much speech scores sync_confidence this low, 0..1",
+        ),
         column(
             "sync_skipped",
             pa.string(),
@@ -404,7 +456,14 @@ class SyncExtractor(Extractor):
             cfg.significance_z,
         )
         if result is not None:
+            speech_s = (
+                float(np.sum(speech_frames(audio, clip.fps, len(blendshapes)) & result.valid)) / clip.fps
+            )
             out.clip.update(
+                sync_speech_s=speech_s,
+                sync_in_sync_p=in_sync_p(
+                    result.confidence, speech_s, cfg.in_sync_z_slope, cfg.in_sync_z_spread
+                ),
                 sync_offset_frames=result.offset_frames,
                 sync_confidence=result.confidence,
                 sync_p_value=result.p_value,

@@ -32,6 +32,22 @@ def _sync_recipe(features: str) -> Any:
 SyncFeatures = Annotated[
     str, typer.Option(help="Audio features: whisper-tiny-en (default), whisper-base or log-mel.")
 ]
+SyncTags = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag", help="Only clips of videos with this source tag, KEY=VALUE (e.g. split=train); repeatable."
+    ),
+]
+
+
+def _tags(given: list[str] | None) -> dict[str, str]:
+    tags = {}
+    for item in given or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--tag {item!r}: write KEY=VALUE, e.g. split=train")
+        tags[key] = value
+    return tags
 
 
 @sync_app.command("train")
@@ -42,6 +58,7 @@ def sync_train(
         bool, typer.Option(help="Learn only from clips whose current verdict is accept.")
     ] = False,
     features: SyncFeatures = "whisper-tiny-en",
+    tag: SyncTags = None,
     progress: ProgressOption = True,
 ) -> None:
     """Fit the audio -> mouth sync model (and its null bank) on every usable clip of ROOT.
@@ -50,7 +67,7 @@ def sync_train(
     """
     from extractors.sync_training import train
 
-    model = train(root, accepted_only, _sync_recipe(features), progress=progress)
+    model = train(root, accepted_only, _sync_recipe(features), progress=progress, tags=_tags(tag))
     model.save(out)
     info = model.recipe
     typer.echo(
@@ -75,10 +92,20 @@ def sync_eval(
         bool, typer.Option(help="Use only clips whose current verdict is accept.")
     ] = False,
     features: SyncFeatures = "whisper-tiny-en",
+    tag: SyncTags = None,
+    train_tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--train-tag", help="Only clips of --train-root's videos with this source tag; repeatable."
+        ),
+    ] = None,
     progress: ProgressOption = True,
 ) -> None:
     """Measure sync on negatives made from ROOT's clips (shifted by 2, 3, 5, 8, 12 frames each
-    way; swapped between clips), scored by a model that never saw them."""
+    way; swapped between clips), scored by a model that never saw them; and the sync rules'
+    verdicts on the clips and on windows of them, by seconds of speech (under 3 s, 3-6 s, over
+    6 s), in sync, shifted by 5, 8, 12 frames and with foreign audio, with the evidence model
+    fitted on them ([sync] in_sync_z_slope and in_sync_z_spread)."""
 
     from extractors.sync_training import evaluate
 
@@ -90,6 +117,8 @@ def sync_eval(
         recipe=recipe,
         config=load_config(config),
         progress=progress,
+        tags=_tags(tag),
+        train_tags=_tags(train_tag),
     )
     _print_and_save(result, json_out)
 

@@ -186,9 +186,9 @@ def test_a_configuration_without_signals_is_refused() -> None:
 def test_rules_on_columns_of_extractors_the_run_leaves_out_are_off() -> None:
     config = make_config(run=RunConfig(extractors=["face", "fingerprint"]))
     assert rules_off(config) == {
-        "little_speech": "speech", "language_uncertain": "speech", "out_of_sync": "sync",
+        "little_speech": "speech", "language_uncertain": "speech", "out_of_sync": "sync", "sync_undecided": "sync",
         "sync_offset": "sync", "face_too_small": "quality", "too_dark": "quality",
-        "noisy_audio": "quality", "clipped_audio": "quality", "synthetic_face": "synthetic",
+        "noisy_audio": "quality", "clipped_audio": "quality",
     }  # fmt: skip
     assert set(in_effect(config).active) == {"face_missing", "multiple_faces", "too_short"}
     assert in_effect(make_config()) == make_config().filter, "with every extractor on, every rule counts"

@@ -13,8 +13,16 @@ from bench.media import delayed_audio_copy
 from curate.query import query
 from curate.run import run
 from extractors.registry import make_config, model_spec
-from extractors.sync import BANK_FRAMES, DEFAULT_FEATURES, SyncConfig, SyncModel, feature_maker, score
-from extractors.sync_training import auc
+from extractors.sync import (
+    BANK_FRAMES,
+    DEFAULT_FEATURES,
+    SyncConfig,
+    SyncModel,
+    feature_maker,
+    score,
+    speech_frames,
+)
+from extractors.sync_training import Judged, auc, by_band, fit_evidence, spans
 from ingest.media import read_audio
 from settings.config import RunConfig
 from settings.models import resolve
@@ -188,6 +196,41 @@ def test_sync_eval_cross_corpus_on_unseen_speakers(fixture_run, pool_train_subse
     assert figures["swap_auc"] >= 0.9
     flagged, shifted = figures["swapped_flagged"]
     assert flagged / shifted >= 0.9
+    # Verdicts by seconds of speech, over the clips and their windows: foreign audio is not
+    # accepted, and no in-sync span is rejected for lack of evidence.
+    bands = figures["by_band"]
+    assert set(bands) <= {"under 3 s", "3-6 s", "over 6 s"} and "under 3 s" in bands
+    for band, audios in bands.items():
+        foreign = audios["foreign"]
+        assert foreign.get("accept", 0) <= 0.1 * sum(foreign.values()), band
+        assert audios["in_sync"].get("reject", 0) == 0, band
+    assert figures["evidence"]["spans"] >= 20 and 0.5 < figures["evidence"]["slope"] < 4
+    assert "verdicts by seconds of speech" in done.stdout
+
+
+def test_speech_frames_are_the_loud_ones() -> None:
+    t = np.arange(16000 * 2) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    audio[16000:] *= 1e-3  # the second second 60 dB down: silence for the evidence
+    active = speech_frames(audio, 30.0, 60)
+    assert active[:28].all() and not active[32:].any()
+
+
+def test_the_evidence_model_is_z_against_the_root_of_speech_seconds() -> None:
+    rng = np.random.default_rng(0)
+    seconds = rng.uniform(1, 12, 400)
+    judged = [Judged("in_sync", s, 1.7 * np.sqrt(s) + rng.normal(0, 0.8), 0, "accept") for s in seconds]
+    judged += [Judged("foreign", s, rng.normal(0, 1), None, "review") for s in seconds[:50]]
+    fitted = fit_evidence(judged)
+    assert fitted["spans"] == 400 and abs(fitted["slope"] - 1.7) < 0.1 and abs(fitted["spread"] - 0.8) < 0.1
+    counts = by_band(judged)
+    assert list(counts) == ["under 3 s", "3-6 s", "over 6 s"]
+    assert sum(counts["under 3 s"]["in_sync"].values()) == int(np.sum(seconds < 3))
+
+
+def test_a_clip_is_judged_whole_and_in_windows() -> None:
+    assert spans(300, 30.0) == [(0, 300), (0, 75), (75, 150), (0, 120), (120, 240)]
+    assert spans(60, 30.0) == [(0, 60)], "a 2 s clip holds no window"
 
 
 def test_auc() -> None:

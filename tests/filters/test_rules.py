@@ -8,6 +8,7 @@ import pytest
 
 from curate.filter import NoClips, UnknownColumn, apply_filters, check_rules
 from extractors.registry import load_config, make_config
+from extractors.sync import SyncConfig, in_sync_p
 from filters.rules import Verdict, check, judge
 from settings.config import ConfigError, FilterConfig, Rule
 
@@ -36,7 +37,7 @@ def test_every_failed_and_borderline_rule_is_named() -> None:
     row = {
         "errors": {}, "face_detect_rate": 0.5, "face_multi_rate": 0.08, "speech_ratio": 0.9,
         "speech_language_prob": 0.99, "duration_s": 5.0, "speech_language": "de", "sync_confidence": 3.5,
-        "sync_offset_frames": 1, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0,
+        "sync_in_sync_p": 0.5, "sync_offset_frames": 1, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0,
         "quality_clipping": 0.0,
     }  # fmt: skip
     assert judge(row, make_config().filter) == Verdict("reject", ["face_missing", "multiple_faces"])
@@ -59,13 +60,23 @@ def test_every_failed_and_borderline_rule_is_named() -> None:
     )
 
 
-def test_sync_rules_reject_only_on_strong_evidence() -> None:
-    """Calibrated sync (z-scores): weak evidence and unknown offsets go to review, never to reject."""
-    rules = make_config().filter.rules
-    out_of_sync, offset = rules["out_of_sync"], rules["sync_offset"]
-    assert [check(out_of_sync, z) for z in (0.4, 0.6, 1.9, 2.0, 6.0, None)] == [
-        "fail", "review", "review", "pass", "pass", "review",
-    ]  # fmt: skip
+def test_sync_rules_reject_only_when_in_sync_is_implausible_for_the_speech_held() -> None:
+    """Calibrated sync (z-scores): a low z on little speech is absence of evidence (review); the
+    same z on much speech is evidence of foreign audio (reject); unknown offsets never reject."""
+    config = make_config()
+    rules, sync = config.filter.rules, config.section("sync", SyncConfig)
+    out_of_sync, undecided, offset = rules["out_of_sync"], rules["sync_undecided"], rules["sync_offset"]
+
+    def verdict(z: float, speech_s: float) -> tuple[str, str]:
+        p = in_sync_p(z, speech_s, sync.in_sync_z_slope, sync.in_sync_z_spread)
+        return check(out_of_sync, p), check(undecided, z)
+
+    assert verdict(0.3, 2.0) == ("pass", "review"), "2 s of speech at z 0.3: too little to judge"
+    assert verdict(0.3, 20.0) == ("fail", "review"), "20 s of speech at z 0.3: foreign audio"
+    assert verdict(2.5, 2.0) == ("pass", "pass") and verdict(6.0, 20.0) == ("pass", "pass")
+    assert check(out_of_sync, None) == "review" and check(undecided, None) == "pass"
+    p = [in_sync_p(z, 4.0, 1.5, 1.0) for z in (0.0, 1.5, 3.0, 4.5)]
+    assert p[0] < p[1] < p[2] < p[3] and abs(p[2] - 0.5) < 1e-9, "the in-sync median at 1.5 x sqrt(4 s)"
     assert [check(offset, k) for k in (0, 3, -3, 4, -5, 13, 14, -14, None)] == [
         "pass", "pass", "pass", "review", "review", "review", "fail", "fail", "pass",
     ]  # fmt: skip
@@ -157,14 +168,14 @@ def test_multiple_faces_counts_only_frames_with_a_face_and_null_face_scores_neve
     row = {
         "errors": {}, "face_detect_rate": 0.87, "face_multi_rate": 0.0, "speech_ratio": 0.9,
         "speech_language_prob": 0.99, "duration_s": 5.0, "sync_confidence": 3.5, "sync_offset_frames": 1,
-        "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0, "quality_clipping": 0.0,
+        "sync_in_sync_p": 0.5, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0, "quality_clipping": 0.0,
     }  # fmt: skip
     assert judge(row, make_config().filter) == Verdict("review", ["face_missing"])
     assert judge({**row, "face_multi_rate": 0.5}, make_config().filter) == Verdict(
         "reject", ["multiple_faces", "face_missing"]
     )
     weak = {**row, "face_detect_rate": 1.0, "quality_face_px": None, "quality_brightness": None}
-    weak |= {"sync_confidence": None, "sync_offset_frames": None}
+    weak |= {"sync_confidence": None, "sync_offset_frames": None, "sync_in_sync_p": None}
     assert judge(weak, make_config().filter) == Verdict(
         "review", ["out_of_sync", "face_too_small", "too_dark"]
     )
