@@ -90,7 +90,8 @@ def summary(con: duckdb.DuckDBPyConnection) -> str:
     (s,) = _rows(
         con,
         "select (select count(*) from videos) videos, count(*) clips,"
-        " count(*) filter (where cardinality(errors) > 0) failed, sum(duration_s) as total_s from clips",
+        " count(*) filter (where cardinality(errors) > 0) failed, sum(duration_s) as total_s,"
+        " count(*) filter (where video_id not in (select video_id from videos)) orphans from clips",
     )
     verdicts = {
         r["verdict"]: r["n"]
@@ -100,8 +101,14 @@ def summary(con: duckdb.DuckDBPyConnection) -> str:
         verdict_text = ", ".join(f"{v}: {verdicts.get(v, 0)}" for v in VERDICT_COLORS)
     else:
         verdict_text = "no decisions yet: run <code>curate filter ROOT</code> to judge the clips"
+    partial = (
+        f"<li><b>partial run:</b> {s['orphans']} clip(s) are committed before their video's row"
+        " (a run in progress, or one that stopped: <code>curate run</code> again resumes it)</li>"
+        if s["orphans"]
+        else ""
+    )
     return (
-        f"<ul><li>videos: {s['videos']}</li><li>clips: {s['clips']}</li>"
+        f"<ul>{partial}<li>videos: {s['videos']}</li><li>clips: {s['clips']}</li>"
         f"<li>clips with recorded failures: {s['failed']}</li>"
         f"<li>total clip seconds: {s['total_s'] or 0:.1f}</li><li>verdicts: {verdict_text}</li></ul>"
     )
@@ -222,7 +229,7 @@ def synthetic_faces(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
         return '<p class="muted">No synthetic_score column in this root.</p>'
     rows = _rows(
         con,
-        "select regexp_extract(v.uri, '[^/]+$') file, c.clip_index clip, round(c.synthetic_score, 3) score,"
+        "select coalesce(regexp_extract(v.uri, '[^/]+$'), c.video_id) file, c.clip_index clip, round(c.synthetic_score, 3) score,"
         " c.synthetic_strongest strongest_cue, coalesce(d.verdict, '') verdict"
         " from clips c left join videos v on v.video_id = c.video_id"
         " left join current_decisions d on d.clip_id = c.clip_id"
@@ -338,7 +345,7 @@ def examples(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     text = "c.speech_text" if "speech_text" in columns else "null"
     rows = _rows(
         con,
-        f"select regexp_extract(v.uri, '[^/]+$') name, v.uri, c.clip_index, c.start_s, c.end_s,"
+        f"select coalesce(regexp_extract(v.uri, '[^/]+$'), c.video_id) name, v.uri, c.clip_index, c.start_s, c.end_s,"
         f" {text} speech_text, d.verdict, d.reasons, t.t_s, t.blendshapes"
         " from clips c join tracks t using (clip_id) left join videos v on v.video_id = c.video_id"
         " left join current_decisions d on d.clip_id = c.clip_id"
@@ -348,6 +355,8 @@ def examples(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     cards = []
     for r in rows:
         try:
+            if r["uri"] is None:
+                raise ValueError("its video's row is not committed yet (partial run)")
             frame = _frame(r["uri"], (r["start_s"] + r["end_s"]) / 2)
             picture = f'<img src="{frame}" alt="middle frame of {escape(r["name"])}">'
         except Exception as exc:  # a moved or remote video: the card still shows the curves

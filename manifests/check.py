@@ -3,7 +3,11 @@
 A damaged part (truncated, overwritten: not a complete Parquet file) is left out by every reader
 and its unit is redone by the next run anyway; repairing moves it into ``ROOT/_quarantine/``
 with the parts that marked its clip and video done, so the root holds only whole files and the
-next ``curate run`` recomputes exactly those clips.
+next ``curate run`` recomputes exactly those clips. A damaged commit record (not JSON, not a
+record, or naming a file that is not a part of a table folder) is left out by every reader too;
+repairing moves it into ``ROOT/_quarantine/_log/``, and the parts it named, unnamed now, are
+redone and swept by the next run. Parts no record names are listed (a killed writer's leftovers,
+or the parts of a deleted record).
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ class CheckReport:
     root: str  # a local path or an object-store URL
     parts: dict[str, int]  # table -> parts
     damaged: dict[str, list[str]]  # table -> damaged parts, relative to the root
+    damaged_records: dict[str, str] = field(default_factory=dict)  # commit record -> why it is left out
+    unreferenced: list[str] = field(default_factory=list)  # parts no live record names
     moved: list[tuple[str, str]] = field(
         default_factory=list
     )  # (from, to) relative to the root, when repaired
 
     @property
     def clean(self) -> bool:
-        return not any(self.damaged.values())
+        return not any(self.damaged.values()) and not self.damaged_records
 
     def to_text(self) -> str:
         lines = [f"check {self.root}"]
@@ -37,6 +43,13 @@ class CheckReport:
             bad = self.damaged[table]
             lines.append(f"  {table:<10} {self.parts[table]:>7} parts, {len(bad)} damaged")
             lines += [f"    damaged: {p}" for p in bad]
+        lines += [f"  damaged commit record {r}: {why}" for r, why in self.damaged_records.items()]
+        if self.unreferenced:
+            lines.append(
+                f"  {len(self.unreferenced)} part(s) no commit record names (a killed writer's leftovers,"
+                " or the parts of a deleted record: their rows are not in the root)"
+            )
+            lines += [f"    {p}" for p in self.unreferenced[:20]]
         if self.moved:
             lines.append(f"  moved aside: {len(self.moved)} files (rerun `curate run` to redo their clips)")
             lines += [f"    {a} -> {b}" for a, b in self.moved]
@@ -57,8 +70,10 @@ def check_root(path: str | Path, repair: bool = False) -> CheckReport:
         root.uri,
         {t: len(snap.files(t)) for t in TABLES},
         {t: root.damaged_rels(t, snap) for t in TABLES},
+        dict(snap.damaged),
+        root.unreferenced(snap),
     )
     if repair and not report.clean:
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
-            report.moved = root.quarantine()
+            report.moved = root.quarantine_records(snap) + root.quarantine()
     return report

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -141,7 +142,11 @@ class LocalStorage:
 
 
 def is_complete_parquet_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a link, a pipe or a device, which are never
+    opened: a FIFO would block the reader) that starts and ends with Parquet's magic bytes."""
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
         with open(path, "rb") as fh:
             head = fh.read(4)
             fh.seek(0, os.SEEK_END)

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,7 @@ class Snapshot:
     removed: dict[str, float] = field(default_factory=dict)  # "table/file" -> when a commit removed it
     records: list[str] = field(default_factory=list)  # the commit records not folded into a checkpoint
     logged: bool = True  # False for a root written before commit records
+    damaged: dict[str, str] = field(default_factory=dict)  # "_log/<record>" -> why it was left out
 
     def files(self, table: str) -> set[str]:
         return self.live.get(table, set())
@@ -257,19 +260,24 @@ class DatasetRoot:
 
     def _read_log(self) -> Snapshot:
         names = sorted(n for n in self.storage.files(LOG) if n.endswith(".json") and not n.startswith("."))
-        checkpoints = [n for n in names if n.startswith(CHECKPOINT)]
         snap = Snapshot()
+        checkpoint: dict[str, Any] | None = None
+        for name in reversed([n for n in names if n.startswith(CHECKPOINT)]):
+            checkpoint = self._valid_record(name, snap, checkpoint=True)
+            if checkpoint is not None:
+                break
         folded: set[str] = set()
-        if checkpoints:
-            point = json.loads(self.storage.read_bytes(f"{LOG}/{checkpoints[-1]}"))
-            snap.live = {t: set(files) for t, files in point["live"].items()}
-            snap.removed = dict(point.get("removed", {}))
-            folded = set(point["folded"])
+        if checkpoint is not None:
+            snap.live = {t: set(files) for t, files in checkpoint["live"].items()}
+            snap.removed = dict(checkpoint.get("removed", {}))
+            folded = set(checkpoint["folded"])
         removes: list[tuple[str, str, float]] = []
         for name in names:
             if name.startswith(CHECKPOINT) or name in folded:
                 continue
-            record = json.loads(self.storage.read_bytes(f"{LOG}/{name}"))
+            record = self._valid_record(name, snap)
+            if record is None:
+                continue
             snap.records.append(name)
             for table, files in record.get("add", {}).items():
                 snap.live.setdefault(table, set()).update(files)
@@ -278,6 +286,29 @@ class DatasetRoot:
             snap.live.get(table, set()).discard(file)
             snap.removed[f"{table}/{file}"] = at
         return snap
+
+    def _valid_record(self, name: str, snap: Snapshot, checkpoint: bool = False) -> dict[str, Any] | None:
+        """The commit record (or checkpoint) ``_log/<name>``, or ``None`` when it is damaged: not a
+        JSON object of the record's shape, or naming a file that is not a part of a table folder
+        of this root. A damaged one is noted in ``snap.damaged`` (and warned about) and left out."""
+        rel = f"{LOG}/{name}"
+        try:
+            record = json.loads(self.storage.read_bytes(rel))
+            why = record_problem(record, checkpoint)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            why = f"not JSON ({exc})"
+        except IsADirectoryError:
+            why = "a folder, not a file"
+        if why is None:
+            return record  # type: ignore[no-any-return]
+        snap.damaged[rel] = why
+        warnings.warn(
+            f"left out the damaged commit record {self.locate(rel)}: {why}; "
+            f"`curate check {self.uri} --repair` moves it aside",
+            DamagedRecord,
+            stacklevel=3,
+        )
+        return None
 
     def _legacy_snapshot(self) -> Snapshot:
         snap = Snapshot(logged=False)
@@ -455,6 +486,8 @@ class DatasetRoot:
         snap = self.snapshot()
         if not snap.logged:
             stale = [r for r in self.storage.temporaries() if r.rsplit("/", 1)[-1].startswith(".part-")]
+        elif snap.damaged:  # the parts a damaged record named are unknown: none is deleted
+            stale = self.storage.temporaries()
         else:
             now = time.time()
             stale = self.storage.temporaries()
@@ -471,9 +504,68 @@ class DatasetRoot:
             self.storage.delete(rel)
         return len(stale)
 
+    def unreferenced(self, snapshot: Snapshot | None = None) -> list[str]:
+        """Parts on disk that no live record names and no commit removed (a killed writer's
+        leftovers, or the parts of a deleted record), relative to the root."""
+        snap = snapshot or self.snapshot()
+        if not snap.logged:
+            return []
+        return sorted(
+            f"{folder}/{name}"
+            for folder in self.storage.folders()
+            if not folder.startswith(("_", "."))
+            for name in self.storage.files(folder)
+            if _is_part_name(name)
+            and name not in snap.files(folder)
+            and f"{folder}/{name}" not in snap.removed
+        )
+
+    def quarantine_records(self, snapshot: Snapshot) -> list[tuple[str, str]]:
+        """Move the damaged commit records of ``snapshot`` into ``_quarantine/_log/``; returns
+        (from, to) relative paths."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        moved = []
+        for rel in sorted(snapshot.damaged):
+            target = f"_quarantine/{rel}.{stamp}"
+            self.storage.move(rel, target)
+            moved.append((rel, target))
+        return moved
+
 
 def _is_part_name(name: str) -> bool:
     return name.startswith("part-") and name.endswith(".parquet")
+
+
+class DamagedRecord(UserWarning):
+    """A commit record of the root is damaged; readers leave it out."""
+
+
+#: A table folder's name, and a part's file name, as commit records may name them.
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PART_NAME = re.compile(r"^part-[A-Za-z0-9_.-]+\.parquet$")
+
+
+def record_problem(record: Any, checkpoint: bool = False) -> str | None:
+    """Why ``record`` (parsed JSON) is not a commit record (``checkpoint``: a checkpoint), or
+    ``None`` when it is one. Every file it names must be a part name inside a table folder."""
+    if not isinstance(record, dict):
+        return f"holds {type(record).__name__}, not a record"
+    if not isinstance(record.get("at"), int | float):
+        return "has no time ('at')"
+    maps = ("live",) if checkpoint else ("add", "remove")
+    for key in maps:
+        tables = record.get(key, {})
+        if not isinstance(tables, dict):
+            return f"its {key!r} is not a table -> files map"
+        for table, files in tables.items():
+            if not _TABLE_NAME.match(str(table)) or not isinstance(files, list):
+                return f"its {key!r} names a table {table!r} that is not a table folder"
+            bad = [f for f in files if not isinstance(f, str) or not _PART_NAME.match(f) or ".." in f]
+            if bad:
+                return f"its {key!r} names {bad[0]!r}, not a part of {table!r}"
+    if checkpoint and not isinstance(record.get("folded"), list):
+        return "has no list of folded records"
+    return None
 
 
 __all__ = [

@@ -4,7 +4,8 @@ Each view reads the parts of one snapshot of the root's commits (:meth:`DatasetR
 taken when the connection is made: a batch committed, or a compaction finished, after that is
 not seen, and rows are never seen twice. On a local root DuckDB reads the Parquet files itself
 (``read_parquet``); on an object-store root, where DuckDB's ``httpfs`` extension may not be at
-hand, each table is an Arrow dataset over the parts through the root's fsspec filesystem,
+hand, and on a local root whose path holds glob characters (which DuckDB would expand), each
+table is an Arrow dataset over the parts through the root's fsspec filesystem,
 registered with the connection (projections and filters are pushed down into it).
 
 Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, with every column of its
@@ -32,6 +33,10 @@ class DamagedPart(UserWarning):
     """A part of the root is not a complete Parquet file; the views leave it out."""
 
 
+#: Characters DuckDB's read_parquet expands in a path.
+GLOB_CHARACTERS = set("*?[]{}")
+
+
 def _sql_path(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
@@ -54,7 +59,9 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
                 stacklevel=2,
             )
         readable = [rel for rel in rels if whole[rel]]
-        if readable and root.remote:
+        if readable and (root.remote or GLOB_CHARACTERS & set(root.uri)):
+            # DuckDB expands glob characters in the paths it reads (a root in a folder named
+            # "st*r" would read its siblings): such roots go through Arrow, which takes paths literally.
             filesystem = root.storage.arrow("")[0]
             keys = [root.storage.arrow(rel)[1] for rel in readable]
             con.register(

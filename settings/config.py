@@ -23,7 +23,8 @@ class ConfigError(InvalidInput, ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN compares false with every limit (a rule would never fail) and infinity is no size: refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: Fields left out of :meth:`digest` (where a run ran, not what it produced).
     _not_hashed: ClassVar[dict[str, Any]] = {}
@@ -37,9 +38,9 @@ class Section(BaseModel):
 class SegmentConfig(Section):
     """Cutting videos into clips (seconds)."""
 
-    min_clip_s: float = Field(2.0, gt=0)
-    max_clip_s: float = Field(20.0, gt=0)
-    min_silence_s: float = Field(0.25, gt=0)
+    min_clip_s: float = Field(2.0, gt=0, le=3600)
+    max_clip_s: float = Field(20.0, gt=0, le=3600)
+    min_silence_s: float = Field(0.25, gt=0, le=3600)
     silence_below_db: float = Field(
         30.0, gt=0, description="silence: this many dB under the loud (p95) level"
     )
@@ -69,10 +70,14 @@ class RunConfig(Section):
     batch_clips: int = Field(
         100,
         ge=1,
+        le=100_000,
         description="a worker commits its finished clips as one part per table every this many clips",
     )
     batch_wait_s: float = Field(
-        60.0, gt=0, description="... or once its oldest finished clip has waited this long (seconds)"
+        60.0,
+        gt=0,
+        le=86_400,
+        description="... or once its oldest finished clip has waited this long (seconds)",
     )
 
 
@@ -83,10 +88,10 @@ class RayConfig(Section):
         None, description="join this cluster (also RAY_ADDRESS); none: start a local one"
     )
     workers: int | None = Field(
-        None, ge=1, description="CPUs to use (local cluster size); none: every CPU of the cluster"
+        None, ge=1, le=100_000, description="CPUs to use (local cluster size); none: every CPU of the cluster"
     )
     object_store_mb: int | None = Field(
-        None, ge=64, description="local cluster object store; none: Ray's default"
+        None, ge=64, le=16_777_216, description="local cluster object store; none: Ray's default"
     )
     own_pool: list[str] = Field(
         default_factory=list, description="extractors given their own worker pool even without GPUs"

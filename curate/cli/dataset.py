@@ -89,9 +89,10 @@ def check_cmd(
         bool, typer.Option(help="Move damaged parts aside (ROOT/_quarantine) so the next run redoes them.")
     ] = False,
 ) -> None:
-    """Find parts of ROOT that are not complete Parquet files (truncated, overwritten).
+    """Find parts of ROOT that are not complete Parquet files (truncated, overwritten, not regular
+    files) and damaged commit records; list parts no record names.
 
-    Readers leave damaged parts out and a run redoes their clips; --repair moves them aside.
+    Readers leave damaged parts and records out and a run redoes their clips; --repair moves them aside.
     Exit status 1 when damaged parts remain, 3 when the root is in use.
     """
     from manifests.check import check_root

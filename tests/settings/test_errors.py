@@ -31,6 +31,7 @@ INTERNAL = {
     "ingest.probe.ProbeFailure",  # a failure row of the video
     "manifests.store.SchemaMismatch",  # records that disagree with their schema: a bug
     "manifests.views.DamagedPart",  # a warning
+    "manifests.store.DamagedRecord",  # a warning
     "settings.models.ChecksumMismatch",  # one copy of a model tried; ModelUnavailable if none verifies
 }
 
