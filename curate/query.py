@@ -15,15 +15,11 @@ import pyarrow.csv as pacsv
 
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot, NoSuchRoot, write_parquet_atomic
-from manifests.views import connect
-from settings.errors import NothingToWorkOn
+from manifests.views import connect, lock_down, not_read_only
+from settings.errors import InvalidInput, NothingToWorkOn
 
 Format = Literal["table", "csv", "json", "parquet"]
 FORMATS: tuple[Format, ...] = ("table", "csv", "json", "parquet")
-
-
-#: Statements a query may hold: reading only.
-READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
 
 class QueryFailed(NothingToWorkOn, ValueError):
@@ -48,18 +44,10 @@ def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa
         raise NoSuchRoot(f"dataset root {dataset.uri} does not exist")
     con = connect(dataset, dataset_schemas())
     try:
-        kinds = {statement.type for statement in con.extract_statements(sql)}
-        if not kinds <= READ_ONLY:
-            names = ", ".join(sorted(k.name for k in kinds - READ_ONLY))
-            raise NotReadOnly(f"curate query only reads: {names} statements are refused")
-        # An object-store root's views read through Arrow datasets registered above, not by path.
-        own = [] if dataset.remote else [str(dataset.path.resolve()) + "/"]
-        folders = [*own, *(str(Path(p).resolve()) + "/" for p in readable)]
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET allowed_directories = $folders", {"folders": folders})
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        refused = not_read_only(con, sql)
+        if refused:
+            raise NotReadOnly(f"curate query only reads: {refused}")
+        lock_down(con, dataset, readable)
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise QueryFailed(str(exc)) from None
@@ -69,6 +57,20 @@ def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa
 
 def _json_default(value: object) -> object:
     return str(value)
+
+
+class OutputInRoot(InvalidInput, ValueError):
+    """``--output`` names a file inside the dataset root: the root's files are written by curate only."""
+
+
+def check_output(root: str | Path, output: Path | None) -> None:
+    """Refuse an ``output`` path inside the local dataset root ``root`` (links resolved)."""
+    dataset = DatasetRoot(root)
+    if output is None or dataset.remote:
+        return
+    inside = dataset.path.resolve()
+    if output.resolve() == inside or inside in output.resolve().parents:
+        raise OutputInRoot(f"--output {output} is inside the dataset root {dataset.uri}: write it elsewhere")
 
 
 def emit(table: pa.Table, fmt: Format, output: Path | None, stream: TextIO = sys.stdout) -> None:

@@ -49,7 +49,7 @@ from ingest.sources import localize
 from manifests.arkit_map import Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES, SCHEMA_VERSION, SHARD_BLENDSHAPE_NAMES, shard_schema
 from manifests.store import DatasetRoot, records_to_table
-from manifests.views import connect
+from manifests.views import connect, lock_down, not_read_only
 from settings.errors import NothingToWorkOn
 
 SPLITS = ("train", "val", "test")
@@ -192,6 +192,11 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
         where d.verdict = 'accept' and ({options.where or "true"})
         order by c.clip_id"""
     try:
+        refused = not_read_only(con, sql)
+        if refused:
+            raise ExportError(
+                f"--where, --group and --test must be SQL expressions that only read: {refused}"
+            )
         rows = con.sql(sql).to_arrow_table().to_pylist()
     except duckdb.Error as exc:
         raise ExportError(f"selecting clips failed (check --where, --group and --test): {exc}") from None
@@ -372,6 +377,7 @@ def export(
     except CalibrationError as exc:
         raise ExportError(str(exc)) from None
     con = connect(root, dataset_schemas())
+    lock_down(con, root)  # --where, --group and --test are user SQL: they read the root and nothing else
     rows = _selected(con, options)
     if not rows:
         raise ExportError(f"no clip of {root.path} is accepted and matches the selection")

@@ -18,8 +18,10 @@ of a blendshape channel, so queries address channels by name.
 
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -27,6 +29,38 @@ import pyarrow.dataset as ds
 
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
+
+#: Statements user SQL may hold: reading only (an EXPLAIN only of a SELECT).
+READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+_EXPLAIN = re.compile(r"^\s*explain\s+(\([^)]*\)\s*)?(analy[sz]e\s+)?", re.IGNORECASE)
+
+
+def not_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    """Why ``sql`` may not run as user SQL (a statement that would write or change settings:
+    COPY, CREATE, ATTACH, SET..., or an EXPLAIN of one), or ``None`` when it only reads."""
+    for statement in con.extract_statements(sql):
+        if statement.type not in READ_ONLY:
+            return f"{statement.type.name} statements are refused"
+        if statement.type == duckdb.StatementType.EXPLAIN:
+            inner = _EXPLAIN.sub("", statement.query, count=1)
+            kinds = {s.type for s in con.extract_statements(inner)} if inner.strip() else set()
+            if inner == statement.query or kinds != {duckdb.StatementType.SELECT}:
+                return "EXPLAIN is allowed only of a SELECT"
+    return None
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, root: DatasetRoot, readable: Sequence[str | Path] = ()) -> None:
+    """Let ``con`` read no file outside ``root`` and the ``readable`` folders, install or load no
+    extension, and never change that back (for user SQL; refuse writing statements with
+    :func:`not_read_only` first)."""
+    # An object-store root's views read through Arrow datasets registered already, not by path.
+    own = [] if root.remote else [str(root.path.resolve()) + "/"]
+    folders = [*own, *(str(Path(p).resolve()) + "/" for p in readable)]
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allowed_directories = $folders", {"folders": folders})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 class DamagedPart(UserWarning):

@@ -145,11 +145,13 @@ def query_cmd(
 ) -> None:
     """Run read-only SQL over a dataset root with DuckDB and print the result.
 
-    Only SELECT (and EXPLAIN) statements run, and the SQL reads no file outside ROOT (and the
-    --read folders); the result is written by curate, with --output.
+    Only SELECT (and EXPLAIN of a SELECT) statements run, and the SQL reads no file outside ROOT
+    (and the --read folders) and writes none; the result is written by curate, with --output,
+    which may not lie inside ROOT.
     """
-    from curate.query import FORMATS, emit, query
+    from curate.query import FORMATS, check_output, emit, query
 
+    check_output(root, output)
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}: use table, csv, json or parquet")
     if fmt == "parquet" and output is None:

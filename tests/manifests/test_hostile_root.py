@@ -112,3 +112,43 @@ def test_report_on_clips_committed_before_their_video_row(root, curate) -> None:
     assert done.returncode == 0, done.stderr
     page = (root / "report.html").read_text()
     assert "partial run:" in page and "committed before their video" in page
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "EXPLAIN ANALYZE COPY (select 'x' as clip_id) TO '{part}' (FORMAT parquet)",
+        "COPY (select 'x' as clip_id) TO '{part}' (FORMAT parquet)",
+        "select 1; COPY (select 'x' as clip_id) TO '{part}' (FORMAT parquet)",
+        "EXPLAIN CREATE TABLE t AS SELECT 1",
+        "select * from read_text('/etc/hostname')",
+        "ATTACH '{root}/x.db' AS x",
+    ],
+    ids=["explain-analyze-copy", "copy", "second-statement", "explain-create", "read-outside", "attach"],
+)
+def test_a_query_cannot_write_or_read_outside_the_root(root, curate, sql: str) -> None:  # type: ignore[no-untyped-def]
+    part = DatasetRoot(root).parts("clips")[0]
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    done = curate("query", str(root), sql.format(part=part, root=root))
+    assert done.returncode in (1, 2) and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before, "nothing in the root written"
+
+
+def test_query_output_and_export_sql_stay_in_their_lanes(root, tmp_path: Path, curate) -> None:  # type: ignore[no-untyped-def]
+    part = DatasetRoot(root).parts("clips")[0]
+    done = curate("query", str(root), "select 1 as x", "-f", "parquet", "--output", str(part))
+    assert done.returncode == 2 and "is inside the dataset root" in done.stderr
+    assert (
+        curate(
+            "query", str(root), "select 1 as x", "-f", "csv", "--output", str(tmp_path / "x.csv")
+        ).returncode
+        == 0
+    )
+    for option in ("--where", "--group"):
+        sneaky = "(select count(*) from read_text('/etc/hostname')) > 0"
+        done = curate("export", str(root), "--name", f"n{option[2:]}", option, sneaky)
+        assert done.returncode != 0 and "file system operations are disabled" in done.stderr, done.stderr
+    written = curate("export", str(root), "--name", "fine", "--where", "c.duration_s > 1")
+    assert written.returncode == 0, written.stderr
