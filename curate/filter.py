@@ -31,7 +31,7 @@ from extractors.registry import dataset_schemas, in_effect, rules_off
 from filters.duplicates import twin_groups, update
 from filters.rules import Verdict, judge
 from manifests.lock import hold
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, existing_root
 from manifests.views import connect
 from settings.config import Config
 from settings.errors import InvalidInput, NothingToWorkOn
@@ -84,7 +84,7 @@ def check_rules(config: Config) -> None:
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     """Judge every clip of the root with ``config.filter`` (less the rules on columns of
     extractors the config does not run) and append the decisions as one set."""
-    root = DatasetRoot(root_path)
+    root = existing_root(root_path)
     schemas = dataset_schemas()
     check_rules(config)
     skipped = rules_off(config)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from extractors.registry import dataset_schemas
-from manifests.store import DatasetRoot, NoSuchRoot, write_parquet_atomic
+from manifests.store import DatasetRoot, existing_root, write_parquet_atomic
 from manifests.views import connect, lock_down, not_read_only
 from settings.errors import InvalidInput, NothingToWorkOn
 
@@ -39,9 +39,7 @@ def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa
     ``readable`` folders, writes none, and installs or loads no extension; the settings cannot be
     changed back from the SQL. What DuckDB refuses raises :class:`QueryFailed`.
     """
-    dataset = DatasetRoot(root)
-    if not dataset.exists():
-        raise NoSuchRoot(f"dataset root {dataset.uri} does not exist")
+    dataset = existing_root(root)
     con = connect(dataset, dataset_schemas())
     try:
         refused = not_read_only(con, sql)

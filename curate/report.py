@@ -31,7 +31,7 @@ from filters.rules import bands
 from ingest.media import iter_frames_at_rate
 from manifests.arkit_map import QUANTILES, Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES
-from manifests.store import DatasetRoot
+from manifests.store import existing_root
 from manifests.views import connect
 from settings.config import Config
 
@@ -404,10 +404,11 @@ def write_report(root: str | Path, out: Path | None = None, config: Config | Non
     """Write the HTML report of the dataset root ``root`` to ``out`` (default ``ROOT/report.html``).
 
     ``config`` gives the filter thresholds drawn on the histograms (default: the defaults).
-    Raises :class:`NoClips` when ``root`` is missing or has no clips.
+    Raises :class:`~manifests.store.NoSuchRoot` or :class:`~manifests.store.NotARoot` when
+    ``root`` is missing or no root, :class:`NoClips` when it has no clips.
     """
-    dataset = DatasetRoot(root)
-    if not dataset.path.is_dir() or not dataset.parts("clips"):
+    dataset = existing_root(root)
+    if not dataset.parts("clips"):
         raise NoClips(f"{dataset.path} has no clips: run `curate run` first")
     con = connect(dataset, dataset_schemas())
     try:

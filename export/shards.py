@@ -48,7 +48,7 @@ from ingest.media import SPEECH_SR_HZ, read_audio
 from ingest.sources import localize
 from manifests.arkit_map import Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES, SCHEMA_VERSION, SHARD_BLENDSHAPE_NAMES, shard_schema
-from manifests.store import DatasetRoot, records_to_table
+from manifests.store import existing_root, records_to_table
 from manifests.views import connect, lock_down, not_read_only
 from settings.errors import NothingToWorkOn
 
@@ -366,9 +366,7 @@ def export(
     ``progress`` shows a bar over the clips. ``map_fn`` runs the shard files' jobs (the default
     one after another here; the Ray executor's spreads them over a cluster); the manifest is
     written last, by this process, and the export renamed into place."""
-    root = DatasetRoot(root_path)
-    if not root.path.is_dir():
-        raise ExportError(f"dataset root {root.path} does not exist")
+    root = existing_root(root_path)
     target = root.path / "exports" / options.name
     if target.exists():
         raise ExportError(f"export {target} exists; exports are never replaced: choose another --name")

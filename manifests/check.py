@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifests.lock import hold
-from manifests.store import DatasetRoot, NoSuchRoot
+from manifests.store import existing_root
 
 TABLES = ("videos", "clips", "tracks", "decisions", "inputs")
 
@@ -62,9 +62,7 @@ def check_root(path: str | Path, repair: bool = False) -> CheckReport:
     """Report the damaged parts of every table of the root at ``path`` (a folder or an
     object-store URL); with ``repair``, move them aside (holding the root's lock: raises
     :class:`~manifests.lock.RootBusy` while a run writes it)."""
-    root = DatasetRoot(path)
-    if not root.exists():
-        raise NoSuchRoot(f"dataset root {root.uri} does not exist")
+    root = existing_root(path)
     snap = root.snapshot()
     report = CheckReport(
         root.uri,

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.lock import hold
-from manifests.store import BATCH_TABLES, DatasetRoot, NoSuchRoot, Snapshot, new_key, part_key
+from manifests.store import BATCH_TABLES, DatasetRoot, Snapshot, existing_root, new_key, part_key
 
 #: Seconds a compacted-away part stays on disk for readers that started before the compaction.
 COMPACTED_GRACE_S = 600.0
@@ -117,8 +117,7 @@ def compact(
     URL; holding its lock: raises :class:`~manifests.lock.RootBusy` while a run writes it) and
     fold the commit records."""
     root = DatasetRoot(path)
-    if not root.exists():
-        raise NoSuchRoot(f"dataset root {root.uri} does not exist")
+    existing_root(root.uri)
     started = time.perf_counter()
     with hold(root, "compact-" + time.strftime("%Y%m%dT%H%M%S")):
         root.adopt_legacy()

@@ -55,7 +55,7 @@ from manifests.fs import (
     is_remote,
     open_storage,
 )
-from settings.errors import NothingToWorkOn
+from settings.errors import InvalidInput, NothingToWorkOn
 
 LOG = "_log"
 CHECKPOINT = "_checkpoint-"
@@ -65,6 +65,24 @@ BATCH_TABLES = ("clips", "tracks", "videos")
 
 class SchemaMismatch(ValueError):
     """Records do not agree with the table schema they are written with."""
+
+
+class NotARoot(InvalidInput, ValueError):
+    """The folder exists but holds no dataset root (no commit log, no table parts)."""
+
+
+def existing_root(path: str | os.PathLike[str]) -> DatasetRoot:
+    """The dataset root at ``path``, for commands that read or tidy one: :class:`NoSuchRoot` when
+    nothing is there, :class:`NotARoot` when a folder is there that no run wrote (so nothing is
+    written into it)."""
+    root = DatasetRoot(path)
+    if not root.exists():
+        raise NoSuchRoot(f"dataset root {root.uri} does not exist")
+    if not root.storage.is_dir(LOG) and not root.snapshot().live:
+        raise NotARoot(
+            f"{root.uri} is not a dataset root (no _log folder, no table parts): `curate run` makes one"
+        )
+    return root
 
 
 class NoSuchRoot(NothingToWorkOn, FileNotFoundError):

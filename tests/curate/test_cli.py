@@ -100,6 +100,9 @@ def test_run_with_recorded_failures_exits_0_and_prints_a_summary(curate, tmp_pat
 
 @pytest.mark.parametrize("sql", ["select * from nowhere", "selec 1"])
 def test_bad_sql_is_a_clear_error(curate, tmp_path, sql: str) -> None:
+    from manifests.store import DatasetRoot
+
+    DatasetRoot(tmp_path).commit({})  # an empty root: a commit record and no table
     done = curate("query", str(tmp_path), sql)
     assert done.returncode == 1 and done.stderr.startswith("error:")
 
@@ -153,7 +156,7 @@ def exit_of(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
         (("query", "{missing}", "select 1"), 1, "does not exist"),
         (("query", "{tmp}", "select 1", "-f", "xml"), 2, "unknown format 'xml'"),
         (("query", "{tmp}", "select 1", "-f", "parquet"), 2, "needs --output"),
-        (("filter", "{tmp}"), 1, "has no clips"),
+        (("filter", "{tmp}"), 2, "is not a dataset root"),
         (("filter", "{tmp}", "--config", "{missing}.toml"), 2, "does not exist"),
         (("run", "{missing}.mp4", "--out", "{missing}", "--executor", "bogus"), 2, "--executor must be ray"),
         (("export", "{tmp}", "--name", "a", "--executor", "bogus"), 2, "--executor must be ray"),
@@ -183,6 +186,7 @@ def test_a_root_held_by_a_run_exits_3(monkeypatch, capsys, tmp_path) -> None:
     from manifests.lock import hold
     from manifests.store import DatasetRoot
 
+    DatasetRoot(tmp_path).commit({})
     with hold(DatasetRoot(tmp_path), "holder-run"):
         code, err = exit_of(monkeypatch, capsys, "compact", str(tmp_path))
     assert code == 3 and len(err) == 1 and "is in use by" in err[0] and "holder-run" in err[0], err

@@ -152,3 +152,16 @@ def test_query_output_and_export_sql_stay_in_their_lanes(root, tmp_path: Path, c
         assert done.returncode != 0 and "file system operations are disabled" in done.stderr, done.stderr
     written = curate("export", str(root), "--name", "fine", "--where", "c.duration_s > 1")
     assert written.returncode == 0, written.stderr
+
+
+@pytest.mark.parametrize("command", ["compact", "check", "filter", "report", "query", "export"])
+def test_a_folder_that_is_no_root_is_refused_and_left_as_it_was(tmp_path: Path, curate, command: str) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.txt").write_text("not a root")
+    extra = {"query": ["select 1"], "export": ["--name", "x"]}.get(command, [])
+    done = curate(command, str(folder), *extra)
+    assert done.returncode == 2 and f"{folder} is not a dataset root" in done.stderr, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["holiday.txt"], "nothing written into it"
+    missing = curate(command, str(tmp_path / "nowhere"), *extra)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr, missing.stderr
