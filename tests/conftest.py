@@ -41,6 +41,28 @@ SLOW_FIXTURES = frozenset(
 )
 
 
+#: Set to 1 to run without the shared media: the tests that need them are skipped (and say so),
+#: instead of the session stopping at its start.
+FAST_LANE = "CURATE_FAST_LANE"
+
+
+def missing_media() -> str | None:
+    """Why the shared media are not there (one line naming the variable to set), or ``None``."""
+    if not (fixtures_dir() / "video").is_dir():
+        return f"no fixture media at {fixtures_dir()}: set CURATE_FIXTURES to a folder with video/ in it"
+    if not (pool_dir() / "video").is_dir():
+        return f"no pool recordings at {pool_dir() / 'video'}: set CURATE_POOL to a folder with video/ in it"
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, with one line, when the shared media are missing: a suite that skipped every
+    test on real media would end green having tested little. CURATE_FAST_LANE=1 runs it anyway."""
+    why = missing_media()
+    if why and os.environ.get(FAST_LANE) != "1":
+        pytest.exit(f"{why} (or {FAST_LANE}=1 to skip the tests that need them)", returncode=4)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses a slow fixture ``slow``."""
     for item in items:
@@ -50,6 +72,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def fixtures_dir() -> Path:
     return Path(os.environ.get("CURATE_FIXTURES", REPO.parent / "shared" / "fixtures")).resolve()
+
+
+def pool_dir() -> Path:
+    return Path(os.environ.get("CURATE_POOL", REPO.parent / "shared" / "pool")).resolve()
 
 
 def curate_command(*args: str) -> list[str]:
@@ -71,21 +97,17 @@ def curate() -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     path = fixtures_dir()
-    if not (path / "video").is_dir():
-        pytest.skip(f"no fixture media at {path}: set CURATE_FIXTURES to a folder with video/ in it")
+    if not (path / "video").is_dir():  # only in the fast lane: the session stops otherwise
+        pytest.skip(f"no fixture media at {path} ({FAST_LANE}=1)")
     return path
-
-
-def pool_dir() -> Path:
-    return Path(os.environ.get("CURATE_POOL", REPO.parent / "shared" / "pool")).resolve()
 
 
 @pytest.fixture(scope="session")
 def pool() -> Path:
     """The folder of the pool's recordings (``../shared/pool/video`` or ``$CURATE_POOL/video``)."""
     path = pool_dir() / "video"
-    if not path.is_dir():
-        pytest.skip(f"no pool recordings at {path}: set CURATE_POOL to a folder with video/ in it")
+    if not path.is_dir():  # only in the fast lane: the session stops otherwise
+        pytest.skip(f"no pool recordings at {path} ({FAST_LANE}=1)")
     return path
 
 
