@@ -36,7 +36,7 @@ from extractors.face import FaceConfig
 from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
-from ingest.sources import localize
+from ingest.sources import localize, not_regular
 from manifests.batch import BatchWriter
 from manifests.schema import error_text
 from manifests.store import Committed, DatasetRoot
@@ -222,6 +222,9 @@ class ProbeStage:
         }
         try:
             work.path = localize(work.uri, staging_dir(self.root))
+            kind = not_regular(work.path)
+            if kind:  # before any open: reading a FIFO blocks, a device never ends
+                raise ProbeFailure("not_regular_file", f"{work.uri} is {kind}, not a regular file")
             if work.path.stat().st_size == 0:  # before hashing: empty files must not share one id
                 raise ProbeFailure("empty_file", f"{work.uri} has zero bytes")
             work.video["video_id"] = content_id(work.path)

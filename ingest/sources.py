@@ -12,6 +12,7 @@ import glob
 import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,10 +27,41 @@ def is_uri(name: str) -> bool:
     return "://" in name and not name.startswith("file://")
 
 
+def file_path(name: str) -> str:
+    """A ``file://`` URI as the local path it names (``file:///a/b%20c.mp4`` -> ``/a/b c.mp4``);
+    other names as they are."""
+    if not name.startswith("file://"):
+        return name
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(name)
+    return unquote(parsed.path) if parsed.netloc in ("", "localhost") else name
+
+
+def not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists but is no regular file (links followed): ``a FIFO``,
+    ``a device``...; ``None`` for a regular file or a missing one."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return kind
+    return None
+
+
 def _from_list_file(path: Path, tags: dict[str, dict[str, str]] | None) -> list[str]:
     base = path.parent
 
     def located(name: str) -> str:
+        name = file_path(name)
         return name if is_uri(name) or Path(name).is_absolute() else str(base / name)
 
     if path.suffix != ".csv":
@@ -67,15 +99,17 @@ def expand_sources(sources: Iterable[str], tags: dict[str, dict[str, str]] | Non
     """
     out: list[str] = []
     for source in sources:
-        path = Path(source.removeprefix("file://"))
+        source = file_path(source)
+        path = Path(source)
         if is_uri(source):
             out.append(source)
         elif path.is_dir():
             out.extend(
-                # Links that lead nowhere (dangling, looping) are kept: they become failures by name.
+                # Links that lead nowhere (dangling, looping), pipes and devices are kept: they
+                # become failures by name.
                 str(p)
                 for p in sorted(path.rglob("*"))
-                if p.suffix.lower() in VIDEO_SUFFIXES and (p.is_file() or p.is_symlink())
+                if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir()
             )
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             out.extend(expand_sources(_from_list_file(path, tags)))
@@ -98,7 +132,7 @@ def unreadable(inputs: Iterable[str]) -> dict[str, str]:
         if not path.exists():
             found[name] = "no such file" if not path.is_symlink() else "a link that leads nowhere"
         elif not path.is_file():
-            found[name] = "not a file"
+            found[name] = f"{not_regular(path) or 'something'}, not a regular file"
         elif not os.access(path, os.R_OK):
             found[name] = "not readable"
     return found
@@ -111,7 +145,7 @@ def localize(name: str, staging: Path) -> Path:
     filesystem's own error) when the store cannot be read.
     """
     if not is_uri(name):
-        return Path(name.removeprefix("file://"))
+        return Path(file_path(name))
     import fsspec  # imported here: only remote inputs need it
 
     staging.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ FAILURE_REASONS: dict[str, str] = {
     "missing_file": "the path or URI does not exist",
     "unreachable": "the object store could not be read",
     "empty_file": "the file has zero bytes",
+    "not_regular_file": "a pipe, device, socket or folder, not a file: never opened",
     "unreadable": "not a media file the decoder can open",
     "no_video_stream": "the container has no video stream",
     "truncated": "the file ends before its declared duration",

@@ -165,3 +165,34 @@ def test_a_folder_that_is_no_root_is_refused_and_left_as_it_was(tmp_path: Path, 
     assert sorted(p.name for p in folder.iterdir()) == ["holiday.txt"], "nothing written into it"
     missing = curate(command, str(tmp_path / "nowhere"), *extra)
     assert missing.returncode == 1 and "does not exist" in missing.stderr, missing.stderr
+
+
+def test_pipes_and_devices_are_failures_of_their_own_and_file_uris_are_paths(
+    video, tmp_path: Path, curate
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.mp4")  # opening it would block the run
+    (folder / "zero.mp4").symlink_to("/dev/zero")  # reading it would never end
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"file://{video('vr_face_5.mp4')}\n")
+    config = tmp_path / "face.toml"
+    config.write_text('[run]\nextractors = ["face"]\nexecutor = "sequential"\n')
+    done = curate(
+        "run", str(folder), str(listed), "-o", str(tmp_path / "root"), "-c", str(config), "--no-progress"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pipe.mp4: a FIFO, not a regular file" in done.stderr
+    failures = curate(
+        "query", str(tmp_path / "root"), "select uri, reason from failures order by uri", "-f", "csv"
+    )
+    assert failures.stdout.replace('"', "").splitlines()[1:] == [
+        f"{folder / 'pipe.mp4'},not_regular_file",
+        f"{folder / 'zero.mp4'},not_regular_file",
+    ]
+    videos = curate(
+        "query", str(tmp_path / "root"), "select uri from videos where cardinality(errors) = 0", "-f", "csv"
+    )
+    assert videos.stdout.replace('"', "").splitlines()[1:] == [str(video("vr_face_5.mp4"))], (
+        "the file:// line read as its path"
+    )
