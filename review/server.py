@@ -5,12 +5,21 @@ Label Studio pins packages the pipeline cannot share (pyarrow among them), so it
 from the environment (``LABEL_STUDIO_USERNAME``, ``LABEL_STUDIO_PASSWORD``,
 ``LABEL_STUDIO_API_TOKEN``); the token is fixed at first start (legacy tokens enabled), and local
 files are served from the dataset root, where ``curate review push`` writes the review media.
+
+The server runs in a process group of its own, asked by the kernel to stop when the process that
+started it dies (even by SIGKILL), and :func:`stop` ends the whole group: ``curate review serve``
+leaves nothing behind. A port where something already answers is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
+import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +79,58 @@ def server_env(credentials: Credentials, files_root: Path, data_dir: Path) -> di
     }
 
 
+#: prctl(2) option: the signal the kernel sends a child when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """In the server's process: get SIGTERM when the process that started it dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_taken(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """End the server and every process of its group: SIGTERM, then SIGKILL after ``timeout_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def keep_serving(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> int | None:
+    """Wait while the server runs; on SIGTERM, SIGHUP or SIGINT to this process, stop its group
+    (SIGKILL after ``grace_s``) and return that signal's number; ``None`` if the server ended by
+    itself."""
+    received: list[tuple[int, float]] = []  # (signal, when)
+
+    def ending(signum: int, _frame: object) -> None:
+        received.append((signum, time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, ending)
+    while proc.poll() is None:  # polled, not wait(): a handler may run between two polls
+        time.sleep(0.2)
+        if received and time.monotonic() - received[0][1] > grace_s:
+            break
+    if received:
+        stop(proc, timeout_s=1.0)  # the rest of its group, and SIGKILL if it is still there
+        return received[0][0]
+    return None
+
+
 def start(
     files_root: Path,
     data_dir: Path,
@@ -83,6 +144,10 @@ def start(
     exe = venv / "bin" / "label-studio"
     if not exe.exists():
         raise ServerError(f"no Label Studio at {exe}: run `bash scripts/setup_labelstudio.sh` first")
+    if port_taken(port):
+        raise ServerError(
+            f"something already answers on 127.0.0.1:{port} (another Label Studio?): stop it or choose --port"
+        )
     credentials = credentials or Credentials.from_env()
     data_dir.mkdir(parents=True, exist_ok=True)
     out = open(log or data_dir / "server.log", "ab")  # noqa: SIM115 - the server keeps writing to it
@@ -98,12 +163,17 @@ def start(
         "WARNING",
     ]
     proc = subprocess.Popen(
-        cmd, env=server_env(credentials, files_root, data_dir), stdout=out, stderr=subprocess.STDOUT
+        cmd,
+        env=server_env(credentials, files_root, data_dir),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stop() ends it whole
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}", proc)
     except ServerError:
-        proc.terminate()
+        stop(proc)
         raise
     return proc
 

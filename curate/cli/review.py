@@ -27,17 +27,16 @@ def review_serve(
     """Start Label Studio on loopback from .venv-labelstudio and keep it running (Ctrl-C stops it).
 
     The admin user and API token come from LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD and
-    LABEL_STUDIO_API_TOKEN.
+    LABEL_STUDIO_API_TOKEN. The server stops with this command (Ctrl-C, SIGTERM, SIGHUP, or its
+    death); a port where something already answers is refused.
     """
-    from review.server import start
+    from review.server import keep_serving, start
 
     proc = start(root, data_dir or root / "_labelstudio", port)
     typer.echo(f"Label Studio is up at http://127.0.0.1:{port} (Ctrl-C stops it)")
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
+    stopped_by = keep_serving(proc)
+    if stopped_by is not None:
+        raise typer.Exit(128 + stopped_by)
 
 
 @review_app.command("push")

@@ -15,7 +15,7 @@ import pytest
 from curate.filter import apply_filters
 from extractors.registry import load_config
 from review.client import LabelStudio
-from review.server import DEFAULT_VENV, Credentials, start
+from review.server import DEFAULT_VENV, Credentials, start, stop
 from settings.config import Config, ReviewConfig
 
 #: A band that puts every speaking fixture clip in review (their speech ratios are 0.77-0.98).
@@ -59,8 +59,7 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         yield Server(f"http://127.0.0.1:{port}", credentials, files_root, data_dir / "server.log")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
 
 
 @pytest.fixture
