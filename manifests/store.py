@@ -493,6 +493,9 @@ class DatasetRoot:
         for table, names in doomed.items():
             for name in sorted(names):
                 source, target = f"{table}/{name}", f"_quarantine/{table}/{name}.{stamp}"
+                if not self.storage.exists(source):  # deleted by hand: its removal is committed above
+                    moved.append((source, "(gone)"))
+                    continue
                 self.storage.move(source, target)
                 moved.append((source, target))
         return moved

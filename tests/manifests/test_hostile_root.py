@@ -196,3 +196,15 @@ def test_pipes_and_devices_are_failures_of_their_own_and_file_uris_are_paths(
     assert videos.stdout.replace('"', "").splitlines()[1:] == [str(video("vr_face_5.mp4"))], (
         "the file:// line read as its path"
     )
+
+
+def test_a_part_deleted_by_hand_is_damaged_and_repair_commits_its_removal(root, curate) -> None:  # type: ignore[no-untyped-def]
+    part = DatasetRoot(root).parts("decisions")[0]
+    part.unlink()
+    found = curate("check", str(root))
+    assert found.returncode == 1 and f"damaged: decisions/{part.name}" in found.stdout
+    fixed = curate("check", str(root), "--repair")
+    assert fixed.returncode == 0 and f"decisions/{part.name} -> (gone)" in fixed.stdout, (
+        fixed.stdout + fixed.stderr
+    )
+    assert "Errno" not in fixed.stderr and curate("check", str(root)).returncode == 0
