@@ -368,7 +368,7 @@ def feature_maker(features: Mapping[str, Any], models: ModelsConfig, threads: in
 
 class SyncExtractor(Extractor):
     name = "sync"
-    version = "3"
+    version = "4"
     needs = ("face",)
     settings_class = SyncConfig
     model_specs = (SYNC_DEFAULT, WHISPER_TINY_EN)
