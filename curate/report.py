@@ -224,7 +224,7 @@ def languages(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
 
 
 def synthetic_faces(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
-    """The clips most likely generated, with the cue that says so most strongly."""
+    """The clips not rejected most likely generated, with the cue that says so most strongly."""
     if "synthetic_score" not in columns:
         return '<p class="muted">No synthetic_score column in this root.</p>'
     rows = _rows(
@@ -233,11 +233,13 @@ def synthetic_faces(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
         " c.synthetic_strongest strongest_cue, coalesce(d.verdict, '') verdict"
         " from clips c left join videos v on v.video_id = c.video_id"
         " left join current_decisions d on d.clip_id = c.clip_id"
-        f" where c.synthetic_score is not null order by c.synthetic_score desc limit {SUSPECTS}",
+        " where c.synthetic_score is not null and coalesce(d.verdict, '') != 'reject'"
+        f" order by c.synthetic_score desc limit {SUSPECTS}",
     )
     return (
-        "<p>Probability that the face was produced by a model (docs/scores.md: a weak score;"
-        " the rule synthetic_face only sends clips to review), highest first.</p>" + _table(rows)
+        "<p>Clips not rejected, by the probability that the face was produced by a model (docs/scores.md:"
+        " a weak score; the rule synthetic_face, off by default, only sends clips to review).</p>"
+        + _table(rows)
     )
 
 

@@ -102,6 +102,9 @@ def test_thresholds_come_from_the_config_and_out_is_honoured(judged_root, tmp_pa
 
 
 def test_a_root_without_clips_exits_1_as_filter_does(curate, tmp_path) -> None:
+    from manifests.store import DatasetRoot
+
+    DatasetRoot(tmp_path).commit({})  # a root with a commit record and no table
     done = curate("report", str(tmp_path))
     assert done.returncode == 1 and curate("filter", str(tmp_path)).returncode == 1
     assert "no clips" in done.stderr and "curate run" in done.stderr

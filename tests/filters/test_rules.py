@@ -10,6 +10,7 @@ from curate.filter import NoClips, UnknownColumn, apply_filters, check_rules
 from extractors.registry import load_config, make_config
 from extractors.sync import SyncConfig, in_sync_p
 from filters.rules import Verdict, check, judge
+from manifests.store import DatasetRoot
 from settings.config import ConfigError, FilterConfig, Rule
 
 RATE = Rule(column="face_detect_rate", min=0.9, band=0.05)
@@ -141,6 +142,7 @@ def test_fixture_verdicts_and_a_changed_threshold_without_models(fixture_run, tm
 
 
 def test_filter_errors_are_clear(tmp_path, fixture_run) -> None:
+    DatasetRoot(tmp_path).commit({})  # a root with a commit record and no table
     with pytest.raises(NoClips, match="curate run"):
         apply_filters(tmp_path, make_config())
     bad = make_config(filter=FilterConfig(rules={"x": Rule(column="nope", min=1)}))
