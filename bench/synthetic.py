@@ -34,20 +34,12 @@ import numpy as np
 from curate.query import query
 from extractors.base import ClipRef
 from extractors.registry import make_config
+from extractors.sync_training import auc
 from extractors.synthetic import CUES, SyntheticExtractor
 from ingest.media import iter_frames_at_rate
 
 #: Share of real training recordings the review threshold lets through.
 REAL_KEPT = 0.97
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC-AUC of ``scores`` for ``positive`` (ties count half)."""
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean()
-    return float(greater + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
 def logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000, lr: float = 0.1) -> tuple[float, float]:
@@ -114,7 +106,7 @@ def figures(clips: list[dict[str, Any]]) -> dict[str, Any]:
 
     def against_test(values: np.ndarray, which: np.ndarray) -> float:
         keep = which | test_real
-        return round(auc(values[keep], generated[keep]), 3)
+        return round(auc(values[keep & generated], values[keep & ~generated]), 3)
 
     return {
         "clips": {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from review.server import DEFAULT_VENV, port_taken
+from review.server import port_taken
 
 from .conftest import Server, free_port
 
@@ -35,8 +35,6 @@ def _servers_on(port: int) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["term", "hup", "kill"])
 def test_the_server_stops_with_the_command(label_studio: Server, curate_argv, tmp_path: Path, sig) -> None:  # type: ignore[no-untyped-def]
-    if not (DEFAULT_VENV / "bin" / "label-studio").exists():
-        pytest.skip("Label Studio is not installed")
     port = free_port()
     serve = subprocess.Popen(
         curate_argv(
