@@ -11,8 +11,8 @@ registered with the connection (projections and filters are pushed down into it)
 Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, with every column of its
 schema even when empty or when older parts lack a column),
 ``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
-(the latest decision of each clip; a reviewer's verdict outranks any filter run, and the latest
-reviewer's verdict wins); macro ``blendshape_index(name)`` gives the 1-based position
+(the latest decision of each clip: a gold verdict outranks the review verdict aggregated from
+annotators, which outranks any filter run; single annotations are never current); macro ``blendshape_index(name)`` gives the 1-based position
 of a blendshape channel, so queries address channels by name.
 """
 
@@ -129,8 +129,10 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
         CREATE VIEW current_decisions AS
         SELECT * EXCLUDE (rn) FROM (
             SELECT *, row_number() OVER (
-                PARTITION BY clip_id ORDER BY source = 'review' DESC, decided_at DESC, decision_set DESC) AS rn
-            FROM decisions) WHERE rn = 1
+                PARTITION BY clip_id
+                ORDER BY coalesce(list_position(['gold', 'review'], source), 3), decided_at DESC, decision_set DESC
+            ) AS rn
+            FROM decisions WHERE source IS DISTINCT FROM 'annotation') WHERE rn = 1
         """
     )
     names = ", ".join(f"'{n}'" for n in BLENDSHAPE_NAMES)

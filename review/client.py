@@ -75,15 +75,23 @@ class LabelStudio:
             projects: Iterator[Any] = iter(self.sdk.projects.list(page_size=1000))
             return [_plain(p) for p in projects]
 
-    def create_project(self, title: str, label_config: str, description: str) -> dict[str, Any]:
+    def create_project(self, title: str, **settings: Any) -> dict[str, Any]:
+        """A new project; ``settings`` are project fields (label_config, maximum_annotations...)."""
         with self._calling(f"creating project {title!r}"):
-            return _plain(
-                self.sdk.projects.create(title=title, label_config=label_config, description=description)
-            )
+            return _plain(self.sdk.projects.create(title=title, **settings))
 
-    def set_label_config(self, project: int, label_config: str) -> None:
+    def project(self, project: int) -> dict[str, Any]:
+        with self._calling(f"reading project {project}"):
+            return _plain(self.sdk.projects.get(id=project))
+
+    def update_project(self, project: int, **settings: Any) -> None:
         with self._calling(f"updating project {project}"):
-            self.sdk.projects.update(id=project, label_config=label_config)
+            self.sdk.projects.update(id=project, **settings)
+
+    def set_overlap(self, task: int, overlap: int) -> None:
+        """Ask for ``overlap`` annotations of ``task`` (it is served again until it has them)."""
+        with self._calling(f"updating task {task}"):
+            self.sdk.tasks.update(id=str(task), overlap=overlap, is_labeled=False)
 
     def local_storages(self, project: int) -> list[dict[str, Any]]:
         with self._calling(f"listing the local storages of project {project}"):

@@ -1,16 +1,21 @@
 """``curate review calibrate``: how the automatic filters agree with reviewers, and thresholds
 that would agree better. It proposes; it never changes the config or the decisions.
 
-For each clip with a reviewer's verdict (the latest), "the reviewer rejects" is compared with
+For each clip with a human verdict (gold, or the review verdict aggregated from its annotators),
+"the reviewer rejects" is compared with
 "the filter flags the clip for a reason" (the reason among its latest filter decision's, in
 reject or review): precision, recall and Cohen's kappa per reason and for the filter as a whole.
 For each threshold rule, the limit that best separates the reviewed clips' values by the
-reviewers' verdicts is proposed when it agrees with more of them than the current limit does.
+reviewers' verdicts is proposed when it agrees with more of them than the current limit does;
+where none is, it estimates how many more reviews would move the limit: the current limit's lead
+over the best other limit, divided by the share of reviewed clips that disagree with it (each such
+review can cut the lead by one).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,9 +85,22 @@ class Proposal:
     agree_proposed: int
 
 
-def _propose(name: str, rule: Rule, values: list[float | None], rejects: list[bool]) -> list[Proposal]:
+@dataclass(frozen=True)
+class Holding:
+    """A limit no other limit beats yet, and about how many more reviews would move it."""
+
+    rule: str
+    limit: str
+    lead: int  # reviewed clips the current limit agrees with beyond the best other limit
+    disagree_share: float  # share of reviewed clips (with a value) the current limit disagrees with
+    reviews_to_move: int | None  # None: no reviewed clip disagrees, nothing says it will move
+
+
+def _propose(
+    name: str, rule: Rule, values: list[float | None], rejects: list[bool]
+) -> list[Proposal | Holding]:
     known = [(v, r) for v, r in zip(values, rejects, strict=True) if v is not None]
-    proposals = []
+    proposals: list[Proposal | Holding] = []
     for limit, current in (("min", rule.min), ("max", rule.max)):
         if current is None or not known:
             continue
@@ -98,6 +116,11 @@ def _propose(name: str, rule: Rule, values: list[float | None], rejects: list[bo
             proposals.append(
                 Proposal(name, rule.column, limit, current, round(best, 4), agrees(current), agrees(best))
             )
+            continue
+        runner_up = max((agrees(t) for t in candidates if t != current), default=0)
+        lead = agrees(current) - runner_up
+        share = 1 - agrees(current) / len(known)
+        proposals.append(Holding(name, limit, lead, share, math.ceil((lead + 1) / share) if share else None))
     return proposals
 
 
@@ -107,6 +130,7 @@ class Calibration:
     overall: Agreement
     by_reason: dict[str, Agreement] = field(default_factory=dict)
     proposals: list[Proposal] = field(default_factory=list)
+    holding: list[Holding] = field(default_factory=list)
 
     def to_text(self) -> str:
         def fmt(x: float | None) -> str:
@@ -127,6 +151,18 @@ class Calibration:
             )
         if not self.proposals:
             lines.append("  none: no limit agrees with more reviewed clips than the current ones")
+        if self.holding:
+            lines.append("limits that hold, and about how many more reviews would move them:")
+        for h in self.holding:
+            more = (
+                "no reviewed clip disagrees"
+                if h.reviews_to_move is None
+                else f"~{h.reviews_to_move} more review(s)"
+            )
+            lines.append(
+                f"  [filter.rules.{h.rule}] {h.limit}: leads the next limit by {h.lead}, disagrees with "
+                f"{100 * h.disagree_share:.0f}% of reviewed clips: {more}"
+            )
         return "\n".join(lines)
 
 
@@ -139,9 +175,9 @@ def calibrate(root_path: str | Path, config: Config) -> Calibration:
                  select *, row_number() over (partition by clip_id, source order by decided_at desc, decision_set desc) rn
                  from decisions)
                select c.*, h.verdict human, f.reasons filter_reasons, f.verdict filter_verdict
-               from latest h join clips c using (clip_id)
+               from current_decisions h join clips c using (clip_id)
                left join latest f on f.clip_id = h.clip_id and f.source = 'filter' and f.rn = 1
-               where h.source = 'review' and h.rn = 1 order by c.clip_id"""
+               where h.source in ('review', 'gold') order by c.clip_id"""
         )
         .to_arrow_table()
         .to_pylist()
@@ -157,5 +193,9 @@ def calibrate(root_path: str | Path, config: Config) -> Calibration:
     for reason in sorted(reasons):
         result.by_reason[reason] = agreement([reason in (r["filter_reasons"] or []) for r in rows], rejects)
     for name, rule in thresholds.items():
-        result.proposals += _propose(name, rule, [r.get(rule.column) for r in rows], rejects)
+        for found in _propose(name, rule, [r.get(rule.column) for r in rows], rejects):
+            if isinstance(found, Proposal):
+                result.proposals.append(found)
+            else:
+                result.holding.append(found)
     return result

@@ -1,15 +1,25 @@
-"""``curate review pull``: reviewers' verdicts from Label Studio into the decisions log.
+"""``curate review pull``: annotators' verdicts from Label Studio into the decisions log, and one
+verdict per clip made from them.
 
-Every annotation becomes one decision row (source ``review``, who = the annotator's email, at =
-the annotation's last update), with the reasons, emotion and sync offset the reviewer chose.
-An annotation already pulled at the same update time is skipped, so pulling again appends
-nothing; an edited annotation is pulled again and, being later, supersedes. A reviewer's
-verdict outranks filter runs in ``current_decisions``, so exports see it.
+1. Every annotation becomes one decision row of source ``annotation``, as given (who = the
+   annotator's email, at = the annotation's last update, with the reasons, emotion and sync
+   offset chosen). An annotation already pulled at the same update time is skipped; an edited one
+   is pulled again and, being later, supersedes.
+2. Every clip's annotations are aggregated (``[review] aggregation``: Dawid–Skene weighted by
+   annotator quality, or majority vote) into a decision of source ``review`` with its
+   ``confidence`` and the number of ``annotators``; it is appended only when it changed, so
+   pulling again appends nothing. Gold clips keep their known verdict.
+3. A clip whose annotators disagree (or whose verdict is less certain than ``[review]
+   agree_confidence``) goes back to the queue for one more annotator (the task's overlap raised),
+   up to ``[review] max_annotators``.
+
+The review verdict outranks filter runs in ``current_decisions``, so exports see it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -20,8 +30,10 @@ from extractors.registry import dataset_schemas
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
+from review.annotators import ReviewState, review_state
 from review.client import LabelStudio, ReviewError
 from review.project import find_project
+from settings.config import ReviewConfig
 
 
 @dataclass(frozen=True)
@@ -29,12 +41,19 @@ class PullSummary:
     decision_set: str | None
     pulled: int
     already: int
-    verdicts: dict[str, int]
+    verdicts: dict[str, int]  # of the review verdicts that changed
+    requeued: int
+    state: ReviewState
 
     def to_text(self) -> str:
-        counts = ", ".join(f"{v} {n}" for v, n in sorted(self.verdicts.items())) or "none"
-        return f"{self.pulled} annotation(s) pulled ({counts}), {self.already} already in the log" + (
-            f"; decision set {self.decision_set}" if self.decision_set else ""
+        counts = ", ".join(f"{v} {n}" for v, n in sorted(self.verdicts.items())) or "none changed"
+        alpha = "-" if self.state.alpha is None else f"{self.state.alpha:.2f}"
+        flagged = [a.who for a in self.state.annotators if a.flagged]
+        return (
+            f"{self.pulled} annotation(s) pulled, {self.already} already in the log; clip verdicts: {counts}; "
+            f"{self.requeued} clip(s) sent back for one more annotator; Krippendorff's alpha {alpha}"
+            + (f"; flagged annotators: {', '.join(flagged)}" if flagged else "")
+            + (f"; decision set {self.decision_set}" if self.decision_set else "")
         )
 
 
@@ -53,7 +72,7 @@ def number(result: list[dict[str, Any]], name: str) -> int | None:
 
 
 def decision(clip_id: str, annotation: dict[str, Any], who: str, set_id: str) -> dict[str, Any] | None:
-    """The decision row of one annotation; ``None`` when it has no verdict (skipped or cancelled)."""
+    """The annotation row of one annotation; ``None`` when it has no verdict (skipped or cancelled)."""
     result = annotation.get("result") or []
     verdict = choices(result, "verdict")
     if annotation.get("was_cancelled") or not verdict:
@@ -63,11 +82,9 @@ def decision(clip_id: str, annotation: dict[str, Any], who: str, set_id: str) ->
         "clip_id": clip_id,
         "verdict": verdict[0],
         "reasons": choices(result, "reasons"),
-        "source": "review",
+        "source": "annotation",
         "who": who,
         "decided_at": dt.datetime.fromisoformat(annotation["updated_at"].replace("Z", "+00:00")),
-        "config_hash": None,
-        "duplicate_of": None,
         "emotion": emotion[0] if emotion else None,
         "sync_offset_frames": number(result, "sync_offset"),
         "annotation": f"{annotation['id']}@{annotation['updated_at']}",
@@ -75,19 +92,81 @@ def decision(clip_id: str, annotation: dict[str, Any], who: str, set_id: str) ->
     }
 
 
-def pull(root_path: str | Path, client: LabelStudio, project_title: str) -> PullSummary:
-    """Append every new or updated annotation of the project as a review decision."""
+def _review_rows(state: ReviewState, root: DatasetRoot, set_id: str) -> list[dict[str, Any]]:
+    """A review decision for each clip whose aggregate verdict differs from its latest one; the
+    reasons, emotion and offset are those of the annotators who chose the verdict."""
+    con = connect_views(root, dataset_schemas())
+    latest = {
+        clip: (verdict, confidence, n)
+        for clip, verdict, confidence, n in con.sql(
+            """select clip_id, arg_max(verdict, decided_at), arg_max(confidence, decided_at),
+                      arg_max(annotators, decided_at)
+               from decisions where source = 'review' and annotation is null group by clip_id"""
+        ).fetchall()
+    }
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for clip, agg in sorted(state.aggregation.items.items()):
+        if clip in state.gold or latest.get(clip) == (agg.label, round(agg.confidence, 4), agg.annotations):
+            continue
+        backing = [r for r in state.annotations if r["clip_id"] == clip and r["verdict"] == agg.label]
+        emotions = Counter(r["emotion"] for r in backing if r["emotion"])
+        offsets = [r["sync_offset_frames"] for r in backing if r["sync_offset_frames"] is not None]
+        rows.append(
+            {
+                "clip_id": clip,
+                "verdict": agg.label,
+                "reasons": sorted({reason for r in backing for reason in r["reasons"] or []}),
+                "source": "review",
+                "who": state.aggregation.method,
+                "decided_at": now,
+                "emotion": emotions.most_common(1)[0][0] if emotions else None,
+                "sync_offset_frames": round(statistics.median(offsets)) if offsets else None,
+                "confidence": round(agg.confidence, 4),
+                "annotators": agg.annotations,
+                "decision_set": set_id,
+            }
+        )
+    return rows
+
+
+def _requeue(
+    client: LabelStudio, tasks: list[dict[str, Any]], state: ReviewState, config: ReviewConfig
+) -> int:
+    """Raise the overlap of each task whose annotators disagree (two or more annotations, not
+    all the same or a verdict below agree_confidence) by one, up to max_annotators."""
+    labels: dict[str, set[str]] = {}
+    for r in state.annotations:
+        labels.setdefault(r["clip_id"], set()).add(r["verdict"])
+    requeued = 0
+    for task in tasks:
+        clip = task["data"]["clip_id"]
+        agg = state.aggregation.items.get(clip)
+        if agg is None or clip in state.gold or agg.annotations < 2:
+            continue
+        if len(labels[clip]) == 1 and agg.confidence >= config.agree_confidence:
+            continue
+        wanted = agg.annotations + 1
+        if wanted <= config.max_annotators and int(task.get("overlap") or 1) < wanted:
+            client.set_overlap(int(task["id"]), wanted)
+            requeued += 1
+    return requeued
+
+
+def pull(root_path: str | Path, client: LabelStudio, config: ReviewConfig) -> PullSummary:
+    """Append every new or updated annotation of the project, and the clip verdicts they change."""
     root = DatasetRoot(root_path)
     schemas = dataset_schemas()
-    project = find_project(client, project_title)
+    project = find_project(client, config.project)
     if project is None:
-        raise ReviewError(f"Label Studio has no project {project_title!r}: run `curate review push` first")
+        raise ReviewError(f"Label Studio has no project {config.project!r}: run `curate review push` first")
     emails = {u["id"]: u["email"] for u in client.users()}
     pulled = connect_views(root, schemas).sql("select annotation from decisions where annotation is not null")
     seen = {annotation for (annotation,) in pulled.fetchall()}
     set_id = "review-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    tasks = list(client.tasks(int(project["id"])))
     rows, already = [], 0
-    for task in client.tasks(int(project["id"])):
+    for task in tasks:
         for annotation in task.get("annotations") or []:
             row = decision(
                 task["data"]["clip_id"],
@@ -101,9 +180,19 @@ def pull(root_path: str | Path, client: LabelStudio, project_title: str) -> Pull
                 already += 1
             else:
                 rows.append(row)
-    if rows:
-        with hold(root, set_id):
-            root.write_part("decisions", set_id, rows, schemas["decisions"])
+    with hold(root, set_id):
+        if rows:
+            root.write_part("decisions", f"{set_id}-annotations", rows, schemas["decisions"])
+        state = review_state(root, config)
+        verdicts = _review_rows(state, root, set_id)
+        if verdicts:
+            root.write_part("decisions", set_id, verdicts, schemas["decisions"])
+    requeued = _requeue(client, tasks, state, config)
     return PullSummary(
-        set_id if rows else None, len(rows), already, dict(Counter(r["verdict"] for r in rows))
+        set_id if rows or verdicts else None,
+        len(rows),
+        already,
+        dict(Counter(r["verdict"] for r in verdicts)),
+        requeued,
+        state,
     )

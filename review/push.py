@@ -3,13 +3,18 @@
 Each task carries the clip cut as an mp4 and its main blendshape curves as a CSV time series
 synced with the video (both served from the root's ``review_media/`` through local storage),
 the transcript, the scores and reasons, and predictions pre-filled with the pipeline's verdict and
-emotion. Tasks are imported most borderline first. A clip already in the project is never
-imported again, so pushing twice, or again after a killed push, adds only what is missing.
+emotion. Each prediction's score is the filter's certainty (1 - how borderline the clip is), so
+Label Studio's uncertainty sampling serves the least certain clips first; tasks are also imported
+most borderline first. Gold clips (decisions of source ``gold``) are mixed in at ``[review]
+gold_rate``, looking like any other task, to measure annotators. A clip already in the project is
+never imported again, so pushing twice, or again after a killed push, adds only what is missing.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
 from review.client import LabelStudio, ReviewError
 from review.media import cut_clip
-from review.project import MEDIA_DIR, ensure_project
+from review.project import MEDIA_DIR, MODEL_VERSION, ensure_project
 from settings.config import Config, Rule
 
 #: Curves shown to annotators: name -> blendshapes averaged.
@@ -55,9 +60,11 @@ class PushSummary:
     project: int
     pushed: int
     already: int
+    gold: int = 0
 
     def to_text(self) -> str:
-        return f"project {self.project}: {self.pushed} task(s) pushed, {self.already} already there"
+        gold = f" (and {self.gold} gold clip(s) mixed in)" if self.gold else ""
+        return f"project {self.project}: {self.pushed} task(s) pushed{gold}, {self.already} already there"
 
 
 def borderline(row: dict[str, Any], rules: dict[str, Rule]) -> float:
@@ -89,10 +96,9 @@ def write_curves(t_s: list[float], blendshapes: list[Any], start_s: float, out: 
     return out
 
 
-def task(
-    row: dict[str, Any], video_url: str, curves_url: str, score: float, model_version: str
-) -> dict[str, Any]:
-    """One Label Studio task with its prediction."""
+def task(row: dict[str, Any], video_url: str, curves_url: str, score: float) -> dict[str, Any]:
+    """One Label Studio task with its prediction; ``score`` is how borderline the clip is (0..1),
+    the prediction's score the filter's certainty."""
     scores = ", ".join(f"{k} {row[k]:.3g}" for k in SCORES if row.get(k) is not None)
     if row.get("synthetic_strongest"):
         scores += f"; synthetic: strongest cue {row['synthetic_strongest']} (docs/scores.md)"
@@ -116,18 +122,24 @@ def task(
             "scores": scores or "(no scores)",
             "borderline": round(score, 3),
         },
-        "predictions": [{"model_version": model_version, "score": round(score, 3), "result": prediction}],
+        "predictions": [{"model_version": MODEL_VERSION, "score": round(1 - score, 3), "result": prediction}],
     }
 
 
-def review_rows(root: DatasetRoot) -> list[dict[str, Any]]:
+def review_rows(root: DatasetRoot, gold: bool = False) -> list[dict[str, Any]]:
+    """The clips whose current verdict is review (``gold``: the gold clips), with what a task shows;
+    ``reasons`` are the clip's latest filter reasons."""
     con = connect_views(root, dataset_schemas())
+    which = "d.source = 'gold'" if gold else "d.verdict = 'review'"
     return (
         con.sql(
-            """select c.*, v.uri, v.has_audio, t.t_s, t.blendshapes, d.reasons, d.config_hash
+            f"""with f as (select clip_id, arg_max(reasons, decided_at) reasons from decisions
+                          where source = 'filter' group by clip_id)
+               select c.*, v.uri, v.has_audio, t.t_s, t.blendshapes,
+                      coalesce(f.reasons, d.reasons) reasons
                from current_decisions d join clips c using (clip_id) join videos v on v.video_id = c.video_id
-               join tracks t on t.clip_id = c.clip_id
-               where d.verdict = 'review' order by c.clip_id"""
+               join tracks t on t.clip_id = c.clip_id left join f on f.clip_id = c.clip_id
+               where {which} order by c.clip_id"""
         )
         .to_arrow_table()
         .to_pylist()
@@ -154,11 +166,15 @@ def _push(
     root: DatasetRoot, config: Config, client: LabelStudio, media_dir: Path, files_root: Path, progress: bool
 ) -> PushSummary:
     rows = review_rows(root)
-    pid = ensure_project(client, config.review.project, media_dir)
+    pid = ensure_project(client, config.review, media_dir)
     present = {t["data"].get("clip_id") for t in client.tasks(pid)}
     todo = [r for r in rows if r["clip_id"] not in present]
     rules = in_effect(config).active
     todo.sort(key=lambda r: -borderline(r, rules))
+    scores = {r["clip_id"]: borderline(r, rules) for r in todo}
+    gold = _gold_to_mix(root, present, math.ceil(config.review.gold_rate * len(todo)), list(scores.values()))
+    scores.update(gold)
+    todo = _interleave(todo, [r for r in review_rows(root, gold=True) if r["clip_id"] in gold])
     staging = root.path / "_staging"
     bar = tqdm(total=len(todo), unit="task", desc="review push", disable=not progress)
     with bar:
@@ -180,8 +196,25 @@ def _push(
                 video_url, curves_url = (
                     f"/data/local-files/?d={quote(str(f.relative_to(files_root)))}" for f in (mp4, csv)
                 )
-                model = f"curate-filter-{row['config_hash']}"
-                batch.append(task(row, video_url, curves_url, borderline(row, rules), model))
+                batch.append(task(row, video_url, curves_url, scores[row["clip_id"]]))
             client.import_tasks(pid, batch)
             bar.update(len(batch))
-    return PushSummary(pid, len(todo), len(rows) - len(todo))
+    return PushSummary(pid, len(todo) - len(gold), len(rows) - (len(todo) - len(gold)), len(gold))
+
+
+def _gold_to_mix(root: DatasetRoot, present: set[Any], n: int, scores: list[float]) -> dict[str, float]:
+    """Up to ``n`` gold clips not yet in the project, each given the score of a review clip drawn
+    at random (so the queue serves them among the others); clip_id -> score."""
+    if n == 0 or not scores:
+        return {}
+    rng = random.Random(f"{root.path}:{len(present)}")
+    candidates = sorted(r["clip_id"] for r in review_rows(root, gold=True) if r["clip_id"] not in present)
+    return {clip: rng.choice(scores) for clip in rng.sample(candidates, min(n, len(candidates)))}
+
+
+def _interleave(review: list[dict[str, Any]], gold: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The gold rows spread evenly among the review rows (import order is the sequential queue)."""
+    out = list(review)
+    for k, row in enumerate(gold):
+        out.insert(round((k + 1) * len(out) / (len(gold) + 1)), row)
+    return out

@@ -184,6 +184,39 @@ class ReviewConfig(Section):
         None,
         description="the server's local-files document root (also LOCAL_FILES_DOCUMENT_ROOT); none: the dataset root",
     )
+    annotators_per_clip: int = Field(
+        1, ge=1, le=20, description="annotations each clip gets (Label Studio's maximum_annotations)"
+    )
+    overlap_share: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of clips that get annotators_per_clip; the rest get one"
+    )
+    max_annotators: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="a clip whose annotators disagree goes back for one more annotator, up to this many",
+    )
+    agree_confidence: float = Field(
+        0.9, gt=0.5, le=1.0, description="a review verdict below this confidence counts as a disagreement"
+    )
+    aggregation: Literal["dawid-skene", "majority"] = Field(
+        "dawid-skene", description="how a clip's annotations become one verdict"
+    )
+    gold_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="gold clips pushed per review clip pushed (0: none)"
+    )
+    gold_confidence: float = Field(
+        0.99,
+        gt=0.5,
+        le=1.0,
+        description="a review verdict this confident, from annotators_per_clip or more annotations, serves as gold",
+    )
+    min_annotator_accuracy: float = Field(
+        0.75, ge=0.0, le=1.0, description="an annotator below this accuracy (on gold, else estimated) is flagged"
+    )
+    sampling: Literal["uncertainty", "sequential", "uniform"] = Field(
+        "uncertainty", description="the order Label Studio serves tasks in (uncertainty: least certain first)"
+    )
 
 
 S = TypeVar("S", bound=Section)

@@ -1,4 +1,4 @@
-"""`curate review`: Label Studio serve, push, pull, calibrate."""
+"""`curate review`: Label Studio serve, push, pull, annotators, gold, calibrate."""
 
 from __future__ import annotations
 
@@ -63,7 +63,48 @@ def review_pull(root: Annotated[Path, _local("Dataset root.")], config: ConfigOp
     from review.pull import pull
 
     cfg = load_config(config)
-    typer.echo(pull(root, connect(cfg.review), cfg.review.project).to_text())
+    typer.echo(pull(root, connect(cfg.review), cfg.review).to_text())
+
+
+@review_app.command("annotators")
+def review_annotators(root: Annotated[Path, _local("Dataset root.")], config: ConfigOption = None) -> None:
+    """Each annotator's accuracy on gold clips, agreement with the clip verdicts and estimated
+    quality (flagged below [review] min_annotator_accuracy), and Krippendorff's alpha overall,
+    per pull and per filter reason. Reads the root only: pull first."""
+    from review.annotators import annotators
+
+    typer.echo(annotators(root, load_config(config).review).to_text())
+
+
+@review_app.command("gold")
+def review_gold(
+    root: Annotated[Path, _local("Dataset root.")],
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="CSV of `clip_id,verdict` lines (verdict: accept or reject)."),
+    ] = None,
+    from_reviews: Annotated[
+        bool,
+        typer.Option(
+            "--from-reviews",
+            help="Also take review verdicts at [review] gold_confidence from annotators_per_clip or more annotations.",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Mark clips whose verdict is known as gold: push mixes them into the queue at [review]
+    gold_rate to measure annotators, and their verdict outranks every other."""
+    from manifests.store import DatasetRoot
+    from review.gold import add_gold, confident_reviews, read_gold_file
+
+    cfg = load_config(config)
+    verdicts = read_gold_file(file) if file else {}
+    if from_reviews:
+        verdicts = {**confident_reviews(DatasetRoot(root), cfg.review), **verdicts}
+    if not verdicts:
+        raise typer.BadParameter("give --file, --from-reviews or both")
+    n = add_gold(root, verdicts, "user" if file else "confident review")
+    typer.echo(f"{n} gold clip(s) added ({len(verdicts) - n} already gold)")
 
 
 @review_app.command("calibrate")

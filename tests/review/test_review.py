@@ -81,6 +81,12 @@ def test_push_twice_annotate_pull_and_calibrate(
     )
     task = by_id[0]
     assert task["predictions"][0]["result"][0]["value"]["choices"] == ["accept"]
+    # the prediction's score is the filter's certainty: uncertainty sampling serves the lowest first
+    assert [t["predictions"][0]["score"] for t in by_id] == [
+        round(1 - t["data"]["borderline"], 3) for t in by_id
+    ]
+    project = find_project(label_studio.client(), config.review.project)
+    assert project["sampling"] == "Uncertainty sampling" and project["maximum_annotations"] == 1
     auth = {"Authorization": f"Token {label_studio.credentials.token}"}
     media = requests.get(label_studio.url + task["data"]["video"], headers=auth)
     assert media.status_code == 200 and media.content[4:8] == b"ftyp"  # the clip's mp4 from local storage
@@ -122,10 +128,12 @@ def test_push_twice_annotate_pull_and_calibrate(
         ("lp_driving_d20.mp4", "reject", ["language"]),
         ("vr_face_3.mp4", "accept", []),
     ]
-    assert {r["who"] for r in rows} == {"admin@example.com"}
+    assert {r["who"] for r in rows} == {"dawid-skene"}  # one verdict per clip, from its annotations
     assert rows[2]["emotion"] == "happy" and rows[2]["sync_offset_frames"] == 1
-    history = query(root, "select count(*) n from decisions where source = 'review'").to_pylist()
-    assert history == [{"n": 4}]  # the superseded verdict stays in the log
+    history = query(
+        root, "select who, count(*) n from decisions where source = 'annotation' group by who"
+    ).to_pylist()
+    assert history == [{"who": "admin@example.com", "n": 4}]  # the superseded annotation stays in the log
 
     # A later filter run does not override the reviewers.
     cli_filter = subprocess.run(
