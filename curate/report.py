@@ -33,6 +33,8 @@ from manifests.arkit_map import QUANTILES, Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import existing_root
 from manifests.views import connect
+from review.annotators import review_state
+from review.filter_agreement import NoReviews, calibrate
 from settings.config import Config
 
 NOT_SCORES = {"clip_index", "start_s", "end_s", "fps"}  # numeric, but positions rather than scores
@@ -243,6 +245,52 @@ def synthetic_faces(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     )
 
 
+def review_progress(con: duckdb.DuckDBPyConnection, root: Path, config: Config) -> str:
+    """Clips waiting for review and reviewed, agreement, the annotators, and the limits human
+    verdicts would move (``curate review annotators`` and ``calibrate``)."""
+    (counts,) = _rows(
+        con,
+        "select count(*) filter (where verdict = 'review') waiting,"
+        " count(*) filter (where source = 'review') reviewed, count(*) filter (where source = 'gold') gold"
+        " from current_decisions",
+    )
+    text = (
+        f"<ul><li>clips waiting for review: {counts['waiting']}</li>"
+        f"<li>clips with a verdict from their annotators: {counts['reviewed']}</li>"
+        f"<li>gold clips: {counts['gold']}</li></ul>"
+    )
+    state = review_state(existing_root(root), config.review)
+    if not state.annotations:
+        return text + '<p class="muted">No annotations pulled yet (<code>curate review pull</code>).</p>'
+    alpha = "-" if state.alpha is None else f"{state.alpha:.2f}"
+    text += f"<p>{len(state.annotations)} annotations; Krippendorff's alpha {alpha} (1: full agreement, 0: chance).</p>"
+    text += _table(
+        [
+            {"filter reason": k, "alpha": "-" if v is None else f"{v:.2f}"}
+            for k, v in state.alpha_by_reason.items()
+        ]
+    )
+    text += _table(
+        [
+            {
+                "annotator": a.who,
+                "annotations": a.annotations,
+                "gold seen": a.gold_seen,
+                "accuracy on gold": "-" if a.gold_accuracy is None else f"{a.gold_accuracy:.0%}",
+                "agrees with verdicts": "-" if a.agreement is None else f"{a.agreement:.0%}",
+                "estimated accuracy": f"{a.estimated_accuracy:.0%}",
+                "flagged": "yes" if a.flagged else "",
+            }
+            for a in state.annotators
+        ]
+    )
+    try:
+        calibration = calibrate(root, config)
+    except NoReviews:
+        return text
+    return text + f"<pre>{escape(calibration.to_text())}</pre>"
+
+
 def blendshape_stats(con: duckdb.DuckDBPyConnection) -> str:
     """Mean, p5 and p95 of every channel over all frames with a face; near-zero channels flagged."""
     rows = _rows(
@@ -396,6 +444,7 @@ def _sections(con: duckdb.DuckDBPyConnection, config: Config, root: Path) -> lis
         ("Emotion mix", emotion_mix(con, columns)),
         ("Languages", languages(con, columns)),
         ("Synthetic faces", synthetic_faces(con, columns)),
+        ("Review", review_progress(con, root, config)),
         ("Blendshape channels", blendshape_stats(con) if faces else no_faces),
         ("Calibration to ARKit ranges", calibration_ranges(root / CALIBRATION)),
         ("Example clips", examples(con, columns) if faces else no_faces),

@@ -145,6 +145,12 @@ def dawid_skene(
 AGGREGATORS = {"dawid-skene": dawid_skene, "majority": majority}
 
 
+def disagree(labels: set[str], verdict: Aggregate, agree_confidence: float) -> bool:
+    """Whether an item's annotators disagree: two or more annotations whose ``labels`` differ, or
+    a verdict less probable than ``agree_confidence`` (such an item wants one more annotator)."""
+    return verdict.annotations >= 2 and (len(labels) > 1 or verdict.confidence < agree_confidence)
+
+
 def krippendorff_alpha(annotations: Iterable[Annotation]) -> float | None:
     """Krippendorff's alpha for nominal labels over the items with at least two labels:
     1 - observed / expected disagreement (1: perfect agreement, 0: chance, < 0: worse than

@@ -22,8 +22,6 @@ from settings.config import ReviewConfig
 
 #: The verdicts an annotator chooses from (review/labeling.xml).
 VERDICTS = ("accept", "reject")
-#: Gold clips an annotator must have seen before their accuracy on gold decides a flag.
-MIN_GOLD_SEEN = 5
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class AnnotatorStats:
     gold_seen: int
     gold_accuracy: float | None  # share of gold clips given their known verdict
     agreement: float | None  # share of other clips given the aggregate verdict
-    estimated_accuracy: float  # from the aggregation (Dawid–Skene: the annotator's estimated quality)
+    estimated_accuracy: float  # from the aggregation, gold held: what flags an annotator
     flagged: bool
 
 
@@ -127,6 +125,9 @@ def _alpha_by(rows: list[dict[str, Any]], key: str) -> dict[str, float | None]:
 def annotator_stats(
     rows: list[dict[str, Any]], gold: dict[str, str], aggregation: Aggregation, min_accuracy: float
 ) -> list[AnnotatorStats]:
+    """Each annotator's figures; flagged when the aggregation's estimate of their accuracy (which
+    holds gold and weighs every clip they share with others) is below ``min_accuracy``: on 15
+    gold clips alone, 80% and 75% accuracy cannot be told apart (docs/review.md)."""
     by_who: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_who[r["who"]].append(r)
@@ -140,7 +141,6 @@ def annotator_stats(
         ]
         gold_accuracy = sum(on_gold) / len(on_gold) if on_gold else None
         estimated = aggregation.accuracy.get(who, 0.0)
-        judged = gold_accuracy if len(on_gold) >= MIN_GOLD_SEEN else estimated
         stats.append(
             AnnotatorStats(
                 who,
@@ -149,7 +149,7 @@ def annotator_stats(
                 gold_accuracy,
                 sum(others) / len(others) if others else None,
                 estimated,
-                judged is not None and judged < min_accuracy,
+                estimated < min_accuracy,
             )
         )
     return stats

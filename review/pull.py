@@ -30,6 +30,7 @@ from extractors.registry import dataset_schemas
 from manifests.lock import hold
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
+from review.aggregate import disagree
 from review.annotators import ReviewState, review_state
 from review.client import LabelStudio, ReviewError
 from review.project import find_project
@@ -133,8 +134,8 @@ def _review_rows(state: ReviewState, root: DatasetRoot, set_id: str) -> list[dic
 def _requeue(
     client: LabelStudio, tasks: list[dict[str, Any]], state: ReviewState, config: ReviewConfig
 ) -> int:
-    """Raise the overlap of each task whose annotators disagree (two or more annotations, not
-    all the same or a verdict below agree_confidence) by one, up to max_annotators."""
+    """Raise the overlap of each task whose annotators disagree (:func:`review.aggregate.disagree`)
+    by one, up to max_annotators."""
     labels: dict[str, set[str]] = {}
     for r in state.annotations:
         labels.setdefault(r["clip_id"], set()).add(r["verdict"])
@@ -142,9 +143,7 @@ def _requeue(
     for task in tasks:
         clip = task["data"]["clip_id"]
         agg = state.aggregation.items.get(clip)
-        if agg is None or clip in state.gold or agg.annotations < 2:
-            continue
-        if len(labels[clip]) == 1 and agg.confidence >= config.agree_confidence:
+        if agg is None or clip in state.gold or not disagree(labels[clip], agg, config.agree_confidence):
             continue
         wanted = agg.annotations + 1
         if wanted <= config.max_annotators and int(task.get("overlap") or 1) < wanted:

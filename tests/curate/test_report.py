@@ -28,6 +28,7 @@ SECTIONS = (
     "Score distributions",
     "Emotion mix",
     "Languages",
+    "Review",
     "Blendshape channels",
     "Example clips",
 )
@@ -83,6 +84,7 @@ def test_report_has_every_section_and_the_example_clips(report, judged_root) -> 
         assert f"<b>{name}</b>" in page, name  # the examples: accepted clips, by file name
     for name in (n for n, v in verdicts.items() if v == {"reject"}):
         assert name not in page, name  # iplap_129.mp4 (no audio), the no-speech and no-face videos
+    assert "No annotations pulled yet" in page  # the review section of a root nobody reviewed
     assert "Frau Merkel" in page  # a transcript (geneface_zozo_radnerf speaks German)
     caption = detect_rate_caption(page)
     assert caption.startswith("face_detect_rate: share of frames with at least one face")  # schema doc

@@ -12,13 +12,15 @@ import secrets
 import krippendorff
 import pytest
 import requests
+from review_calls import annotate, cli
 
+from curate.report import write_report
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot
 from review.aggregate import majority
 from review.annotators import VERDICTS, triples
 from review.gold import add_gold
-from review.project import MODEL_VERSION, ensure_project
+from review.project import MODEL_VERSION, ensure_project, find_project
 from review.pull import pull
 from review.push import task
 from settings.config import ReviewConfig
@@ -146,3 +148,59 @@ def test_the_uncertainty_queue_serves_the_least_certain_clip_first(label_studio,
         del left[clip]
         client.sdk.annotations.create(id=got.json()["id"], result=verdict("accept"))
     assert sorted(served) == sorted(margins)
+
+
+def test_gold_is_mixed_into_a_push_and_a_disagreement_goes_back_to_the_queue(
+    label_studio, review_root, curate_argv, tmp_path
+) -> None:
+    from curate.query import query
+
+    root, config, config_file = review_root
+    config_file.write_text(config_file.read_text() + "annotators_per_clip = 2\ngold_rate = 0.5\n")
+    known = query(
+        root,
+        "select d.clip_id from current_decisions d join tracks t using (clip_id)"
+        " where d.verdict = 'reject' order by d.clip_id limit 1",
+    ).to_pylist()[0]["clip_id"]
+    gold_file = tmp_path / "gold.csv"
+    gold_file.write_text(f"clip_id,verdict\n{known},reject\n")
+    gold = cli(
+        curate_argv, label_studio, "gold", str(root), "--file", str(gold_file), "--config", str(config_file)
+    )
+    assert gold.returncode == 0 and "1 gold clip(s) added" in gold.stdout, gold.stderr
+    pushed = cli(curate_argv, label_studio, "push", str(root), "--config", str(config_file), "--no-progress")
+    assert "6 task(s) pushed (and 1 gold clip(s) mixed in)" in pushed.stdout, pushed.stdout + pushed.stderr
+    client = label_studio.client()
+    project = find_project(client, config.review.project)
+    assert project["maximum_annotations"] == 2
+    tasks = {t["data"]["clip_id"]: t for t in client.tasks(project["id"])}
+    assert known in tasks and {t["overlap"] for t in tasks.values()} == {2}
+
+    second = annotator(client, "second@example.com")
+    review_clips = sorted(c for c in tasks if c != known)
+    for clip, one in tasks.items():  # both agree everywhere but on one review clip; both miss the gold
+        annotate(label_studio, one, "reject" if clip == known else "accept")
+        theirs = (
+            "accept"
+            if clip in (known, review_clips[0])
+            else "reject"
+            if clip == review_clips[1]
+            else "accept"
+        )
+        client.sdk.annotations.create(id=one["id"], result=verdict(theirs), completed_by=second)
+    # the admin's annotation on review_clips[1] says accept; the second annotator's says reject
+    pulled = cli(curate_argv, label_studio, "pull", str(root), "--config", str(config_file))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "14 annotation(s) pulled" in pulled.stdout and "1 clip(s) sent back" in pulled.stdout
+    overlap = {t["data"]["clip_id"]: t["overlap"] for t in client.tasks(project["id"])}
+    assert overlap[review_clips[1]] == 3 and overlap[review_clips[0]] == 2
+
+    listed = cli(curate_argv, label_studio, "annotators", str(root), "--config", str(config_file))
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split()[0]: line.split() for line in listed.stdout.splitlines() if "@example.com" in line}
+    assert lines["admin@example.com"][1:4] == ["7", "1", "100%"]  # 7 annotations, 1 gold seen, right on it
+    assert lines["second@example.com"][1:4] == ["7", "1", "0%"]
+
+    page = write_report(root, tmp_path / "report.html", config).read_text()
+    review = page[page.index("<h2>Review</h2>") :]
+    assert "gold clips: 1" in review and "second@example.com" in review and "Krippendorff" in review
