@@ -180,7 +180,9 @@ DECISION_FIELDS = [
     field("emotion", pa.string(), "expression class a reviewer chose"),
     field("sync_offset_frames", pa.int32(), "sync offset a reviewer entered (+: audio late)"),
     field("annotation", pa.string(), "Label Studio annotation id and its update time, for annotation rows"),
-    field("confidence", pa.float64(), "review verdict: its probability given the annotations (0..1); gold: 1"),
+    field(
+        "confidence", pa.float64(), "review verdict: its probability given the annotations (0..1); gold: 1"
+    ),
     field("annotators", pa.int32(), "review verdict: how many annotations it rests on"),
     field("decision_set", pa.string(), "id of the batch of decisions it was appended with"),
 ]

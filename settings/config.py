@@ -212,7 +212,10 @@ class ReviewConfig(Section):
         description="a review verdict this confident, from annotators_per_clip or more annotations, serves as gold",
     )
     min_annotator_accuracy: float = Field(
-        0.75, ge=0.0, le=1.0, description="an annotator below this accuracy (on gold, else estimated) is flagged"
+        0.75,
+        ge=0.0,
+        le=1.0,
+        description="an annotator whose accuracy the aggregation estimates (gold held) below this is flagged",
     )
     sampling: Literal["uncertainty", "sequential", "uniform"] = Field(
         "uncertainty", description="the order Label Studio serves tasks in (uncertainty: least certain first)"
