@@ -11,6 +11,33 @@ GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Channels that speech determines (phones), documented in docs/generator.md: the jaw and the lip
+#: shapes of vowels (open, rounded) and consonants (closed, pressed, rolled), not the expression
+#: channels (smile, frown, dimple, stretch, sneer) that follow emotion.
+PHONETIC: tuple[str, ...] = (
+    "jawOpen",
+    "mouthClose",
+    "mouthFunnel",
+    "mouthPucker",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+    "mouthPressLeft",
+    "mouthPressRight",
+)
+
+
+def phonetic_indices(names: Sequence[str]) -> list[int]:
+    """Positions in ``names`` of the :data:`PHONETIC` channels present."""
+    found = [i for i, n in enumerate(names) if n in PHONETIC]
+    if not found:
+        raise ValueError(f"no phonetic channel among {list(names)}")
+    return found
+
+
 def group_indices(names: Sequence[str], group: str) -> list[int]:
     """Positions in ``names`` of the channels of ``group`` (a key of :data:`GROUP_PREFIXES`)."""
     if group not in GROUP_PREFIXES:

@@ -16,8 +16,9 @@ Predictors, each over the split's clips whole:
 - ``ground truth``: the reference row.
 
 Per-clip measures (FDD_BS, lag, MTM, jitter) are averaged over the clips where they are defined
-(a held pose has no lag and no extrema: "-"); LVE_BS and MVE_BS over all frames; diversity over
-every frame of the split (see :mod:`generator.metrics`).
+(a held pose has no lag and no extrema: "-"); LVE_BS, PVE_BS and MVE_BS over all frames;
+closures pooled over the split's clips (share of the ground truth's matched within +-1 frame);
+diversity over every frame of the split (see :mod:`generator.metrics`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ from generator.train import cache_features, pick_device
 #: Columns of the table, in order, with their formats.
 COLUMNS: dict[str, str] = {
     "LVE_BS": "{:.4f}",
+    "PVE_BS": "{:.4f}",
     "MVE_BS": "{:.4f}",
     "FDD_BS": "{:+.4f}",
     "lag_frames": "{:+.2f}",
     "lag_corr": "{:.3f}",
+    "closures": "{:.3f}",
     "MTM_ms": "{:.1f}",
     "jitter": "{:.2f}",
     "diversity": "{:.4f}",
@@ -96,12 +99,19 @@ def score(
     ]
     lagged = [lag for lag in lags if lag is not None]
     found = [m for m in mtms if m is not None]
+    matched = [
+        metrics.closures(metrics.aperture(p, names), metrics.aperture(t, names))
+        for p, t in zip(preds, truths, strict=True)
+    ]
+    closed = sum(n for _, n in matched)
     return {
         "LVE_BS": metrics.lve_bs(pred_all, truth_all, names),
+        "PVE_BS": metrics.pve_bs(pred_all, truth_all, names),
         "MVE_BS": metrics.mve_bs(pred_all, truth_all),
         "FDD_BS": float(np.mean([metrics.fdd_bs(p, t, names) for p, t in zip(preds, truths, strict=True)])),
         "lag_frames": float(np.mean([k for k, _ in lagged])) if lagged else None,
         "lag_corr": float(np.mean([r for _, r in lagged])) if lagged else None,
+        "closures": sum(m for m, _ in matched) / closed if closed else None,
         "MTM_ms": float(np.mean(found)) if found else None,
         "jitter": float(np.mean([metrics.jitter(p, t) for p, t in zip(preds, truths, strict=True)])),
         "diversity": metrics.diversity(preds),

@@ -6,6 +6,8 @@ prediction and the ground truth of one clip, (n_frames, n_channels) arrays on th
 and the channel names; groups are found by name (:mod:`generator.channels`).
 
 - LVE_BS: per frame the L2 norm of the lip-channel error, averaged over frames.
+- PVE_BS: the same over the phonetic channels only (:data:`generator.channels.PHONETIC`: jaw
+  and lip shapes that phones determine; smiles and other expression channels left out).
 - MVE_BS: the same over every channel.
 - FDD_BS: upper-face dynamics deviation: mean over upper-face channels of the standard deviation
   over time, ground truth minus prediction (positive: the prediction moves less).
@@ -15,6 +17,9 @@ and the channel names; groups are found by name (:mod:`generator.channels`).
 - MTM (mean temporal misalignment): local extrema of the aperture are matched between ground
   truth and prediction along a derivative dynamic time warping path; the mean absolute time
   between matched extrema, in milliseconds.
+- closures: bilabial closures of the ground truth (local minima of the aperture in its lowest
+  ``CLOSED_QUANTILE`` of the clip) with a local minimum of the prediction's aperture within
+  +-``CLOSURE_TOLERANCE`` frames.
 - jitter: mean absolute second difference (acceleration) of the prediction over the ground
   truth's (1: as smooth as the capture; above: shakier).
 - diversity: root mean square distance between any two frames of a set of sequences,
@@ -28,18 +33,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from generator.channels import channel_index, group_indices
+from generator.channels import channel_index, group_indices, phonetic_indices
 
 #: Frames either side searched for the lag and for an extremum's match.
 MAX_LAG = 10
 #: Half-width, in frames, of the window in which an extremum must be the largest (or smallest) value.
 EXTREMUM_HALF_WIDTH = 3
+#: A minimum of the aperture counts as a lip closure when it is in this lowest share of the clip's.
+CLOSED_QUANTILE = 0.2
+#: Frames either side within which a predicted closure matches one of the ground truth.
+CLOSURE_TOLERANCE = 1
 
 
 def lve_bs(pred: np.ndarray, truth: np.ndarray, names: Sequence[str]) -> float:
     """Mean over frames of the L2 norm of the lip-channel error (blendshape units)."""
     lip = group_indices(names, "lip")
     return float(np.linalg.norm(pred[:, lip] - truth[:, lip], axis=1).mean())
+
+
+def pve_bs(pred: np.ndarray, truth: np.ndarray, names: Sequence[str]) -> float:
+    """Mean over frames of the L2 norm of the phonetic-channel error (blendshape units)."""
+    phonetic = phonetic_indices(names)
+    return float(np.linalg.norm(pred[:, phonetic] - truth[:, phonetic], axis=1).mean())
 
 
 def mve_bs(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -90,6 +105,19 @@ def extrema(x: np.ndarray, half_width: int = EXTREMUM_HALF_WIDTH) -> tuple[np.nd
         elif x[i] == window.min():
             minima.append(i)
     return np.array(maxima, int), np.array(minima, int)
+
+
+def closures(pred: np.ndarray, truth: np.ndarray, tolerance: int = CLOSURE_TOLERANCE) -> tuple[int, int]:
+    """(matched, total): the ground truth aperture's closures (local minima in its lowest
+    :data:`CLOSED_QUANTILE`) and how many have a local minimum of ``pred``'s within ``tolerance``
+    frames. Both 1-D aperture curves of one clip."""
+    _, truth_minima = extrema(truth)
+    closed = truth_minima[truth[truth_minima] <= np.quantile(truth, CLOSED_QUANTILE)]
+    _, pred_minima = extrema(pred)
+    if not len(pred_minima):
+        return 0, len(closed)
+    matched = sum(int(np.abs(pred_minima - i).min() <= tolerance) for i in closed)
+    return matched, len(closed)
 
 
 def _derivative(x: np.ndarray) -> np.ndarray:

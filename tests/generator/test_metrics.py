@@ -120,3 +120,23 @@ def test_score_ranks_a_delayed_truth_by_its_delay() -> None:
     assert rows[0]["LVE_BS"] < rows[1]["LVE_BS"] < rows[4]["LVE_BS"]
     assert rows[1]["lag_frames"] == 1 and rows[4]["lag_frames"] == 4
     assert rows[4]["MTM_ms"] == pytest.approx(4 / FPS * 1000, rel=0.1)
+
+
+def test_phonetic_error_leaves_expression_channels_out() -> None:
+    truth = speech_like()
+    smiling = truth.copy()
+    smiling[:, [NAMES.index("mouthSmileLeft"), NAMES.index("mouthSmileRight")]] += 0.3
+    assert metrics.pve_bs(smiling, truth, NAMES) == 0.0  # a smile is not a phone
+    assert metrics.lve_bs(smiling, truth, NAMES) == pytest.approx(0.3 * np.sqrt(2))
+    jaw = truth.copy()
+    jaw[:, NAMES.index("jawOpen")] += 0.1
+    assert metrics.pve_bs(jaw, truth, NAMES) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(("shift", "within"), [(0, True), (1, True), (3, False)])
+def test_closures_are_matched_within_one_frame(shift: int, within: bool) -> None:
+    t = np.arange(300)
+    truth = 0.5 + 0.4 * np.cos(2 * np.pi * t / 25)  # a closure every 25 frames
+    matched, total = metrics.closures(np.roll(truth, shift), truth)
+    assert total >= 10
+    assert matched == (total if within else 0)
