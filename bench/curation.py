@@ -69,9 +69,12 @@ def corrupt(kind: str, src: Path, other: Path, generated: Path, out: Path, rng: 
         shutil.copyfile(generated, out)
         return f"generated: {generated.name}"
     if kind == "second_face":
-        ffmpeg("-i", str(src), "-i", str(other), "-filter_complex",
-               "[0:v]scale=480:480,setsar=1[a];[1:v]scale=480:480,setsar=1[b];[a][b]hstack=shortest=1[v]",
-               "-map", "[v]", "-map", "0:a", "-c:a", "aac", "-shortest", str(out))  # fmt: skip
+        seconds = float(subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(src)],
+            capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+        ffmpeg("-i", str(src), "-stream_loop", "-1", "-i", str(other), "-filter_complex",
+               "[0:v]scale=480:480,setsar=1,fps=25[a];[1:v]scale=480:480,setsar=1,fps=25[b];[a][b]hstack[v]",
+               "-map", "[v]", "-map", "0:a", "-c:a", "aac", "-t", f"{seconds:.3f}", str(out))  # fmt: skip
         return f"beside {other.name}"
     if kind == "no_face":
         ffmpeg("-i", str(src), "-vf", "drawbox=t=fill:c=black", "-c:a", "copy", str(out))

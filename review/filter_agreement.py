@@ -119,7 +119,7 @@ def _propose(
             continue
         runner_up = max((agrees(t) for t in candidates if t != current), default=0)
         lead = agrees(current) - runner_up
-        share = 1 - agrees(current) / len(known)
+        share = (len(known) - agrees(current)) / len(known)
         proposals.append(Holding(name, limit, lead, share, math.ceil((lead + 1) / share) if share else None))
     return proposals
 

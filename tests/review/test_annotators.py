@@ -19,7 +19,7 @@ from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot
 from review.aggregate import majority
 from review.annotators import VERDICTS, triples
-from review.gold import add_gold
+from review.gold import add_gold, confident_reviews
 from review.project import MODEL_VERSION, ensure_project, find_project
 from review.pull import pull
 from review.push import task
@@ -110,6 +110,10 @@ def test_three_annotators_are_aggregated_measured_on_gold_and_flagged(label_stud
         krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
     )
     assert set(state.alpha_by_reason) == {"(none)"}  # these clips had no filter run
+
+    # verdicts confident enough to serve as gold later (`review gold --from-reviews`) are right
+    confident = confident_reviews(root, config)
+    assert len(confident) >= 10 and all(truth[c] == v for c, v in confident.items())
 
     # one review verdict per non-gold clip, gold stays current; a second pull appends nothing
     from curate.query import query
