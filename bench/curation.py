@@ -1,10 +1,10 @@
 """Does curation make the generator better? A generator trained on everything a crawl brings,
 one trained on what ``curate`` accepts, and one trained on the clean pool, on the same budget.
 
-    python -m bench.curation --work DIR [--seeds 3] [--json docs/bench/curation.json] [--plot F]
+    python -m bench.curation --work DIR [--seeds 3] [--share 0.3] [--json docs/bench/curation.json] [--plot F]
 
-1. **A crawl.** The pool's training recordings (``docs/pool/train.csv``) plus corrupted copies of
-   a seeded 30% share of the mixture, one corruption each, in turn: audio shifted 5-15 frames,
+1. **A crawl.** The pool's training recordings (``docs/pool/train.csv``) plus corrupted copies
+   making a seeded ``--share`` of the mixture (30%), one corruption each, in turn: audio shifted 5-15 frames,
    foreign audio (another training speaker's), a generated talking head from
    ``../shared/pool/generated/`` in place of the recording, a second face beside the first, no
    face (a black picture over the speech), a long silence (audio muted after 1 s), a re-encoded
@@ -86,8 +86,8 @@ def corrupt(kind: str, src: Path, other: Path, generated: Path, out: Path, rng: 
     return "re-encoded, half size"
 
 
-def crawl(work: Path) -> Path:
-    """The training list with its corrupted copies (``work/crawl.csv``), made once."""
+def crawl(work: Path, share: float) -> Path:
+    """The training list with corrupted copies making ``share`` of it (``work/crawl.csv``), made once."""
     listing = work / "crawl.csv"
     if listing.exists():
         return listing
@@ -100,7 +100,7 @@ def crawl(work: Path) -> Path:
         if r["generated"] == "yes"
     ]
     rng = random.Random(29)
-    n = round(SHARE * len(train) / (1 - SHARE))
+    n = round(share * len(train) / (1 - share))
     media = work / "corrupt"
     media.mkdir(parents=True, exist_ok=True)
     rows = [{**r, "corruption": "", "detail": ""} for r in train]
@@ -244,16 +244,22 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, required=True, help="working folder (kept; a rerun resumes)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--share", type=float, default=SHARE, help="share of corrupted copies in the crawl (<= 0.5)"
+    )
     parser.add_argument("--steps", type=int, default=600, help="training steps of every model (the budget)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    listing = crawl(args.work)
+    if not 0 < args.share <= 0.5:
+        parser.error("--share must be in (0, 0.5]: each training recording is corrupted once at most")
+    listing = crawl(args.work, args.share)
     paths = exports(args.work, listing)
     results = train_and_eval(paths, args.work, args.seeds, args.steps)
     results["table"] = aggregate(results["runs"])
     results["machine"] = platform.platform()
+    results["share"] = args.share
     results["crawl"] = {
         kind: sum(1 for r in csv.DictReader(listing.open()) if r["corruption"] == kind) for kind in KINDS
     }
