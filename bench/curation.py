@@ -14,7 +14,9 @@ one trained on what ``curate`` accepts, and one trained on the clean pool, on th
 2. ``curate run`` over it all (``[segment] min_clip_s = 1.0``, ``[face] mirror_average``: the
    settings of docs/generator.md), then three exports with the same speaker split:
    ``everything`` (every rule off), ``clean`` (every rule off, the uncorrupted recordings only:
-   the upper bound) and ``curated`` (the default filters).
+   the upper bound), ``curated`` (the default filters: what is accepted) and ``reviewed`` (the
+   accepted clips plus the clips in review as a reviewer who knows the crawl would judge them:
+   clean ones accepted, corrupted ones rejected).
 3. The generator trained on each with the default recipe (600 steps of 32 windows: the same
    budget) and ``--seeds`` seeds; every model evaluated on one test set, the curated export's
    test split (the pool's test speakers' accepted clips), and on the fixtures' accepted clips.
@@ -45,7 +47,7 @@ POOL = Path(os.environ.get("CURATE_POOL", REPO.parent / "shared" / "pool"))
 FIXTURES = Path(os.environ.get("CURATE_FIXTURES", REPO.parent / "shared" / "fixtures"))
 SHARE = 0.30
 KINDS = ("shift", "foreign", "generated", "second_face", "no_face", "silence", "reencode")
-VARIANTS = ("everything", "curated", "clean")
+VARIANTS = ("everything", "curated", "reviewed", "clean")
 RUN_CONFIG = "[segment]\nmin_clip_s = 1.0\n[face]\nmirror_average = true\n"
 METRICS = ("PVE_BS", "PVE_ratio", "LVE_ratio", "lag_corr", "closures", "lag_frames")
 
@@ -144,6 +146,9 @@ def exports(work: Path, listing: Path) -> dict[str, Path]:
     if not paths["curated"].exists():
         curate("filter", str(root), "--config", str(config))
         curate("export", str(root), "--name", "curated", *split)
+    if not paths["reviewed"].exists():
+        review_by_truth(root)
+        curate("export", str(root), "--name", "reviewed", *split)
     fixtures = work / "fixtures"
     if not (fixtures / "exports" / "all").exists():
         curate(
@@ -155,6 +160,31 @@ def exports(work: Path, listing: Path) -> dict[str, Path]:
         )
     paths["fixtures"] = fixtures / "exports" / "all"
     return paths
+
+
+def review_by_truth(root: Path) -> int:
+    """A reviewer who knows the crawl: every clip in review is accepted when its recording is not
+    a corrupted copy and rejected when it is, appended as review decisions; returns how many."""
+    import datetime as dt
+
+    from curate.query import query
+    from extractors.registry import dataset_schemas
+    from manifests.store import DatasetRoot
+
+    waiting = query(
+        root,
+        "select d.clip_id, coalesce(v.source_tags['corruption'], '') corruption from current_decisions d"
+        " join clips c using (clip_id) join videos v on v.video_id = c.video_id where d.verdict = 'review'",
+    ).to_pylist()
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {"clip_id": r["clip_id"], "verdict": "reject" if r["corruption"] else "accept", "reasons": [],
+         "source": "review", "who": "reviewer who knows the crawl", "decided_at": now, "confidence": 1.0,
+         "annotators": 1, "decision_set": "bench-review"}
+        for r in waiting
+    ]  # fmt: skip
+    DatasetRoot(root).write_part("decisions", "bench-review", rows, dataset_schemas()["decisions"])
+    return len(rows)
 
 
 def _rule_names() -> list[str]:
@@ -229,7 +259,7 @@ def plot(table: list[dict[str, Any]], out: Path) -> None:
     ):
         rows = [r for r in table if r["test"] == "pool test"]
         ax.bar([r["variant"] for r in rows], [r[metric] for r in rows], yerr=[r[metric + "_sd"] for r in rows],
-               color=["#c62828", "#2e7d32", "#1565c0"], capsize=4)  # fmt: skip
+               color=["#c62828", "#2e7d32", "#ef6c00", "#1565c0"][: len(rows)], capsize=4)  # fmt: skip
         ax.set_title(label, fontsize=9)
     fig.suptitle(
         "Generator on the pool's test speakers, by training data (mean ± sd over seeds)", fontsize=10
