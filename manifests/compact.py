@@ -64,7 +64,8 @@ def _rows(root: DatasetRoot, rel: str) -> int:
 
 def plan_groups(sizes: Sequence[tuple[str, int]], target: int) -> list[list[str]]:
     """Consecutive keys whose sizes are under ``target``, grouped up to about ``target`` each;
-    groups of one are left out (nothing to merge)."""
+    a last key left alone joins the group before it (a small part is not left behind because the
+    groups before it came out exactly full), and a group of one is left out (nothing to merge)."""
     groups: list[list[str]] = []
     current: list[str] = []
     total = 0
@@ -76,7 +77,10 @@ def plan_groups(sizes: Sequence[tuple[str, int]], target: int) -> list[list[str]
         if total >= target:
             groups.append(current)
             current, total = [], 0
-    groups.append(current)
+    if len(current) == 1 and groups:
+        groups[-1].extend(current)
+    else:
+        groups.append(current)
     return [g for g in groups if len(g) > 1]
 
 

@@ -61,6 +61,15 @@ def test_plan_groups_merges_small_parts_only() -> None:
     assert plan_groups(sizes, 5) == [["a", "b"], ["d", "f"]]  # c and e are big enough already
 
 
+def test_a_last_small_part_after_exactly_full_groups_is_merged_too() -> None:
+    # a batch writer's last flush (one videos row) sorted after batches that fill groups exactly:
+    # left alone it stayed a part of its own, depending on how the keys' times fell
+    sizes = [(f"k{i:02d}", 5) for i in range(40)] + [("last", 1)]
+    groups = plan_groups(sizes, 100)
+    assert [len(g) for g in groups] == [20, 21] and groups[-1][-1] == "last"
+    assert plan_groups([("a", 1)], 100) == []  # one small part alone: nothing to merge with
+
+
 def test_compaction_merges_parts_while_readers_see_every_row_once(tmp_path) -> None:
     root = DatasetRoot(tmp_path)
     fill(root, videos=60, clips_per_video=5, batch=5)  # 60 batches of 5 clips
