@@ -247,7 +247,7 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def plot(table: list[dict[str, Any]], out: Path) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.2))
+    fig = Figure(figsize=(11, 3.4))
     for ax, (metric, label) in zip(
         fig.subplots(1, 3),
         (
@@ -261,6 +261,7 @@ def plot(table: list[dict[str, Any]], out: Path) -> None:
         ax.bar([r["variant"] for r in rows], [r[metric] for r in rows], yerr=[r[metric + "_sd"] for r in rows],
                color=["#c62828", "#2e7d32", "#ef6c00", "#1565c0"][: len(rows)], capsize=4)  # fmt: skip
         ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(
         "Generator on the pool's test speakers, by training data (mean ± sd over seeds)", fontsize=10
     )
