@@ -137,12 +137,16 @@ def test_commits_snapshots_and_compaction_on_s3(s3_root: str) -> None:
         thread.join()
     assert seen and set(seen) == {expected}, set(seen)
     assert counts(root) == expected and report.root == s3_root
-    assert report.files_after["clips"] == report.files_after["tracks"] == 3
+    # 21 batches of 3 clips in groups of 30: two full groups, and the last batch joins the second
+    # unless the writer's final videos-only part sorts after it and merges with it (the keys'
+    # order follows the clock): 2 or 3 files, every batch merged
+    assert report.files_after["clips"] == report.files_after["tracks"] in (2, 3)
+    assert report.merged >= 21 * 2 + 20
     assert "part-killed.parquet" not in objects(root, "clips")  # the orphan went at once
     assert len(objects(root, "_log")) == 1  # the checkpoint alone
     assert len(objects(root, "clips")) > 3  # merged-away parts wait out the grace period
     compact(s3_root, target_clips=30, grace_s=0)
-    assert len(objects(root, "clips")) == 3 and counts(root) == expected
+    assert len(objects(root, "clips")) == report.files_after["clips"] and counts(root) == expected
     assert len(root.committed().done_videos) == 20
     assert root.read_table("videos", ["video_id"]).num_rows == 20  # type: ignore[union-attr]
 
