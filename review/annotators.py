@@ -20,6 +20,9 @@ from manifests.views import connect as connect_views
 from review.aggregate import AGGREGATORS, Aggregation, Annotation, krippendorff_alpha
 from settings.config import ReviewConfig
 
+#: Each clip's latest filter reasons (SQL over the ``decisions`` view).
+LATEST_FILTER_REASONS = """select clip_id, arg_max(reasons, decided_at) reasons from decisions
+                           where source = 'filter' group by clip_id"""
 #: The verdicts an annotator chooses from (review/labeling.xml).
 VERDICTS = ("accept", "reject")
 
@@ -44,6 +47,13 @@ class ReviewState:
     alpha: float | None = None
     alpha_by_pull: dict[str, float | None] = field(default_factory=dict)
     alpha_by_reason: dict[str, float | None] = field(default_factory=dict)
+
+    def by_clip(self) -> dict[str, list[dict[str, Any]]]:
+        """The annotations grouped by clip_id."""
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in self.annotations:
+            grouped[r["clip_id"]].append(r)
+        return grouped
 
     def to_text(self) -> str:
         def pct(x: float | None) -> str:
@@ -80,17 +90,14 @@ def annotation_rows(root: DatasetRoot) -> list[dict[str, Any]]:
     con = connect_views(root, dataset_schemas())
     rows: list[dict[str, Any]] = (
         con.sql(
-            """with a as (
+            f"""with a as (
                  select *, row_number() over (
                    partition by split_part(annotation, '@', 1) order by decided_at desc, decision_set desc) rn
                  from decisions
                  where annotation is not null and source in ('annotation', 'review')),
-               f as (
-                 select clip_id, reasons, row_number() over (
-                   partition by clip_id order by decided_at desc, decision_set desc) rn
-                 from decisions where source = 'filter')
+               f as ({LATEST_FILTER_REASONS})
                select a.* exclude (rn), f.reasons filter_reasons
-               from a left join f on f.clip_id = a.clip_id and f.rn = 1
+               from a left join f on f.clip_id = a.clip_id
                where a.rn = 1 order by a.clip_id, a.who"""
         )
         .to_arrow_table()

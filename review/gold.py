@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import uuid
 from pathlib import Path
 
 from extractors.registry import dataset_schemas
 from manifests.lock import hold
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, new_key
 from manifests.views import connect as connect_views
 from review.annotators import VERDICTS, gold_verdicts
 from review.client import ReviewError
@@ -65,7 +64,7 @@ def add_gold(root_path: str | Path, verdicts: dict[str, str], who: str) -> int:
     new = {c: v for c, v in sorted(verdicts.items()) if already.get(c) != v}
     if not new:
         return 0
-    set_id = "gold-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    set_id = "gold-" + new_key()
     now = dt.datetime.now(dt.UTC)
     rows = [
         {

@@ -70,8 +70,9 @@ def ensure_project(client: LabelStudio, config: ReviewConfig, media_dir: Path) -
     if project is None:
         project = client.create_project(config.project, description="curate review", **wanted)
     pid = int(project["id"])
-    if _differences(project, wanted):
-        client.update_project(pid, **_differences(project, wanted))
+    different = _differences(project, wanted)
+    if different:
+        client.update_project(pid, **different)
         # the server keeps its own rendering of the labeling config: the other settings are checked
         left = set(_differences(client.project(pid), wanted)) - {"label_config"}
         if left:

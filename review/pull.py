@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from extractors.registry import dataset_schemas
 from manifests.lock import hold
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, new_key
 from manifests.views import connect as connect_views
 from review.aggregate import disagree
 from review.annotators import ReviewState, review_state
@@ -106,11 +105,12 @@ def _review_rows(state: ReviewState, root: DatasetRoot, set_id: str) -> list[dic
         ).fetchall()
     }
     now = dt.datetime.now(dt.UTC)
+    by_clip = state.by_clip()
     rows = []
     for clip, agg in sorted(state.aggregation.items.items()):
         if clip in state.gold or latest.get(clip) == (agg.label, round(agg.confidence, 4), agg.annotations):
             continue
-        backing = [r for r in state.annotations if r["clip_id"] == clip and r["verdict"] == agg.label]
+        backing = [r for r in by_clip[clip] if r["verdict"] == agg.label]
         emotions = Counter(r["emotion"] for r in backing if r["emotion"])
         offsets = [r["sync_offset_frames"] for r in backing if r["sync_offset_frames"] is not None]
         rows.append(
@@ -136,14 +136,14 @@ def _requeue(
 ) -> int:
     """Raise the overlap of each task whose annotators disagree (:func:`review.aggregate.disagree`)
     by one, up to max_annotators."""
-    labels: dict[str, set[str]] = {}
-    for r in state.annotations:
-        labels.setdefault(r["clip_id"], set()).add(r["verdict"])
+    by_clip = state.by_clip()
     requeued = 0
     for task in tasks:
         clip = task["data"]["clip_id"]
         agg = state.aggregation.items.get(clip)
-        if agg is None or clip in state.gold or not disagree(labels[clip], agg, config.agree_confidence):
+        if agg is None or clip in state.gold:
+            continue
+        if not disagree({r["verdict"] for r in by_clip[clip]}, agg, config.agree_confidence):
             continue
         wanted = agg.annotations + 1
         if wanted <= config.max_annotators and int(task.get("overlap") or 1) < wanted:
@@ -162,7 +162,7 @@ def pull(root_path: str | Path, client: LabelStudio, config: ReviewConfig) -> Pu
     emails = {u["id"]: u["email"] for u in client.users()}
     pulled = connect_views(root, schemas).sql("select annotation from decisions where annotation is not null")
     seen = {annotation for (annotation,) in pulled.fetchall()}
-    set_id = "review-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    set_id = "review-" + new_key()
     tasks = list(client.tasks(int(project["id"])))
     rows, already = [], 0
     for task in tasks:

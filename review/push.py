@@ -30,6 +30,7 @@ from manifests.lock import hold
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect as connect_views
+from review.annotators import LATEST_FILTER_REASONS
 from review.client import LabelStudio, ReviewError
 from review.media import cut_clip
 from review.project import MEDIA_DIR, MODEL_VERSION, ensure_project
@@ -133,8 +134,7 @@ def review_rows(root: DatasetRoot, gold: bool = False) -> list[dict[str, Any]]:
     which = "d.source = 'gold'" if gold else "d.verdict = 'review'"
     return (
         con.sql(
-            f"""with f as (select clip_id, arg_max(reasons, decided_at) reasons from decisions
-                          where source = 'filter' group by clip_id)
+            f"""with f as ({LATEST_FILTER_REASONS})
                select c.*, v.uri, v.has_audio, t.t_s, t.blendshapes,
                       coalesce(f.reasons, d.reasons) reasons
                from current_decisions d join clips c using (clip_id) join videos v on v.video_id = c.video_id
@@ -172,9 +172,11 @@ def _push(
     rules = in_effect(config).active
     todo.sort(key=lambda r: -borderline(r, rules))
     scores = {r["clip_id"]: borderline(r, rules) for r in todo}
-    gold = _gold_to_mix(root, present, math.ceil(config.review.gold_rate * len(todo)), list(scores.values()))
+    gold_rows = review_rows(root, gold=True) if config.review.gold_rate > 0 else []
+    wanted = math.ceil(config.review.gold_rate * len(todo))
+    gold = _gold_to_mix(root, gold_rows, present, wanted, list(scores.values()))
     scores.update(gold)
-    todo = _interleave(todo, [r for r in review_rows(root, gold=True) if r["clip_id"] in gold])
+    todo = _interleave(todo, [r for r in gold_rows if r["clip_id"] in gold])
     staging = root.path / "_staging"
     bar = tqdm(total=len(todo), unit="task", desc="review push", disable=not progress)
     with bar:
@@ -202,13 +204,15 @@ def _push(
     return PushSummary(pid, len(todo) - len(gold), len(rows) - (len(todo) - len(gold)), len(gold))
 
 
-def _gold_to_mix(root: DatasetRoot, present: set[Any], n: int, scores: list[float]) -> dict[str, float]:
-    """Up to ``n`` gold clips not yet in the project, each given the score of a review clip drawn
-    at random (so the queue serves them among the others); clip_id -> score."""
+def _gold_to_mix(
+    root: DatasetRoot, gold_rows: list[dict[str, Any]], present: set[Any], n: int, scores: list[float]
+) -> dict[str, float]:
+    """Up to ``n`` of the gold clips not yet in the project, each given the score of a review clip
+    drawn at random (so the queue serves them among the others); clip_id -> score."""
     if n == 0 or not scores:
         return {}
     rng = random.Random(f"{root.path}:{len(present)}")
-    candidates = sorted(r["clip_id"] for r in review_rows(root, gold=True) if r["clip_id"] not in present)
+    candidates = sorted(r["clip_id"] for r in gold_rows if r["clip_id"] not in present)
     return {clip: rng.choice(scores) for clip in rng.sample(candidates, min(n, len(candidates)))}
 
 
