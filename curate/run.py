@@ -17,6 +17,8 @@ from curate.executors import Executor, SequentialExecutor
 from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork, stages
 from curate.ray_executor import RayExecutor, ray_map
+from extractors.emotion import EmotionConfig
+from extractors.emotion_speaker import SpeakerLabelling, label_root
 from extractors.registry import build, dataset_schemas, in_effect
 from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
@@ -63,6 +65,7 @@ class RunSummary:
     videos_lost: int = 0  # ... and video rows likewise ...
     clips_redone: int = 0  # ... all done again at the end of the run
     filter: FilterSummary | None = None  # the decision set appended at the end of the run
+    emotion_speakers: SpeakerLabelling | None = None  # speaker-relative emotion labels, at the end
 
     @property
     def nothing_read(self) -> bool:
@@ -126,6 +129,8 @@ class RunSummary:
             ]
         if self.filter:
             lines.append("  " + self.filter.to_text().replace("\n", "\n  "))
+        if self.emotion_speakers and self.emotion_speakers.label_set:
+            lines.append("  " + self.emotion_speakers.to_text())
         return "\n".join(lines)
 
     def write(self, root: DatasetRoot) -> str:
@@ -281,5 +286,17 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         summary.worker_busy_share = executor.busy_share
     if not summary.nothing_read:
         summary.filter = apply_filters(root.uri, config)
+        summary.emotion_speakers = label_speakers(root, config)
     summary.write(root)
     return summary
+
+
+def label_speakers(root: DatasetRoot, config: Config) -> SpeakerLabelling | None:
+    """Speaker-relative emotion labels of the root's clips (:mod:`extractors.emotion_speaker`),
+    when the run reads emotion and ``[emotion] speaker_relative`` is on."""
+    if (
+        "emotion" not in config.run.extractors
+        or not config.section("emotion", EmotionConfig).speaker_relative
+    ):
+        return None
+    return label_root(root.uri, config)

@@ -182,13 +182,18 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
     group = f"cast(({options.group}) as varchar)" if options.group else "null::varchar"
     test = f"coalesce(({options.test}), false)" if options.test else "false"
     sql = f"""
-        select c.clip_id, c.video_id, v.uri, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
+        select c.clip_id, c.video_id, v.uri, v.has_audio, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
                d.decision_set, d.config_hash, {group} as group_override, {test} as in_test,
-               coalesce(d.emotion, c.emotion_dominant) as emotion,
-               if(d.emotion is null, c.emotion_confidence, 1.0) as emotion_confidence,
-               c.emotion_intensity
+               case when d.emotion is not null then d.emotion
+                    when e.clip_id is not null then e.emotion_dominant
+                    else c.emotion_dominant end as emotion,
+               case when d.emotion is not null then 1.0
+                    when e.clip_id is not null then e.emotion_confidence
+                    else c.emotion_confidence end as emotion_confidence,
+               coalesce(e.emotion_intensity, c.emotion_intensity) as emotion_intensity
         from current_decisions d join clips c on c.clip_id = d.clip_id
              join videos v on v.video_id = c.video_id
+             left join speaker_emotion e on e.clip_id = c.clip_id
         where d.verdict = 'accept' and ({options.where or "true"})
         order by c.clip_id"""
     try:
@@ -258,7 +263,11 @@ def _record(
     audio_offset_s = (offset or 0) / fps
     n_samples = round(len(values) / fps * SPEECH_SR_HZ)
     try:
-        audio = clip_audio(localize(row["uri"], staging), row["start_s"] + audio_offset_s, n_samples)
+        audio = (
+            clip_audio(localize(row["uri"], staging), row["start_s"] + audio_offset_s, n_samples)
+            if row["has_audio"] is not False
+            else np.zeros(n_samples, np.float32)  # a video without sound: silence, as documented
+        )
     except (OSError, av.error.FFmpegError) as exc:
         raise ClipUnusable(f"unreadable_audio: {exc}") from exc
     return {

@@ -133,6 +133,17 @@ class EmotionConfig(Section):
         le=1,
         description="fused probability from which emotion_dominant names a class (below: null, uncertain)",
     )
+    speaker_relative: bool = Field(
+        True,
+        description="after each run, label the clips of a speaker with several clips (speaker_id tag or "
+        "corpus file name) against that speaker's clips (`curate emotion speakers`)",
+    )
+    speaker_shrink: float = Field(
+        4.0,
+        gt=0,
+        description="speaker-relative labels (`curate emotion speakers`): a speaker with n clips has its "
+        "mean moved onto the fusion's reference by (n - 1) / (n - 1 + this)",
+    )
 
 
 EXPRESSION_FER = ModelSpec(
@@ -169,8 +180,8 @@ EXPRESSION_FACEX = ModelSpec(
 )
 
 
-EMOTION_FUSION_SHA256 = "616cbd4391f1985f218bc9e16ddf894c49111f55034b29fb6fb1a639123bdc46"
-EMOTION_FUSION_SIZE = 5710
+EMOTION_FUSION_SHA256 = "650b45d1a73ad6436665849ff025ac444c8d0e0e7ea1d2d096169bef0db26410"
+EMOTION_FUSION_SIZE = 6714
 EMOTION_FUSION = trained_here(
     "emotion-fusion",
     "Fusion of the face model and the blendshapes' departure from neutral into 7 calibrated classes, "
@@ -181,8 +192,8 @@ EMOTION_FUSION = trained_here(
     EMOTION_FUSION_SIZE,
 )
 
-EMOTION_FUSION_FER_SHA256 = "c0e87b4f65e620def005a4ee3e0d90d2f5329ff55fd4c70d4e60e7ca7b0d65b7"
-EMOTION_FUSION_FER_SIZE = 5702
+EMOTION_FUSION_FER_SHA256 = "75c656e0e0d8690d75463edcd3f25491e742b4f81a10611d60cdc23b4522f1b7"
+EMOTION_FUSION_FER_SIZE = 6706
 EMOTION_FUSION_FER = trained_here(
     "emotion-fusion-fer",
     "The emotion fusion for the expression-fer face model (see emotion-fusion)",

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,6 +135,11 @@ class EmotionFusion:
     template_weight: float
     bias: np.ndarray  # (7,)
     face_model: str  # registry name of the face model whose distribution it was fitted on
+    #: Mean face-model log probabilities (7,) and mean median blendshapes (52,) of the clips it
+    #: was fitted on: where speaker-relative cues move a speaker's mean (extractors.emotion_speaker);
+    #: None in fusions saved before they were kept.
+    reference_face_log: np.ndarray | None = None
+    reference_median: np.ndarray | None = None
 
     def template_scores(self, median: np.ndarray) -> np.ndarray:
         """Blendshape cue: departure from neutral projected on each template, shape (..., 7);
@@ -155,18 +161,20 @@ class EmotionFusion:
         return softmax(self._blendshape_logits(median))
 
     def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {
+            "neutral": self.neutral,
+            "templates": self.templates,
+            "scale": self.scale,
+            "face_weight": self.face_weight,
+            "template_weight": self.template_weight,
+            "bias": self.bias,
+            "face_model": self.face_model,
+            "classes": np.array(EMOTION_CLASSES),
+        }
+        if self.reference_face_log is not None and self.reference_median is not None:
+            arrays.update(reference_face_log=self.reference_face_log, reference_median=self.reference_median)
         with open(path, "wb") as fh:
-            np.savez(
-                fh,
-                neutral=self.neutral,
-                templates=self.templates,
-                scale=self.scale,
-                face_weight=self.face_weight,
-                template_weight=self.template_weight,
-                bias=self.bias,
-                face_model=self.face_model,
-                classes=np.array(EMOTION_CLASSES),
-            )
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> EmotionFusion:
@@ -181,6 +189,8 @@ class EmotionFusion:
                 float(f["template_weight"]),
                 f["bias"],
                 str(f["face_model"]),
+                f["reference_face_log"] if "reference_face_log" in f.files else None,
+                f["reference_median"] if "reference_median" in f.files else None,
             )
 
 
@@ -206,7 +216,7 @@ def fit(
     (n, 7) :func:`face_log_probs`, ``labels`` (n,) class indices. The neutral face is the mean of
     the neutral clips; each template is ``prior_share`` FACS prototype and the rest the class's
     mean departure; the weights and biases minimise the cross-entropy (gradient descent, ``l2``
-    penalty). The defaults were chosen by leaving each training speaker out in turn
+    penalty); the cues' means over the clips are kept as the reference of speaker-relative cues. The defaults were chosen by leaving each training speaker out in turn
     (docs/scores.md), never on the test speakers."""
     medians, face_logs, labels = np.asarray(medians), np.asarray(face_logs), np.asarray(labels)
     if not (labels == NEUTRAL).any():
@@ -229,4 +239,6 @@ def fit(
         a -= rate * ((grad * face_logs).sum() + l2 * a)
         b -= rate * ((grad * scores).sum() + l2 * b)
         bias -= rate * (grad.sum(axis=0) + l2 * bias)
-    return EmotionFusion(neutral, templates, scale, a, b, bias, face_model)
+    return EmotionFusion(
+        neutral, templates, scale, a, b, bias, face_model, face_logs.mean(axis=0), medians.mean(axis=0)
+    )

@@ -12,7 +12,6 @@ else the actor in its file name, else its video.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,35 +26,16 @@ from extractors.emotion_fusion import (
     face_log_probs,
     fit,
 )
+from extractors.emotion_names import WORDS, label_from_name
+from extractors.emotion_speaker import relative_probs, speaker_of
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot
 from manifests.views import connect
 from settings.config import Config
 from settings.errors import NothingToWorkOn
 
-_WORDS = {
-    "angry": "angry", "anger": "angry", "ang": "angry", "disgusted": "disgust", "disgust": "disgust",
-    "dis": "disgust", "fear": "fear", "fearful": "fear", "fea": "fear", "happy": "happy", "hap": "happy",
-    "happiness": "happy", "sad": "sad", "sadness": "sad", "surprised": "surprise", "surprise": "surprise",
-    "sur": "surprise", "neutral": "neutral", "neu": "neutral", "calm": "neutral",
-}  # fmt: skip
-_RAVDESS = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry", "06": "fear",
-            "07": "disgust", "08": "surprise"}  # fmt: skip
-_RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
-_CREMA_NAME = re.compile(r"^(\d{4})_[A-Z]{3}_([A-Z]{3})_[A-Z]{2}$")
-_MEAD_SPEAKER = re.compile(r"(?:^|_)([MW]\d{3})(?:_|$)")
-
-
-def label_from_name(name: str) -> tuple[str | None, str | None]:
-    """(class, speaker) read from a file name (MEAD, RAVDESS or CREMA-D naming); None where absent."""
-    stem = Path(name).stem
-    if m := _RAVDESS_NAME.match(stem):
-        return _RAVDESS.get(m.group(3)), f"ravdess_{m.group(7)}"
-    if m := _CREMA_NAME.match(stem):
-        return _WORDS.get(m.group(2).lower()), f"crema_{m.group(1)}"
-    speaker = m.group(1) if (m := _MEAD_SPEAKER.search(stem)) else None
-    words = [_WORDS[w] for w in re.split(r"[_\-\s.]+", stem.lower()) if w in _WORDS]
-    return (words[0] if words else None), (f"mead_{speaker}" if speaker else None)
+#: The cue name of the speaker-relative labels in the figures.
+SPEAKER_RELATIVE = "speaker-relative"
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -64,7 +44,7 @@ def read_labels(path: Path) -> dict[str, str]:
         rows = list(csv.DictReader(fh))
     if not rows or "emotion" not in rows[0] or not ({"file", "uri"} & set(rows[0])):
         raise NothingToWorkOn(f"{path}: needs an emotion column and a file or uri column")
-    return {Path(r.get("file") or r["uri"]).name: _WORDS.get(r["emotion"].strip().lower(), "") for r in rows}
+    return {Path(r.get("file") or r["uri"]).name: WORDS.get(r["emotion"].strip().lower(), "") for r in rows}
 
 
 @dataclass(frozen=True)
@@ -75,6 +55,7 @@ class LabelledClip:
     label: int  # index in EMOTION_CLASSES
     face_probs: np.ndarray | None  # (7,) the face model's distribution; None: not measured
     median: np.ndarray  # (52,) median blendshapes over the frames with a face
+    group: str | None = None  # the speaker its speaker-relative label is judged with (emotion_speaker)
 
 
 def labelled_clips(root: str | Path, labels: Path | None = None) -> list[LabelledClip]:
@@ -95,7 +76,7 @@ def labelled_clips(root: str | Path, labels: Path | None = None) -> list[Labelle
         tags = dict(row["source_tags"] or {})
         name = Path(row["uri"]).name
         named, speaker = label_from_name(name)
-        label = given.get(name) if labels else _WORDS.get(tags.get("emotion", "").lower()) or named
+        label = given.get(name) if labels else WORDS.get(tags.get("emotion", "").lower()) or named
         faces = [b for b in row["blendshapes"] or [] if b is not None]
         if label not in EMOTION_CLASSES or not faces:
             continue
@@ -108,6 +89,7 @@ def labelled_clips(root: str | Path, labels: Path | None = None) -> list[Labelle
                 EMOTION_CLASSES.index(label),
                 np.asarray(probs, np.float64) if probs is not None else None,
                 np.median(np.asarray(faces, np.float64), axis=0),
+                speaker_of(row["uri"], tags),
             )
         )
     if not out:
@@ -151,6 +133,8 @@ class EmotionEval:
     cues: dict[str, CueFigures] = field(default_factory=dict)
     coverage: float = 0.0  # share of clips the fused label names (confidence >= min_confidence)
     precision: float | None = None  # top-1 on those clips
+    speaker_coverage: float | None = None  # the same of the speaker-relative labels (None: not judged)
+    speaker_precision: float | None = None
     per_clip: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +153,11 @@ class EmotionEval:
             f"  labelled at confidence >= {self.min_confidence:g}: {pct(self.coverage)} of clips, "
             f"precision {pct(self.precision)}"
         )
+        if self.speaker_coverage is not None:
+            lines.append(
+                f"  speaker-relative, labelled at confidence >= {self.min_confidence:g}: "
+                f"{pct(self.speaker_coverage)} of clips, precision {pct(self.speaker_precision)}"
+            )
         fused = self.cues["fused"].confusion
         lines.append("  confusion (rows: true, columns: fused label)")
         lines.append("  " + " " * 9 + "".join(f"{c[:7]:>8}" for c in EMOTION_CLASSES))
@@ -203,14 +192,21 @@ def cue_figures(probs: np.ndarray, labels: np.ndarray) -> CueFigures:
     )
 
 
-def _cue_probs(clips: Sequence[LabelledClip], model: EmotionFusion) -> dict[str, np.ndarray]:
-    """Each cue's class probabilities under ``model``, shape (n, 7) each."""
+def _cue_probs(
+    clips: Sequence[LabelledClip], model: EmotionFusion, shrink: float | None = None
+) -> dict[str, np.ndarray]:
+    """Each cue's class probabilities under ``model``, shape (n, 7) each; with ``shrink`` (and a
+    fusion that keeps its reference means) also the speaker-relative labels
+    (:mod:`extractors.emotion_speaker`, speakers by :attr:`LabelledClip.group`)."""
     faces, medians = _face_probs(clips), _medians(clips)
-    return {
+    cues = {
         "face model": faces,
         "blendshapes": model.blendshape_probs(medians),
         "fused": model.probs(face_log_probs(faces), medians),
     }
+    if shrink is not None and model.reference_face_log is not None:
+        cues[SPEAKER_RELATIVE] = relative_probs(model, faces, medians, [c.group for c in clips], shrink)
+    return cues
 
 
 def figures(clips: Sequence[LabelledClip], cues: dict[str, np.ndarray], min_confidence: float) -> EmotionEval:
@@ -220,9 +216,11 @@ def figures(clips: Sequence[LabelledClip], cues: dict[str, np.ndarray], min_conf
     fused = cues["fused"]
     result = EmotionEval(len(clips), len({c.speaker for c in clips}), min_confidence)
     result.cues = {name: cue_figures(p, labels) for name, p in cues.items()}
-    named = fused.max(axis=1) >= min_confidence
-    result.coverage = float(named.mean())
-    result.precision = float(np.mean(fused[named].argmax(axis=1) == labels[named])) if named.any() else None
+    result.coverage, result.precision = abstention(fused, labels, min_confidence)
+    if SPEAKER_RELATIVE in cues:
+        result.speaker_coverage, result.speaker_precision = abstention(
+            cues[SPEAKER_RELATIVE], labels, min_confidence
+        )
     result.per_clip = [
         {
             "clip": c.name,
@@ -236,13 +234,24 @@ def figures(clips: Sequence[LabelledClip], cues: dict[str, np.ndarray], min_conf
     return result
 
 
-def evaluate(clips: Sequence[LabelledClip], model: EmotionFusion, min_confidence: float) -> EmotionEval:
-    """Each cue and the fused labels of ``model`` on ``clips`` (:func:`figures`)."""
-    return figures(clips, _cue_probs(clips, model), min_confidence)
+def abstention(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -> tuple[float, float | None]:
+    """(coverage, precision): the share of clips whose largest probability reaches
+    ``min_confidence``, and top-1 on them (None when there are none)."""
+    named = probs.max(axis=1) >= min_confidence
+    precision = float(np.mean(probs[named].argmax(axis=1) == labels[named])) if named.any() else None
+    return float(named.mean()), precision
+
+
+def evaluate(
+    clips: Sequence[LabelledClip], model: EmotionFusion, min_confidence: float, shrink: float | None = None
+) -> EmotionEval:
+    """Each cue and the fused labels of ``model`` on ``clips`` (:func:`figures`), with the
+    speaker-relative labels at ``shrink``."""
+    return figures(clips, _cue_probs(clips, model, shrink), min_confidence)
 
 
 def leave_one_speaker_out(
-    clips: Sequence[LabelledClip], face_model: str, min_confidence: float
+    clips: Sequence[LabelledClip], face_model: str, min_confidence: float, shrink: float | None = None
 ) -> EmotionEval:
     """Each speaker's clips judged by a fusion fitted on the other speakers' clips."""
     held: list[LabelledClip] = []
@@ -253,7 +262,7 @@ def leave_one_speaker_out(
             continue
         mine = [c for c in clips if c.speaker == speaker]
         held += mine
-        parts.append(_cue_probs(mine, train(rest, face_model)))
+        parts.append(_cue_probs(mine, train(rest, face_model), shrink))
     if not held:
         raise NothingToWorkOn("leave-one-speaker-out needs neutral clips of at least two speakers")
     return figures(
@@ -286,5 +295,6 @@ def evaluate_root(
     settings = config.section("emotion", EmotionConfig)
     clips = labelled_clips(root, labels)
     if each_speaker_held_out:
-        return leave_one_speaker_out(clips, settings.model, settings.min_confidence)
-    return evaluate(clips, EmotionExtractor(config).load_fusion(), settings.min_confidence)
+        return leave_one_speaker_out(clips, settings.model, settings.min_confidence, settings.speaker_shrink)
+    fusion = EmotionExtractor(config).load_fusion()
+    return evaluate(clips, fusion, settings.min_confidence, settings.speaker_shrink)

@@ -21,7 +21,15 @@ from extractors.quality import QualityExtractor
 from extractors.speech import SpeechExtractor
 from extractors.sync import SyncExtractor
 from extractors.synthetic import SyntheticExtractor
-from manifests.schema import CLIP_FIELDS, DECISION_FIELDS, INPUT_FIELDS, TRACK_FIELDS, VIDEO_FIELDS, compose
+from manifests.schema import (
+    CLIP_FIELDS,
+    DECISION_FIELDS,
+    EMOTION_SPEAKER_FIELDS,
+    INPUT_FIELDS,
+    TRACK_FIELDS,
+    VIDEO_FIELDS,
+    compose,
+)
 from settings import config as settings
 from settings.config import Config, ConfigError, FilterConfig
 from settings.models import ModelSpec, ModelUnavailable
@@ -137,6 +145,7 @@ def _schemas(signals: tuple[type[Extractor], ...]) -> dict[str, pa.Schema]:
         "tracks": compose(TRACK_FIELDS, track_extra, "tracks"),
         "decisions": compose(DECISION_FIELDS, [], "decisions"),
         "inputs": compose(INPUT_FIELDS, [], "inputs"),
+        "emotion_speaker": compose(EMOTION_SPEAKER_FIELDS, [], "emotion_speaker"),
     }
 
 

@@ -188,6 +188,27 @@ DECISION_FIELDS = [
 ]
 
 
+#: Speaker-relative emotion labels (``curate emotion speakers``, extractors/emotion_speaker.py):
+#: each labelling appends one row per clip it judged; the latest per clip is ``speaker_emotion``.
+EMOTION_SPEAKER_FIELDS = [
+    field("clip_id", pa.string(), "clip the label is about", False),
+    field(
+        "speaker",
+        pa.string(),
+        "the speaker its clips were judged against (speaker_id tag, else corpus file name)",
+    ),
+    field("speaker_clips", pa.int32(), "clips of that speaker in the root with a face-model reading"),
+    field("emotion_probs", pa.list_(pa.float32()), "fused class probabilities of the speaker-relative cues"),
+    field(
+        "emotion_dominant", pa.string(), "most probable class from [emotion] min_confidence; null: uncertain"
+    ),
+    field("emotion_confidence", pa.float32(), "largest speaker-relative class probability, 0..1"),
+    field("emotion_intensity", pa.float32(), "1 - speaker-relative p(neutral), 0..1"),
+    field("labelled_at", pa.timestamp("us", tz="UTC"), "when the labelling ran"),
+    field("label_set", pa.string(), "id of the labelling that wrote the row"),
+]
+
+
 def compose(core: Iterable[pa.Field], extra: Iterable[pa.Field], table: str) -> pa.Schema:
     """Join core columns and extractor columns into one schema; a name may appear once."""
     fields = list(core) + list(extra)
@@ -252,10 +273,15 @@ SHARD_FIELDS = [
     field(
         "emotion",
         pa.string(),
-        "expression class: a reviewer's, else the clip's emotion_dominant; null: uncertain or not measured",
+        "expression class: a reviewer's, else the clip's speaker-relative label (speaker_emotion), else its "
+        "emotion_dominant; null: uncertain or not measured",
     ),
     field("emotion_confidence", pa.float32(), "the label's fused probability (1 for a reviewer's label)"),
-    field("emotion_intensity", pa.float32(), "1 - fused p(neutral) of the clip, 0..1"),
+    field(
+        "emotion_intensity",
+        pa.float32(),
+        "1 - fused p(neutral) of the clip (speaker-relative where labelled so), 0..1",
+    ),
     field("decision_set", pa.string(), "decision set of the accept verdict"),
     field("config_hash", pa.string(), "thresholds behind the accept verdict"),
 ]

@@ -12,7 +12,8 @@ Views: ``videos``, ``clips``, ``tracks``, ``decisions`` (one per table, with eve
 schema even when empty or when older parts lack a column),
 ``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
 (the latest decision of each clip: a gold verdict outranks the review verdict aggregated from
-annotators, which outranks any filter run; single annotations are never current); macro ``blendshape_index(name)`` gives the 1-based position
+annotators, which outranks any filter run; single annotations are never current),
+``speaker_emotion`` (the latest speaker-relative emotion label of each clip); macro ``blendshape_index(name)`` gives the 1-based position
 of a blendshape channel, so queries address channels by name.
 """
 
@@ -135,6 +136,15 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
             FROM decisions WHERE source IS DISTINCT FROM 'annotation') WHERE rn = 1
         """
     )
+    if "emotion_speaker" in schemas:
+        con.execute(
+            """
+        CREATE VIEW speaker_emotion AS
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT *, row_number() OVER (PARTITION BY clip_id ORDER BY labelled_at DESC, label_set DESC) AS rn
+            FROM emotion_speaker) WHERE rn = 1
+        """
+        )
     names = ", ".join(f"'{n}'" for n in BLENDSHAPE_NAMES)
     con.execute(f"CREATE MACRO blendshape_index(name) AS list_position([{names}], name)")
     return con

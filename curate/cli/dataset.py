@@ -131,7 +131,7 @@ def query_cmd(
     sql: Annotated[
         str,
         typer.Argument(
-            help="SQL over the views videos, clips, tracks, decisions, inputs, failures and current_decisions (each clip's latest decision)."
+            help="SQL over the views videos, clips, tracks, decisions, inputs, emotion_speaker, failures, current_decisions (each clip's latest decision) and speaker_emotion (each clip's latest speaker-relative emotion label)."
         ),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",

@@ -167,3 +167,20 @@ def emotion_eval(
     from extractors.emotion_training import evaluate_root
 
     _print_and_save(evaluate_root(root, load_config(config), labels, held_out), json_out)
+
+
+@emotion_app.command("speakers")
+def emotion_speakers(
+    root: Annotated[Path, _local("Dataset root whose clips are labelled against their speakers.")],
+    config: ConfigOption = None,
+) -> None:
+    """Label every clip against its speaker's other clips (speaker-relative emotion).
+
+    A clip's speaker is its speaker_id source tag, else the actor in a MEAD, RAVDESS or CREMA-D
+    file name; clips of neither keep their own label. The labels go to the emotion_speaker table
+    (latest per clip: the speaker_emotion view) and `curate export` prefers them. Run again after
+    a run adds clips of a speaker.
+    """
+    from extractors.emotion_speaker import label_root
+
+    typer.echo(label_root(root, load_config(config)).to_text())

@@ -1,0 +1,190 @@
+"""Speaker-relative emotion labels over a dataset root (``curate emotion speakers``).
+
+One clip does not show its speaker at rest: an actor whose resting face the face model reads as
+angry has every clip read as angry. When a root holds several clips of one speaker, each cue is
+judged against that speaker's own mean: the mean of the speaker's clips' face-model log
+probabilities and of their median blendshapes is moved onto the fusion's reference (the means
+over the clips it was fitted on, :attr:`EmotionFusion.reference_face_log`), by the share
+``(n - 1) / (n - 1 + [emotion] speaker_shrink)`` for a speaker with ``n`` clips, and the
+fusion judges the moved cues. A speaker with one clip keeps its clip's label; the differences
+between one speaker's clips are kept whole.
+
+A clip's speaker is its video's ``speaker_id`` source tag (a column of the list file ``curate
+run`` read), else the actor in its file name (MEAD, RAVDESS, CREMA-D naming). Clips of neither
+are not grouped: a video of one person is not assumed to hold every emotion, which the shift
+assumes (acted corpora give each actor every class; a vlogger smiling in every clip would be
+read less happy).
+
+Each labelling appends one row per judged clip to the ``emotion_speaker`` table (the latest per
+clip is the ``speaker_emotion`` view), which ``curate export`` prefers to the clip's own label.
+Figures: docs/scores.md (``python -m bench.emotion_speaker``, ``curate emotion eval``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from extractors.emotion_fusion import EmotionFusion, face_log_probs
+from extractors.emotion_names import label_from_name
+from extractors.registry import dataset_schemas
+from manifests.lock import hold
+from manifests.store import existing_root, new_key
+from manifests.views import connect
+from settings.config import Config
+
+TABLE = "emotion_speaker"
+
+
+def speaker_relative(
+    face_logs: np.ndarray,
+    medians: np.ndarray,
+    speakers: Sequence[str | None],
+    reference: tuple[np.ndarray, np.ndarray],
+    shrink: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``face_logs`` (n, 7) and ``medians`` (n, 52) with each speaker's mean moved onto
+    ``reference`` ((7,), (52,)) by the share ``(k - 1) / (k - 1 + shrink)`` of a speaker with
+    ``k`` clips; clips whose speaker is None are left as they are. Returns new arrays."""
+    logs, meds = np.array(face_logs, np.float64), np.array(medians, np.float64)
+    names = np.array([s if s is not None else "" for s in speakers], dtype=object)
+    for speaker in {s for s in speakers if s is not None}:
+        mine = names == speaker
+        share = (mine.sum() - 1) / (mine.sum() - 1 + shrink)
+        logs[mine] -= share * (logs[mine].mean(axis=0) - reference[0])
+        meds[mine] -= share * (meds[mine].mean(axis=0) - reference[1])
+    return logs, meds
+
+
+def speaker_of(uri: str, tags: dict[str, str] | None) -> str | None:
+    """A clip's speaker: the ``speaker_id`` tag, else the actor in a corpus file name, else None."""
+    if tags and tags.get("speaker_id"):
+        return tags["speaker_id"]
+    return label_from_name(Path(uri).name)[1]
+
+
+def relative_probs(
+    fusion: EmotionFusion,
+    face_probs: np.ndarray,
+    medians: np.ndarray,
+    speakers: Sequence[str | None],
+    shrink: float,
+) -> np.ndarray:
+    """Fused class probabilities (n, 7) of the speaker-relative cues of clips with face-model
+    distributions ``face_probs`` (n, 7) and median blendshapes ``medians`` (n, 52)."""
+    if fusion.reference_face_log is None or fusion.reference_median is None:
+        raise ValueError(
+            f"the emotion fusion for {fusion.face_model} keeps no reference means: "
+            "refit it with `curate emotion train` to label speaker-relative"
+        )
+    reference = (fusion.reference_face_log, fusion.reference_median)
+    logs, meds = speaker_relative(face_log_probs(face_probs), medians, speakers, reference, shrink)
+    return fusion.probs(logs, meds)
+
+
+@dataclass(frozen=True)
+class SpeakerLabelling:
+    label_set: str | None  # None: nothing written (no speaker with several clips)
+    clips: int  # clips with a face-model reading
+    grouped: int  # of them, clips of a speaker with several: labelled speaker-relative
+    speakers: int  # speakers with several clips
+    changed: int  # grouped clips whose label differs from their own clip label
+    labelled: int  # grouped clips with a class (not uncertain)
+
+    def to_text(self) -> str:
+        if self.label_set is None:
+            return (
+                f"speaker-relative emotion: none of {self.clips} clip(s) has a speaker with several clips "
+                "(speaker_id tag or corpus file name): every clip keeps its own label"
+            )
+        return (
+            f"speaker-relative emotion ({self.label_set}): {self.grouped} of {self.clips} clip(s), "
+            f"{self.speakers} speaker(s) with several clips; {self.labelled} labelled, "
+            f"{self.changed} changed from the clip's own label"
+        )
+
+
+def label_root(root_path: str | Path, config: Config) -> SpeakerLabelling:
+    """Judge every clip with a face-model reading whose speaker has several such clips against
+    that speaker's clips, and append the labels to the ``emotion_speaker`` table (under the
+    root's lock). Clips of a speaker with one clip, or of none, keep their own label and get no
+    row; only their videos' names and tags are read, not their tracks."""
+    from extractors.emotion import EmotionConfig, EmotionExtractor
+
+    root = existing_root(root_path)
+    con = connect(root, dataset_schemas())
+    clips = (
+        con.sql(
+            """select c.clip_id, v.uri, v.source_tags, c.emotion_dominant from clips c join videos v using (video_id)
+               where c.emotion_face_probs is not null order by c.clip_id"""
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+    found = {c["clip_id"]: speaker_of(c["uri"], dict(c["source_tags"] or {})) for c in clips}
+    speaker = {clip_id: s for clip_id, s in found.items() if s is not None}
+    counts = Counter(speaker.values())
+    grouped = [c for c in clips if counts[speaker.get(c["clip_id"], "")] > 1]
+    label_set = new_key()
+    records: list[dict[str, Any]] = []
+    if grouped:
+        extractor = EmotionExtractor(config)
+        readings = _readings(con, [c["clip_id"] for c in grouped])
+        ids = [c["clip_id"] for c in grouped if c["clip_id"] in readings]
+        probs = relative_probs(
+            extractor.load_fusion(),
+            np.array([readings[i][0] for i in ids], np.float64),
+            np.array([readings[i][1] for i in ids], np.float64),
+            [speaker[i] for i in ids],
+            config.section("emotion", EmotionConfig).speaker_shrink,
+        )
+        now = datetime.now(UTC)
+        for clip_id, p in zip(ids, probs, strict=True):
+            label = extractor.labels(p)
+            records.append(
+                {
+                    "clip_id": clip_id,
+                    "speaker": speaker[clip_id],
+                    "speaker_clips": counts[speaker[clip_id]],
+                    **{k: label[k] for k in ("emotion_probs", "emotion_dominant", "emotion_confidence")},
+                    "emotion_intensity": label["emotion_intensity"],
+                    "labelled_at": now,
+                    "label_set": label_set,
+                }
+            )
+    if records:
+        with hold(root, f"emotion-{label_set}"):
+            root.write_table(TABLE, label_set, pa.Table.from_pylist(records, schema=dataset_schemas()[TABLE]))
+    own = {c["clip_id"]: c["emotion_dominant"] for c in clips}
+    return SpeakerLabelling(
+        label_set if records else None,
+        len(clips),
+        len(records),
+        len({r["speaker"] for r in records}),
+        sum(1 for r in records if r["emotion_dominant"] != own[r["clip_id"]]),
+        sum(1 for r in records if r["emotion_dominant"]),
+    )
+
+
+def _readings(con: duckdb.DuckDBPyConnection, clip_ids: Sequence[str]) -> dict[str, tuple[Any, np.ndarray]]:
+    """Clip id -> (face-model distribution (7,), median blendshapes over the frames with a face
+    (52,)) of the clips of ``clip_ids`` that have a face in their track."""
+    con.register("_wanted", pa.table({"clip_id": list(clip_ids)}))
+    rows = con.sql(
+        """select c.clip_id, c.emotion_face_probs, t.blendshapes
+           from clips c join _wanted w using (clip_id) join tracks t using (clip_id)"""
+    ).fetchall()
+    out = {}
+    for clip_id, probs, blendshapes in rows:
+        faces = [b for b in blendshapes or [] if b is not None]
+        if faces:
+            out[clip_id] = (probs, np.median(np.asarray(faces, np.float64), axis=0))
+    return out
