@@ -299,4 +299,4 @@ def label_speakers(root: DatasetRoot, config: Config) -> SpeakerLabelling | None
         or not config.section("emotion", EmotionConfig).speaker_relative
     ):
         return None
-    return label_root(root.uri, config)
+    return label_root(root.uri, config, changed_only=True)

@@ -112,11 +112,12 @@ class SpeakerLabelling:
         )
 
 
-def label_root(root_path: str | Path, config: Config) -> SpeakerLabelling:
+def label_root(root_path: str | Path, config: Config, changed_only: bool = False) -> SpeakerLabelling:
     """Judge every clip with a face-model reading whose speaker has several such clips against
     that speaker's clips, and append the labels to the ``emotion_speaker`` table (under the
     root's lock). Clips of a speaker with one clip, or of none, keep their own label and get no
-    row; only their videos' names and tags are read, not their tracks."""
+    row; only their videos' names and tags are read, not their tracks. ``changed_only``: leave
+    out the speakers whose clips the latest labels already cover (what a run does at its end)."""
     from extractors.emotion import EmotionConfig, EmotionExtractor
 
     root = existing_root(root_path)
@@ -133,6 +134,19 @@ def label_root(root_path: str | Path, config: Config) -> SpeakerLabelling:
     speaker = {clip_id: s for clip_id, s in found.items() if s is not None}
     counts = Counter(speaker.values())
     grouped = [c for c in clips if counts[speaker.get(c["clip_id"], "")] > 1]
+    if changed_only:
+        current = {
+            (clip_id, who, n)
+            for clip_id, who, n in con.sql(
+                "select clip_id, speaker, speaker_clips from speaker_emotion"
+            ).fetchall()
+        }
+        stale = {
+            speaker[c["clip_id"]]
+            for c in grouped
+            if (c["clip_id"], speaker[c["clip_id"]], counts[speaker[c["clip_id"]]]) not in current
+        }
+        grouped = [c for c in grouped if speaker[c["clip_id"]] in stale]
     label_set = new_key()
     records: list[dict[str, Any]] = []
     if grouped:

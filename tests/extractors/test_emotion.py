@@ -103,6 +103,12 @@ def test_speaker_relative_labels_on_speakers_it_never_saw(pool_emotion_test_root
     rows = query(pool_emotion_test_root, labelled).to_pylist()
     assert sorted({(r["speaker"], r["speaker_clips"]) for r in rows}) == [("mead_M003", 2), ("mead_W011", 7)]
     assert len(rows) == 9
+    from extractors.emotion_speaker import label_root
+
+    unchanged = label_root(pool_emotion_test_root, make_config(), changed_only=True)
+    assert unchanged.label_set is None and unchanged.grouped == 0, (
+        "a run relabels only speakers with new clips"
+    )
     again = curate("emotion", "speakers", str(pool_emotion_test_root))
     assert again.returncode == 0, again.stderr
     assert "9 of 10 clip(s), 2 speaker(s) with several clips" in again.stdout
