@@ -70,7 +70,9 @@ class ExportOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="folder under ROOT/exports/")
-    where: str | None = Field(None, description="SQL predicate over c (clips), v (videos), d (decision)")
+    where: str | None = Field(
+        None, description="SQL predicate over c (clips), v (videos), d (decision), m (clip_emotion)"
+    )
     group: str | None = Field(None, description="SQL expression giving the group id; default: merged video")
     test: str | None = Field(
         None,
@@ -184,16 +186,10 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
     sql = f"""
         select c.clip_id, c.video_id, v.uri, v.has_audio, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
                d.decision_set, d.config_hash, {group} as group_override, {test} as in_test,
-               case when d.emotion is not null then d.emotion
-                    when e.clip_id is not null then e.emotion_dominant
-                    else c.emotion_dominant end as emotion,
-               case when d.emotion is not null then 1.0
-                    when e.clip_id is not null then e.emotion_confidence
-                    else c.emotion_confidence end as emotion_confidence,
-               coalesce(e.emotion_intensity, c.emotion_intensity) as emotion_intensity
+               m.emotion, m.emotion_confidence, m.emotion_intensity
         from current_decisions d join clips c on c.clip_id = d.clip_id
              join videos v on v.video_id = c.video_id
-             left join speaker_emotion e on e.clip_id = c.clip_id
+             join clip_emotion m on m.clip_id = c.clip_id
         where d.verdict = 'accept' and ({options.where or "true"})
         order by c.clip_id"""
     try:

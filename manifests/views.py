@@ -13,7 +13,9 @@ schema even when empty or when older parts lack a column),
 ``failures`` (one row per recorded failure of a video or a clip) and ``current_decisions``
 (the latest decision of each clip: a gold verdict outranks the review verdict aggregated from
 annotators, which outranks any filter run; single annotations are never current),
-``speaker_emotion`` (the latest speaker-relative emotion label of each clip); macro ``blendshape_index(name)`` gives the 1-based position
+``speaker_emotion`` (the latest speaker-relative emotion label of each clip) and ``clip_emotion``
+(each clip's label to use: a reviewer's, else the speaker-relative one, else the clip's own,
+with ``emotion_source`` saying which); macro ``blendshape_index(name)`` gives the 1-based position
 of a blendshape channel, so queries address channels by name.
 """
 
@@ -143,6 +145,23 @@ def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckD
         SELECT * EXCLUDE (rn) FROM (
             SELECT *, row_number() OVER (PARTITION BY clip_id ORDER BY labelled_at DESC, label_set DESC) AS rn
             FROM emotion_speaker) WHERE rn = 1
+        """
+        )
+        con.execute(
+            """
+        CREATE VIEW clip_emotion AS
+        SELECT c.clip_id,
+               CASE WHEN d.emotion IS NOT NULL THEN d.emotion
+                    WHEN e.clip_id IS NOT NULL THEN e.emotion_dominant
+                    ELSE c.emotion_dominant END AS emotion,
+               CASE WHEN d.emotion IS NOT NULL THEN 1.0
+                    WHEN e.clip_id IS NOT NULL THEN e.emotion_confidence
+                    ELSE c.emotion_confidence END AS emotion_confidence,
+               coalesce(e.emotion_intensity, c.emotion_intensity) AS emotion_intensity,
+               CASE WHEN d.emotion IS NOT NULL THEN 'review'
+                    WHEN e.clip_id IS NOT NULL THEN 'speaker'
+                    WHEN c.emotion_probs IS NOT NULL THEN 'clip' END AS emotion_source
+        FROM clips c LEFT JOIN current_decisions d USING (clip_id) LEFT JOIN speaker_emotion e USING (clip_id)
         """
         )
     names = ", ".join(f"'{n}'" for n in BLENDSHAPE_NAMES)

@@ -131,7 +131,7 @@ def query_cmd(
     sql: Annotated[
         str,
         typer.Argument(
-            help="SQL over the views videos, clips, tracks, decisions, inputs, emotion_speaker, failures, current_decisions (each clip's latest decision) and speaker_emotion (each clip's latest speaker-relative emotion label)."
+            help="SQL over the views videos, clips, tracks, decisions, inputs, emotion_speaker, failures, current_decisions (each clip's latest decision), speaker_emotion (each clip's latest speaker-relative emotion label) and clip_emotion (the emotion label each clip goes out with: a reviewer's, else the speaker-relative one, else its own)."
         ),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",
@@ -182,7 +182,7 @@ def export_cmd(
     where: Annotated[
         str | None,
         typer.Option(
-            help="SQL predicate over c (clips), v (videos), d (current decision) narrowing the clips."
+            help="SQL predicate over c (clips), v (videos), d (current decision), m (clip_emotion: the emotion label used, e.g. m.emotion = 'happy') narrowing the clips."
         ),
     ] = None,
     group: Annotated[

@@ -114,6 +114,10 @@ def test_speaker_relative_labels_on_speakers_it_never_saw(pool_emotion_test_root
     assert "9 of 10 clip(s), 2 speaker(s) with several clips" in again.stdout
     assert query(pool_emotion_test_root, "select count(*) n from speaker_emotion").to_pylist()[0]["n"] == 9
 
+    sources = query(
+        pool_emotion_test_root, "select emotion_source s, count(*) n from clip_emotion group by s"
+    )
+    assert {r["s"]: r["n"] for r in sources.to_pylist()} == {"speaker": 9, "clip": 1}
     done = curate("export", str(pool_emotion_test_root), "--name", "emo", "--val", "0", "--test", "0")
     assert done.returncode == 0, done.stderr
     shards = [
@@ -124,6 +128,12 @@ def test_speaker_relative_labels_on_speakers_it_never_saw(pool_emotion_test_root
     assert len(exported) == 10
     for r in rows:
         assert exported[r["clip_id"]]["emotion"] == r["emotion_dominant"]
+    angry = curate(
+        "export", str(pool_emotion_test_root), "--name", "angry", "--where", "m.emotion = 'angry'", "--val", "0", "--test", "0"
+    )  # fmt: skip
+    assert angry.returncode == 0, angry.stderr
+    wanted = sum(1 for r in exported.values() if r["emotion"] == "angry")
+    assert wanted and f"{wanted} clips" in angry.stdout, angry.stdout
     silent = [r for r in shards if not any(r["audio_pcm16"])]
     assert silent, "the face-only MEAD clips have no sound: their audio is zeros"
 
