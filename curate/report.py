@@ -189,15 +189,17 @@ def emotion_mix(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
             r["e"]: r["n"]
             for r in _rows(
                 con,
-                "select coalesce(emotion_dominant, if(emotion_probs is null, '(not measured)', "
-                "'(uncertain)')) e, count(*) n from clips group by 1",
+                "select coalesce(m.emotion, if(c.emotion_probs is null, '(not measured)', "
+                "'(uncertain)')) e, count(*) n from clips c join clip_emotion m using (clip_id) group by 1",
             )
         }
         out += _bars(
             counts,
             "clips",
             "emotion label",
-            "Emotion label of each clip (uncertain: fused confidence under [emotion] min_confidence).",
+            "Emotion label of each clip as exported (a reviewer's, else judged against the speaker's other "
+            "clips where the root has several, else the clip's own; uncertain: confidence under "
+            "[emotion] min_confidence).",
         )
     classes = list(EMOTION_CLASSES)
     if "emotion_probs" in columns:

@@ -109,8 +109,8 @@ def task(row: dict[str, Any], video_url: str, curves_url: str, score: float) -> 
     if row["reasons"]:
         choices = {"choices": list(row["reasons"])}
         prediction.append({"from_name": "reasons", "to_name": "video", "type": "choices", "value": choices})
-    if row.get("emotion_dominant"):
-        emotion = {"choices": [row["emotion_dominant"]]}
+    if row.get("emotion"):  # the label the clip would go out with (clip_emotion)
+        emotion = {"choices": [row["emotion"]]}
         prediction.append({"from_name": "emotion", "to_name": "video", "type": "choices", "value": emotion})
     return {
         "data": {
@@ -136,9 +136,10 @@ def review_rows(root: DatasetRoot, gold: bool = False) -> list[dict[str, Any]]:
         con.sql(
             f"""with f as ({LATEST_FILTER_REASONS})
                select c.*, v.uri, v.has_audio, t.t_s, t.blendshapes,
-                      coalesce(f.reasons, d.reasons) reasons
+                      coalesce(f.reasons, d.reasons) reasons, m.emotion
                from current_decisions d join clips c using (clip_id) join videos v on v.video_id = c.video_id
                join tracks t on t.clip_id = c.clip_id left join f on f.clip_id = c.clip_id
+               join clip_emotion m on m.clip_id = c.clip_id
                where {which} order by c.clip_id"""
         )
         .to_arrow_table()
