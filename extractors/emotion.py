@@ -50,6 +50,7 @@ from extractors.emotion_fusion import (
     NEUTRAL,
     EmotionFusion,
     face_log_probs,
+    face_median,
     quiet_frames,
     valence_arousal,
 )
@@ -328,12 +329,12 @@ class EmotionExtractor(Extractor):
         boxes, blendshapes = earlier.get("face_box") or [], earlier.get("blendshapes") or []
         skipped = too_few_face_frames(self.config, boxes)
         candidates = [] if skipped else face_samples(clip, boxes, QUIET_OF * self.settings.frames)
-        if candidates:
+        median = face_median(blendshapes)
+        if candidates and median is not None:  # crops come from frames with a face: both or neither
             shapes = np.asarray([blendshapes[s.index] for s in candidates], np.float64)
             samples = [candidates[i] for i in quiet_frames(shapes, self.settings.frames)]
             face = np.mean([self.classify(s.crop) for s in samples], axis=0)
             face = face / face.sum()
-            median = np.median(np.asarray([b for b in blendshapes if b is not None], np.float64), axis=0)
             out.clip.update(self.labels(self.fusion.probs(face_log_probs(face), median)))
             out.clip.update(emotion_face_probs=face.tolist(), emotion_frames=len(samples))
         face_term = None if skipped else face_range(blendshapes)

@@ -119,6 +119,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def face_median(frames: Sequence[Sequence[float] | None] | None) -> np.ndarray | None:
+    """A clip's median blendshapes over its frames with a face, shape (52,); None when no frame
+    has one. ``frames``: the track's blendshapes per frame (None where no face was found)."""
+    faces = [f for f in frames or [] if f is not None]
+    return np.median(np.asarray(faces, np.float64), axis=0) if faces else None
+
+
 def face_log_probs(probs: Sequence[float] | np.ndarray) -> np.ndarray:
     """The face cue: log of a face model's distribution, floored at 1e-3, shape (..., 7)."""
     return np.log(np.asarray(probs, np.float64) + 1e-3)

@@ -33,7 +33,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from extractors.emotion_fusion import EmotionFusion, face_log_probs
+from extractors.emotion_fusion import EmotionFusion, face_log_probs, face_median
 from extractors.emotion_names import label_from_name
 from extractors.registry import dataset_schemas
 from manifests.lock import hold
@@ -42,6 +42,8 @@ from manifests.views import connect
 from settings.config import Config
 
 TABLE = "emotion_speaker"
+#: The columns of a clip's own label (EmotionExtractor.labels) that a speaker-relative row carries.
+LABEL_COLUMNS = ("emotion_probs", "emotion_dominant", "emotion_confidence", "emotion_intensity")
 
 
 def speaker_relative(
@@ -168,8 +170,7 @@ def label_root(root_path: str | Path, config: Config, changed_only: bool = False
                     "clip_id": clip_id,
                     "speaker": speaker[clip_id],
                     "speaker_clips": counts[speaker[clip_id]],
-                    **{k: label[k] for k in ("emotion_probs", "emotion_dominant", "emotion_confidence")},
-                    "emotion_intensity": label["emotion_intensity"],
+                    **{k: label[k] for k in LABEL_COLUMNS},
                     "labelled_at": now,
                     "label_set": label_set,
                 }
@@ -196,9 +197,5 @@ def _readings(con: duckdb.DuckDBPyConnection, clip_ids: Sequence[str]) -> dict[s
         """select c.clip_id, c.emotion_face_probs, t.blendshapes
            from clips c join _wanted w using (clip_id) join tracks t using (clip_id)"""
     ).fetchall()
-    out = {}
-    for clip_id, probs, blendshapes in rows:
-        faces = [b for b in blendshapes or [] if b is not None]
-        if faces:
-            out[clip_id] = (probs, np.median(np.asarray(faces, np.float64), axis=0))
-    return out
+    medians = {clip_id: (probs, face_median(blendshapes)) for clip_id, probs, blendshapes in rows}
+    return {clip_id: (probs, median) for clip_id, (probs, median) in medians.items() if median is not None}

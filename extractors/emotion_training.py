@@ -24,6 +24,7 @@ from extractors.emotion_fusion import (
     NEUTRAL,
     EmotionFusion,
     face_log_probs,
+    face_median,
     fit,
 )
 from extractors.emotion_names import WORDS, label_from_name
@@ -75,21 +76,22 @@ def labelled_clips(root: str | Path, labels: Path | None = None) -> list[Labelle
     for row in rows:
         tags = dict(row["source_tags"] or {})
         name = Path(row["uri"]).name
-        named, speaker = label_from_name(name)
+        named = label_from_name(name)[0]
         label = given.get(name) if labels else WORDS.get(tags.get("emotion", "").lower()) or named
-        faces = [b for b in row["blendshapes"] or [] if b is not None]
-        if label not in EMOTION_CLASSES or not faces:
+        median = face_median(row["blendshapes"])
+        if label not in EMOTION_CLASSES or median is None:
             continue
         probs = row["emotion_face_probs"]
+        group = speaker_of(row["uri"], tags)
         out.append(
             LabelledClip(
                 row["clip_id"],
                 name,
-                tags.get("speaker_id") or speaker or row["video_id"],
+                group or row["video_id"],
                 EMOTION_CLASSES.index(label),
                 np.asarray(probs, np.float64) if probs is not None else None,
-                np.median(np.asarray(faces, np.float64), axis=0),
-                speaker_of(row["uri"], tags),
+                median,
+                group,
             )
         )
     if not out:

@@ -9,6 +9,7 @@ import pytest
 
 from extractors.emotion_fusion import EMOTION_CLASSES, NEUTRAL, facs_templates, valence_arousal
 from extractors.emotion_names import label_from_name
+from extractors.emotion_speaker import label_root
 from extractors.emotion_training import evaluate_root
 from extractors.registry import make_config
 from manifests.schema import BLENDSHAPE_NAMES
@@ -103,8 +104,6 @@ def test_speaker_relative_labels_on_speakers_it_never_saw(pool_emotion_test_root
     rows = query(pool_emotion_test_root, labelled).to_pylist()
     assert sorted({(r["speaker"], r["speaker_clips"]) for r in rows}) == [("mead_M003", 2), ("mead_W011", 7)]
     assert len(rows) == 9
-    from extractors.emotion_speaker import label_root
-
     unchanged = label_root(pool_emotion_test_root, make_config(), changed_only=True)
     assert unchanged.label_set is None and unchanged.grouped == 0, (
         "a run relabels only speakers with new clips"
