@@ -160,11 +160,13 @@ class EmotionEval:
                 f"  speaker-relative, labelled at confidence >= {self.min_confidence:g}: "
                 f"{pct(self.speaker_coverage)} of clips, precision {pct(self.speaker_precision)}"
             )
-        fused = self.cues["fused"].confusion
-        lines.append("  confusion (rows: true, columns: fused label)")
-        lines.append("  " + " " * 9 + "".join(f"{c[:7]:>8}" for c in EMOTION_CLASSES))
-        for name, row in zip(EMOTION_CLASSES, fused, strict=True):
-            lines.append(f"  {name:<9}" + "".join(f"{n:>8}" for n in row))
+        for cue in ("fused", SPEAKER_RELATIVE):
+            if cue not in self.cues:
+                continue
+            lines.append(f"  confusion (rows: true, columns: {cue} label)")
+            lines.append("  " + " " * 9 + "".join(f"{c[:7]:>8}" for c in EMOTION_CLASSES))
+            for name, row in zip(EMOTION_CLASSES, self.cues[cue].confusion, strict=True):
+                lines.append(f"  {name:<9}" + "".join(f"{n:>8}" for n in row))
         return "\n".join(lines)
 
 

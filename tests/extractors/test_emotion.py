@@ -99,6 +99,9 @@ def test_speaker_relative_labels_on_speakers_it_never_saw(pool_emotion_test_root
     assert relative.accuracy >= 0.6 and relative.accuracy > own.accuracy, figures.to_text()
     assert relative.neutral_auc is not None and relative.neutral_auc >= 0.85, figures.to_text()
     assert figures.speaker_coverage is not None and figures.speaker_coverage >= 0.6
+    printed = figures.to_text().split("columns: speaker-relative label)\n")[1].splitlines()[1:8]
+    diagonal = sum(int(line.split()[1 + i]) for i, line in enumerate(printed))
+    assert diagonal == round(relative.accuracy * figures.clips), "the exported labels' confusion is printed"
 
     labelled = "select e.clip_id, e.speaker, e.speaker_clips, e.emotion_dominant from speaker_emotion e"
     rows = query(pool_emotion_test_root, labelled).to_pylist()
