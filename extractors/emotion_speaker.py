@@ -197,5 +197,5 @@ def _readings(con: duckdb.DuckDBPyConnection, clip_ids: Sequence[str]) -> dict[s
         """select c.clip_id, c.emotion_face_probs, t.blendshapes
            from clips c join _wanted w using (clip_id) join tracks t using (clip_id)"""
     ).fetchall()
-    medians = {clip_id: (probs, face_median(blendshapes)) for clip_id, probs, blendshapes in rows}
-    return {clip_id: (probs, median) for clip_id, (probs, median) in medians.items() if median is not None}
+    medians = ((clip_id, probs, face_median(blendshapes)) for clip_id, probs, blendshapes in rows)
+    return {clip_id: (probs, median) for clip_id, probs, median in medians if median is not None}
