@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +31,26 @@ from extractors.emotion_fusion import EMOTION_CLASSES, EmotionFusion, face_log_p
 from extractors.emotion_training import labelled_clips
 from extractors.registry import dataset_schemas, model_spec
 from generator.checkpoint import load_checkpoint
-from generator.predict import predict_audio
+from generator.features import load_frame_features
 from ingest.media import read_audio
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.store import DatasetRoot
 from manifests.views import connect
 from settings.models import resolve
 
-#: The neutral the motion is predicted on: mid-range, so no channel is clipped at 0 or 1.
-MID = 0.5
 
-
-def speech_motion(run: Path) -> Any:
+def speech_motion(run: Path) -> Callable[[np.ndarray, int], np.ndarray]:
     """A function (audio 16 kHz (n,), n_frames) -> predicted speech-driven motion (n_frames, 52)
-    of the generator in ``run`` (channels it does not predict stay 0)."""
+    of the generator in ``run`` on its default neutral (channels it does not predict stay 0)."""
     trained = load_checkpoint(run, torch.device("cpu"))
+    features = load_frame_features(trained.config.model.features)
     columns = [BLENDSHAPE_NAMES.index(n) for n in trained.names]
 
+    @torch.no_grad()
     def motion(audio: np.ndarray, n_frames: int) -> np.ndarray:
-        predicted = predict_audio(trained, audio, np.full(len(columns), MID, np.float32)).values - MID
+        rows = torch.from_numpy(features(audio, trained.fps, n_frames))[None]
         out = np.zeros((n_frames, len(BLENDSHAPE_NAMES)))
-        n = min(n_frames, len(predicted))
-        out[:n, columns] = predicted[:n]
+        out[:, columns] = trained.model(rows)[0].numpy()
         return out
 
     return motion

@@ -175,7 +175,7 @@ def main() -> None:
     kind = ModelConfig().features
     cache_features(export, kind, None)
     stats = corpus_stats(export, kind)
-    model = Generator(ModelConfig(), stats.mean_neutral, stats.feature_scale).eval()
+    model = Generator(ModelConfig(), stats.mean_neutral, stats.feature_scale, stats.neutral_std).eval()
     with tempfile.TemporaryDirectory(prefix="bench-generator-") as work:
         results = {
             "machine": machine(device),

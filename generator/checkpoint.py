@@ -45,6 +45,8 @@ def load_checkpoint(run_dir: str | Path, device: torch.device | str = "cpu") -> 
     if not path.exists():
         raise NoCheckpoint(f"{run_dir} has no {CHECKPOINT}: train with `curate train` first")
     state = torch.load(path, map_location=device, weights_only=True)
+    # Runs written before the style code name no `neutral_style`: they had none.
+    state["config"]["model"].setdefault("neutral_style", False)
     config = TrainConfig.model_validate(state["config"])
     model = Generator(config.model, state["model"]["default_neutral"])
     model.load_state_dict(state["model"])

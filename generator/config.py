@@ -23,6 +23,10 @@ class ModelConfig(_Settings):
     kernel: Literal[3, 5, 7] = Field(3, description="odd: blocks keep their length")
     dropout: float = Field(0.3, ge=0, lt=1)
     input_dropout: float = Field(0.3, ge=0, lt=1, description="dropout on the input features")
+    neutral_style: bool = Field(
+        True,
+        description="scale each channel's motion by the neutral pose: the speaker's resting face as a style code",
+    )
 
 
 class TrainConfig(_Settings):

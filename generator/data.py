@@ -250,6 +250,7 @@ class WindowStream(_ShardStream):
     windows at random starts, mixed through a buffer of ``shuffle_buffer`` windows.
 
     Items: ``features`` (window_frames, dim) float32 (the cached ``features`` of that kind),
+    ``neutral`` (n_channels,) float32, the clip's resting pose,
     ``target`` (window_frames, n_channels) float32, the clip's motion (blendshapes minus its
     neutral), and ``mask`` (window_frames,) float32, 0 on padding past a short clip's end and on
     frames without a face.
@@ -292,6 +293,7 @@ class WindowStream(_ShardStream):
         mask[: end - start] = clip.face_present[start:end]
         return {
             "features": torch.from_numpy(features),
+            "neutral": torch.from_numpy(clip.neutral),
             "target": torch.from_numpy(target),
             "mask": torch.from_numpy(mask),
         }

@@ -82,6 +82,7 @@ class CorpusStats:
     mean_neutral: torch.Tensor  # (n_channels,) mean of the clips' neutrals: the default neutral
     feature_scale: torch.Tensor  # (dim,) std of each feature over the frames
     motion_std: torch.Tensor  # (n_channels,) std of each channel's motion over frames with a face
+    neutral_std: torch.Tensor  # (n_channels,) std of the clips' neutrals: the style code's unit
 
 
 def corpus_stats(export: Export, features: str) -> CorpusStats:
@@ -97,6 +98,7 @@ def corpus_stats(export: Export, features: str) -> CorpusStats:
         torch.from_numpy(np.mean(neutrals, axis=0)).float(),
         torch.from_numpy(np.concatenate(feats).std(axis=0) + 1e-6).float(),
         torch.from_numpy(np.concatenate(motions).std(axis=0)).float(),
+        torch.from_numpy(np.std(neutrals, axis=0)).float(),
     )
 
 
@@ -128,7 +130,9 @@ def fit_gain(model: Generator, export: Export) -> torch.Tensor | None:
     cross = torch.zeros_like(model.gain)
     power = torch.zeros_like(model.gain)
     for clip in SequenceStream(files, rank=0, world_size=1, features=model.config.features):
-        pred = model(torch.from_numpy(clip.features)[None].to(device))[0]
+        pred = model(
+            torch.from_numpy(clip.features)[None].to(device), torch.from_numpy(clip.neutral).to(device)
+        )[0]
         keep = torch.from_numpy(clip.face_present).to(device)
         truth = torch.from_numpy(clip.motion).to(device)
         cross += (pred * truth)[keep].sum(0)
@@ -159,7 +163,9 @@ def validation_loss(
     for clip in SequenceStream(files, rank=0, world_size=1, features=model.config.features):
         target = torch.from_numpy(clip.motion)[None].to(device)
         mask = torch.from_numpy(clip.face_present.astype(np.float32))[None].to(device)
-        pred = model(torch.from_numpy(clip.features)[None].to(device))
+        pred = model(
+            torch.from_numpy(clip.features)[None].to(device), torch.from_numpy(clip.neutral).to(device)
+        )
         losses.append(float(blendshape_loss(pred, target, mask, weights, velocity_weight)))
     model.train(was_training)
     return float(np.mean(losses))
@@ -207,7 +213,7 @@ def train(
         model = resumed.model
     else:
         stats = corpus_stats(export, config.model.features)
-        model = Generator(config.model, stats.mean_neutral, stats.feature_scale)
+        model = Generator(config.model, stats.mean_neutral, stats.feature_scale, stats.neutral_std)
         model.live.copy_((stats.motion_std >= config.dead_below).float())
     model.gain.fill_(1.0)  # refitted after the last step
     model.to(device).train()
@@ -253,8 +259,10 @@ def train(
         lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        features, target, mask = (batch[k].to(device) for k in ("features", "target", "mask"))
-        pred = model(features)
+        features, neutral, target, mask = (
+            batch[k].to(device) for k in ("features", "neutral", "target", "mask")
+        )
+        pred = model(features, neutral)
         loss = blendshape_loss(pred, target, mask, weights, config.velocity_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from generator.checkpoint import load_checkpoint, save_checkpoint
 from generator.config import ModelConfig, TrainConfig
 from generator.features import FrameFeatures
 from generator.losses import blendshape_loss, channel_weights
@@ -52,6 +53,44 @@ def test_dead_channels_stay_at_the_neutral_and_the_gain_scales_the_motion() -> N
     assert free[..., 3].abs().max() > 0 and (tempered[..., 3] == 0).all()
     assert torch.allclose(tempered[..., 5], 0.5 * free[..., 5])
     assert torch.allclose(tempered[..., 7], free[..., 7])
+
+
+def test_the_neutral_pose_scales_each_channels_motion_only_when_asked() -> None:
+    torch.manual_seed(0)
+    spread = torch.full((len(NAMES),), 0.05)
+    spread[0] = 0.0  # a channel every training speaker rests alike: left out of the code, not divided by 0
+    features = torch.randn(2, 20, 80)
+    rested = MEAN.clone()
+    rested[NAMES.index("mouthSmileLeft")] += 0.1
+    for styled in (True, False):
+        config = ModelConfig(features="log-mel", hidden=32, dilations=(1,), neutral_style=styled)
+        model = Generator(config, MEAN, neutral_scale=spread).eval()
+        torch.nn.init.normal_(model.head.weight)
+        if styled:
+            torch.nn.init.normal_(model.style.weight)
+        default = model(features)
+        assert torch.equal(model(features, MEAN), default), "the default neutral is a zero style code"
+        moved = model(features, torch.stack([rested, MEAN]))
+        assert torch.isfinite(model(features, MEAN + 1.0)).all()
+        assert torch.equal(moved[1], default[1]), "each window reads its own neutral"
+        factor = moved[0] / default[0]
+        if styled:  # one factor per channel in (0, 2), the same on every frame: timing stays the speech's
+            assert torch.allclose(factor, factor[:1].expand_as(factor), atol=1e-4)
+            assert not torch.allclose(factor, torch.ones_like(factor)) and 0 < factor.min() < factor.max() < 2
+        else:
+            assert torch.equal(moved, default)
+
+
+def test_a_run_from_before_the_style_code_loads_as_it_was_trained(tmp_path) -> None:
+    config = TrainConfig(model=ModelConfig(neutral_style=False))
+    model = Generator(config.model, MEAN)
+    written = config.model_dump(mode="json")
+    del written["model"]["neutral_style"]  # runs of then did not name it
+    state = {"step": 1, "model": model.state_dict(), "config": written, "names": list(NAMES), "fps": 30.0,
+             "sample_rate_hz": 16000, "export": str(tmp_path)}  # fmt: skip
+    save_checkpoint(tmp_path, state)
+    restored = load_checkpoint(tmp_path)
+    assert restored.config.model.neutral_style is False and not hasattr(restored.model, "style")
 
 
 def test_loss_weighs_lips_and_velocity_and_skips_masked_frames() -> None:
