@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from generator.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from generator.config import TrainConfig
-from generator.data import Export, SequenceStream, ShardError, WindowStream, ensure_features
+from generator.data import Clip, Export, SequenceStream, ShardError, WindowStream, ensure_features
 from generator.features import load_frame_features
 from generator.losses import blendshape_loss, channel_weights
 from generator.model import Generator
@@ -115,6 +115,15 @@ def cache_features(export: Export, features: str, report: Callable[[str], None] 
     ensure_features(export, features, lambda: load_frame_features(features), progress)
 
 
+def clip_motion(model: Generator, clip: Clip) -> torch.Tensor:
+    """The model's motion (1, n_frames, n_channels) for a whole clip with cached features, on the
+    clip's own neutral, on the model's device."""
+    if clip.features is None:
+        raise ShardError(f"clip {clip.clip_id} has no cached features")
+    device = model.gain.device
+    return model(torch.from_numpy(clip.features)[None].to(device), torch.from_numpy(clip.neutral).to(device))
+
+
 @torch.no_grad()
 def fit_gain(model: Generator, export: Export) -> torch.Tensor | None:
     """Per channel the least-squares scale of the model's motion onto the val clips' motion over
@@ -130,9 +139,7 @@ def fit_gain(model: Generator, export: Export) -> torch.Tensor | None:
     cross = torch.zeros_like(model.gain)
     power = torch.zeros_like(model.gain)
     for clip in SequenceStream(files, rank=0, world_size=1, features=model.config.features):
-        pred = model(
-            torch.from_numpy(clip.features)[None].to(device), torch.from_numpy(clip.neutral).to(device)
-        )[0]
+        pred = clip_motion(model, clip)[0]
         keep = torch.from_numpy(clip.face_present).to(device)
         truth = torch.from_numpy(clip.motion).to(device)
         cross += (pred * truth)[keep].sum(0)
@@ -163,9 +170,7 @@ def validation_loss(
     for clip in SequenceStream(files, rank=0, world_size=1, features=model.config.features):
         target = torch.from_numpy(clip.motion)[None].to(device)
         mask = torch.from_numpy(clip.face_present.astype(np.float32))[None].to(device)
-        pred = model(
-            torch.from_numpy(clip.features)[None].to(device), torch.from_numpy(clip.neutral).to(device)
-        )
+        pred = clip_motion(model, clip)
         losses.append(float(blendshape_loss(pred, target, mask, weights, velocity_weight)))
     model.train(was_training)
     return float(np.mean(losses))
