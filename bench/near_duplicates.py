@@ -44,10 +44,15 @@ from typing import Any
 
 import numpy as np
 
+from bench.peak import Peak, tree_rss_mb
 from curate.query import query
-from filters import near_index
+from curate.ray_executor import ray_map
+from extractors.fingerprint import band_energies, fingerprint
+from filters import near_count, near_index
 from filters.duplicates import MIN_OVERLAP_HOPS, align, best_match, update
+from ingest.media import read_audio
 from manifests.store import DatasetRoot
+from settings.config import RayConfig
 
 SOURCES = ("/work/data/pool_m", "/tmp/qs")
 FIXTURE_TWIN = ("vr_face_3.mp4", "sadtalker_WDA_AOC_000.mp4")
@@ -68,6 +73,18 @@ def real_rows(sources: list[str]) -> list[dict[str, Any]]:
                    from tracks t join clips c using (clip_id) join videos v on v.video_id = c.video_id
                    where t.audio_fingerprint is not null""",
             ).to_pylist()
+    return rows
+
+
+def audio_rows(files: list[str]) -> list[dict[str, Any]]:
+    """Rows as :func:`real_rows` gives them, fingerprinted from media files (no embedding)."""
+    rows = []
+    for name in files:
+        try:
+            audio = read_audio(Path(name))
+        except Exception:
+            continue
+        rows.append({"clip_id": name, "name": Path(name).name, "fp": fingerprint(band_energies(audio))})
     return rows
 
 
@@ -151,7 +168,7 @@ def exact_pairs(prints: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
 
 def index_pairs(prints: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
     """The pairs the index finds and best_match confirms: (a, b) -> bit error."""
-    candidates = near_index.search(None, [], prints)
+    candidates = near_index.search([], [], prints)
     table = align(candidates, prints)
     return {
         (a, b): e
@@ -240,25 +257,35 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--source", nargs="+", default=list(SOURCES))
+    parser.add_argument(
+        "--audio", nargs="+", default=[], help="media files fingerprinted here, beside the sources' clips"
+    )
     parser.add_argument("--sizes", nargs="+", type=int, default=[2000, 20000, 200000])
     parser.add_argument("--exact", type=int, default=1000, help="clips of the exact all-pairs check")
     parser.add_argument("--old", type=int, default=2000, help="clips of the old-method baseline")
     parser.add_argument("--incremental", type=int, default=20000)
+    parser.add_argument("--memory-mb", type=float, default=near_index.MEMORY_MB, help="the count's budget")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="Ray workers for the count (0: this process alone)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rows = real_rows(args.source)
+    map_fn: Any = ray_map(RayConfig(workers=args.workers)) if args.workers else map
+    rows = real_rows(args.source) + audio_rows(args.audio)
     corpus = Corpus(rows)
     out: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "real_clips": len(rows),
         "real_hops": len(corpus.ring),
         "fixture_twin": fixture_twin(rows),
+        "memory_mb": args.memory_mb,
+        "workers": args.workers,
         "params": {
             "bits": near_index.BITS,
             "span_hops": near_index.SPAN_HOPS,
             "tables": near_index.TABLES,
-            "min_votes": near_index.MIN_VOTES,
-            "max_bucket": near_index.MAX_BUCKET,
+            "min_votes": near_count.MIN_VOTES,
+            "max_bucket": near_count.MAX_BUCKET,
         },
     }
     real = [p for p in (np.asarray(r["fp"], np.uint32) for r in rows) if len(p) >= MIN_OVERLAP_HOPS]
@@ -289,8 +316,12 @@ def main() -> None:
     for size in args.sizes:
         prints, planted = corpus.make(size)
         hops = sum(len(p) for p in prints.values())
+        before_mb = tree_rss_mb()
         started = time.perf_counter()
-        candidates = near_index.search(None, [], prints)
+        with tempfile.TemporaryDirectory(prefix="near-spill-") as spill, Peak(Path(spill)) as peak:
+            candidates = near_index.search(
+                [], [], prints, memory_mb=args.memory_mb, map_fn=map_fn, spill=Path(spill)
+            )
         search_s = time.perf_counter() - started
         started = time.perf_counter()
         table = align(candidates, prints)
@@ -310,6 +341,9 @@ def main() -> None:
             "align_s": round(align_s, 2),
             "total_s": round(search_s + align_s, 2),
             "candidates": len(candidates),
+            "peak_rss_mb": round(peak.rss_mb),
+            "rss_before_mb": round(before_mb),
+            "peak_spill_mb": round(peak.folder_mb),
             "recall_vs_planted": recall_by_band(found_set, reference(prints, planted)),
         }
         if size <= args.old:

@@ -11,14 +11,18 @@ root, so that each call indexes only new clips and checks them against every cli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from filters import near_index
+from filters.near_count import MapFn
 from manifests.store import DatasetRoot
+
+T = TypeVar("T")
 
 #: Hops (16 ms) two clips must have in common at an alignment: 2 s.
 MIN_OVERLAP_HOPS = 125
@@ -122,7 +126,7 @@ def find_twins(
     """:func:`twin_groups` of the clips of ``prints`` (clip id -> uint32 sub-fingerprints), all
     indexed at once in memory and their candidates aligned."""
     usable = {c: np.asarray(p, np.uint32) for c, p in prints.items() if len(p) >= min_overlap}
-    candidates = near_index.search(None, [], usable)
+    candidates = near_index.search([], [], usable)
     table = align(candidates, usable, min_overlap)
     return twin_groups(_triples(table), rank, max_bit_error)
 
@@ -142,6 +146,8 @@ def update(
     fetch: Callable[[Sequence[str]], Mapping[str, np.ndarray]],
     part: str,
     min_overlap: int = MIN_OVERLAP_HOPS,
+    memory_mb: float = near_index.MEMORY_MB,
+    map_fn: MapFn = map,
 ) -> Update:
     """Index the clips of ``clip_ids`` that the root's index lacks, align their candidates, and
     return every aligned pair between clips of ``clip_ids`` (those of earlier updates too).
@@ -149,15 +155,18 @@ def update(
     ``fetch(ids)``: the fingerprints of those clips (uint32 arrays); ``part``: a fresh key for the
     parts this update commits, the aligned pairs first and then the index entries (a clip counts as
     indexed once its entries are stored, so a killed update is redone, never half kept). Clips
-    shorter than ``min_overlap`` hops can have no twin and are not indexed. Call while holding the
-    root's lock.
+    shorter than ``min_overlap`` hops can have no twin and are not indexed. The stored entries are
+    read a row group at a time and counted within ``memory_mb`` (``map_fn`` runs the count's
+    partitions; see :func:`filters.near_index.search`). Call while holding the root's lock.
     """
-    stored = root.read_table(near_index.INDEX_TABLE)
-    done = near_index.indexed(stored)
+    parts = root.readable_rels(near_index.INDEX_TABLE)
+    done = near_index.indexed(_batches(root, parts, ["clip"], lambda b: b.column("clip").to_numpy()))
     prints = fetch([c for c in clip_ids if near_index.clip_key(c) not in done])
     new = {c: np.asarray(p, np.uint32) for c, p in prints.items() if len(p) >= min_overlap}
     if new:
-        candidates = near_index.search(stored, clip_ids, new)
+        rows = sum(root.parquet_file(rel).metadata.num_rows for rel in parts)
+        stored = _batches(root, parts, near_index.INDEX_SCHEMA.names, lambda b: b)
+        candidates = near_index.search(stored, clip_ids, new, rows, memory_mb, map_fn)
         partners = sorted({c for pair in candidates for c in pair} - set(new))
         table = align(candidates, {**new, **fetch(partners)}, min_overlap)
         root.write_table(PAIRS_TABLE, part, table)
@@ -167,6 +176,16 @@ def update(
             near_index.entries(list(new), near_index.hop_keys(list(new.values()))),
         )
     return Update(len(new), len(candidates) if new else 0, stored_pairs(root, clip_ids))
+
+
+def _batches(
+    root: DatasetRoot, parts: Sequence[str], columns: Sequence[str], take: Callable[[pa.Table], T]
+) -> Iterator[T]:
+    """``take`` of each row group of the Parquet files ``parts`` of the root (only ``columns``)."""
+    for rel in parts:
+        file = root.parquet_file(rel)
+        for group in range(file.num_row_groups):
+            yield take(file.read_row_group(group, columns=list(columns)))
 
 
 def stored_pairs(root: DatasetRoot, clip_ids: Iterable[str]) -> list[tuple[str, str, float]]:

@@ -6,12 +6,12 @@ from the :data:`SPAN_HOPS` consecutive 32-bit sub-fingerprints that start at a h
 entry ``(table, key, clip, hop)``. Two clips that are the same recording agree on most bits at one
 alignment, so their entries share keys many times at one offset (``hop_b - hop_a``); unrelated
 clips share a key only by chance, at scattered offsets. A pair is a candidate when one offset
-collects :data:`MIN_VOTES` shared keys; candidates are then aligned exactly
+collects :data:`~filters.near_count.MIN_VOTES` shared keys; candidates are then aligned exactly
 (:func:`filters.duplicates.best_match`), so the index decides only what is compared, never what
 is a twin.
 
 Cost: every entry is sorted once per table, and the pairs inside a bucket (entries with one key)
-are counted; buckets with more than :data:`MAX_BUCKET` entries (a key common to many clips) are
+are counted; buckets with more than :data:`~filters.near_count.MAX_BUCKET` entries (a key common to many clips) are
 skipped. Chance collisions grow with the square of the entries: ``BITS`` = 28 keeps them few up
 to about 8x10^7 hops a table (2x10^5 clips of 6 s: a bucket holds 0.3 entries on average). Two
 hops of different clips share a 28-bit key with probability 1.9e-8 in the benchmark's corpus and
@@ -25,16 +25,20 @@ and every pair that was aligned is a row of :data:`PAIRS_TABLE` with its bit err
 ``duplicate_max_bit_error`` needs no new alignment). An update indexes only clips that have no
 entries yet and counts only collisions that involve one of them, so the pairs it finds are those a
 full rebuild finds among the new clips and between them and every clip indexed before. An update
-still reads every stored entry (the root's tables are read whole).
+reads the stored entries a row group at a time, and the count holds at most ``memory_mb`` of
+entries or votes at once (:mod:`filters.near_count`); its files go to a spill folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from filters.near_count import Chunk, Layout, MapFn, candidate_pairs
 
 #: Bits per key. Fewer bits find twins with more bit errors and make more chance collisions.
 BITS = 28
@@ -42,10 +46,10 @@ BITS = 28
 SPAN_HOPS = 4
 #: Independent keys per hop.
 TABLES = 16
-#: Shared keys at one offset that make a pair a candidate.
-MIN_VOTES = 3
-#: Buckets with more entries than this are left out (a key common to many clips says nothing).
-MAX_BUCKET = 4
+#: Memory (MB) the collision count may hold at once, in one process (:mod:`filters.near_count`).
+MEMORY_MB = 1024.0
+#: Hops of new clips whose keys are made at once (16 tables: 256 MB of keys).
+CHUNK_HOPS = 1 << 22
 #: Seed of the bit choice: rows written with another choice cannot be matched (change the table name).
 SEED = 15
 
@@ -120,92 +124,84 @@ def entries(clip_ids: Sequence[str], keys: Keys) -> pa.Table:
     )
 
 
-def candidate_pairs(tables: Iterable[Keys], new: np.ndarray) -> np.ndarray:
-    """Pairs of clips whose entries share a key at one offset at least :data:`MIN_VOTES` times.
-
-    ``tables``: per table, its entries as ``(key, clip, hop)``: uint32, clip numbered 0..clips-1
-    (int32), uint16; ``new``: (clips,) bool, the clips this update adds. Only collisions with at
-    least one new entry count, so the result is the pairs that involve a new clip, with the same
-    votes as a search over all clips at once. Returns (pairs, 2) int32, a < b.
-    """
-    votes = []
-    for key, clip, hop in tables:
-        rows: np.ndarray = np.arange(len(key))
-        if not new.all():  # only buckets that hold a new entry
-            rows = rows[np.isin(key, key[new[clip]])]
-        packed = np.sort((key[rows].astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64))
-        rows, k = (
-            (packed & np.uint64(0xFFFFFFFF)).astype(np.int64),
-            (packed >> np.uint64(32)).astype(np.uint32),
-        )
-        del packed
-        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-        sizes = np.diff(np.r_[starts, len(k)])
-        keep = np.repeat((sizes > 1) & (sizes <= MAX_BUCKET), sizes)
-        rows, bucket = rows[keep], np.repeat(np.arange(len(sizes)), sizes)[keep]
-        c, h = clip[rows], hop[rows].astype(np.int64)
-        x: np.ndarray = np.arange(len(rows))
-        for step in range(1, MAX_BUCKET):
-            x = x[x + step < len(rows)]
-            x = x[bucket[x + step] == bucket[x]]
-            if not len(x):
-                break
-            a, b = c[x], c[x + step]
-            use = (a != b) & (new[a] | new[b])
-            lo, hi, swap = np.minimum(a, b)[use], np.maximum(a, b)[use], (a > b)[use]
-            offset = np.where(swap, -1, 1) * (h[x + step] - h[x])[use]  # hops to add to lo's to reach hi's
-            votes.append((lo.astype(np.int64) << 38) | (hi.astype(np.int64) << 17) | (offset + _MAX_HOP + 1))
-    if not votes:
-        return np.zeros((0, 2), np.int32)
-    packed, counts = np.unique(np.concatenate(votes), return_counts=True)
-    pairs = np.unique(packed[counts >= MIN_VOTES] >> 17)
-    return np.stack([pairs >> 21, pairs & ((1 << 21) - 1)], axis=1).astype(np.int32)
-
-
 def search(
-    stored: pa.Table | None, clip_ids: Sequence[str], new: Mapping[str, np.ndarray]
+    stored: Iterable[pa.Table],
+    clip_ids: Sequence[str],
+    new: Mapping[str, np.ndarray],
+    stored_rows: int = 0,
+    memory_mb: float = MEMORY_MB,
+    map_fn: MapFn = map,
+    spill: Path | None = None,
 ) -> list[tuple[str, str]]:
     """Candidate pairs ``(a, b)``, ``a < b``, with at least one clip of ``new`` (clip id -> uint32
-    sub-fingerprints, not in ``stored``), among those and the clips of ``clip_ids`` (entries of
-    ``stored`` for other clips are ignored). Keys are made one table at a time (memory: one
-    table's entries). At most 2^21 clips.
+    sub-fingerprints, not in ``stored``), among those and the clips of ``clip_ids``.
+
+    ``stored``: the index entries (:data:`INDEX_SCHEMA`) of clips indexed before, in batches of
+    any size (entries of clips not in ``clip_ids`` are ignored), ``stored_rows`` of them. The collisions are counted by
+    :func:`filters.near_count.candidate_pairs` in partitions that each fit in ``memory_mb``
+    (``map_fn`` runs them; ``spill``: where their files go); the new clips' keys are made
+    :data:`CHUNK_HOPS` hops at a time. At most 2^21 clips.
     """
     ids = sorted(set(clip_ids) | set(new))
     fresh = np.zeros(len(ids), bool)
     position = np.searchsorted(ids, list(new)).astype(np.int32)
     fresh[position] = True
     prints = [np.asarray(p, np.uint32) for p in new.values()]
-    plan = key_plan()
-    if stored is not None and len(stored):
-        number, known = _numbers(stored.column("clip").to_numpy(), ids)
-        table = stored.column("table").to_numpy()
-
-    def per_table() -> Iterator[Keys]:
-        for j in range(len(plan)):
-            key, clip, hop = hop_keys(prints, plan[j : j + 1])
-            key, clip = key[0], position[clip]
-            if stored is not None and len(stored):
-                rows = np.flatnonzero(known & (table == j))
-                key = np.concatenate([stored.column("key").to_numpy()[rows], key])
-                clip = np.concatenate([number[rows], clip])
-                hop = np.concatenate([stored.column("hop").to_numpy()[rows], hop])
-            yield key, clip, hop
-
-    return [(ids[a], ids[b]) for a, b in candidate_pairs(per_table(), fresh)]
-
-
-def _numbers(clip: np.ndarray, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Position in ``ids`` of each entry's clip (int32, shape of ``clip``) and whether it is
-    there at all (bool). Entries come in runs of one clip, so only each run's start is looked up."""
     hashes = np.array([clip_key(c) for c in ids], np.int64)
+    plan = key_plan()
+
+    def chunks() -> Iterator[Chunk]:
+        for batch in stored:
+            number, known = _numbers(batch.column("clip").to_numpy(), hashes)
+            yield (
+                batch.column("table").to_numpy()[known],
+                batch.column("key").to_numpy()[known],
+                number[known],
+                batch.column("hop").to_numpy()[known],
+            )
+        for first, last in _spans([len(p) for p in prints], CHUNK_HOPS):
+            key, clip, hop = hop_keys(prints[first:last], plan)
+            yield (
+                np.repeat(np.arange(len(plan), dtype=np.uint8), key.shape[1]),
+                key.ravel(),
+                np.tile(position[first:last][clip], len(plan)),
+                np.tile(hop, len(plan)),
+            )
+
+    entries = len(plan) * sum(len(p) for p in prints) + stored_rows
+    layout = Layout.for_entries(len(plan), BITS, entries, memory_mb)
+    return [(ids[a], ids[b]) for a, b in candidate_pairs(chunks(), fresh, layout, map_fn, spill)]
+
+
+def _spans(lengths: Sequence[int], most: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges ``[first, last)`` of the items of ``lengths`` holding about ``most`` in all
+    (an item longer than ``most`` alone)."""
+    first, total = 0, 0
+    for i, n in enumerate(lengths):
+        if total and total + n > most:
+            yield first, i
+            first, total = i, 0
+        total += n
+    if first < len(lengths):
+        yield first, len(lengths)
+
+
+def _numbers(clip: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position in ``hashes`` (the :func:`clip_key` of each clip of a count) of each entry's clip
+    (int32, shape of ``clip``) and whether it is there at all (bool). Entries come in runs of one
+    clip, so only each run's start is looked up."""
     order = np.argsort(hashes)
     starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]]) if len(clip) else np.zeros(0, np.int64)
     runs = np.diff(np.r_[starts, len(clip)])
-    at = np.minimum(np.searchsorted(hashes[order], clip[starts]), max(len(ids) - 1, 0))
-    known = hashes[order][at] == clip[starts] if len(ids) else np.zeros(len(starts), bool)
+    at = np.minimum(np.searchsorted(hashes[order], clip[starts]), max(len(hashes) - 1, 0))
+    known = hashes[order][at] == clip[starts] if len(hashes) else np.zeros(len(starts), bool)
     return np.repeat(order[at].astype(np.int32), runs), np.repeat(known, runs)
 
 
-def indexed(stored: pa.Table | None) -> set[int]:
-    """The :func:`clip_key` of every clip with entries in ``stored``."""
-    return set() if stored is None else set(np.unique(stored.column("clip").to_numpy()).tolist())
+def indexed(clips: Iterable[np.ndarray]) -> set[int]:
+    """The :func:`clip_key` of every clip with entries, from the ``clip`` column of the stored
+    entries in batches."""
+    found: set[int] = set()
+    for batch in clips:
+        found.update(np.unique(batch).tolist())
+    return found

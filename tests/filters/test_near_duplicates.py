@@ -11,14 +11,15 @@ import pytest
 from bench.near_duplicates import Corpus, exact_pairs, index_pairs
 from curate.filter import apply_filters
 from curate.query import query
+from curate.ray_executor import ray_map
 from curate.run import run
 from extractors.fingerprint import band_energies, fingerprint
 from extractors.registry import make_config
-from filters import near_index
+from filters import near_count, near_index
 from filters.duplicates import PAIRS_TABLE, find_twins, update
 from ingest.media import read_audio
 from manifests.store import DatasetRoot
-from settings.config import RunConfig
+from settings.config import RayConfig, RunConfig
 
 SPEAKING = (
     "vr_face_3.mp4",
@@ -43,7 +44,7 @@ def fetcher(prints: dict[str, np.ndarray]) -> Callable[..., dict[str, np.ndarray
 
 
 def test_the_index_finds_the_fixture_twin_and_nothing_else(prints) -> None:
-    candidates = near_index.search(None, [], prints)
+    candidates = near_index.search([], [], prints)
     assert candidates == [(TWIN, KEPT)]  # found by the index, not by aligning every pair
     twins = find_twins(prints, rank=lambda c: (c == KEPT,))
     assert twins.keys() == {TWIN}
@@ -56,7 +57,9 @@ def test_an_update_checks_new_clips_against_the_stored_index(prints, tmp_path: P
     one = update(root, first, fetcher(prints), "first")
     assert one.indexed == len(first) and one.pairs == []
     rows = root.read_table(near_index.INDEX_TABLE)
-    assert rows is not None and near_index.indexed(rows) == {near_index.clip_key(c) for c in first}
+    assert rows is not None and near_index.indexed([rows.column("clip").to_numpy()]) == {
+        near_index.clip_key(c) for c in first
+    }
 
     asked: list[list[str]] = []
 
@@ -131,3 +134,33 @@ def test_a_later_better_copy_replaces_one_accepted_before(
         "both judged accept by the other rules; kept the better source"
     )
     assert "44100 Hz" in rows[0]["duplicate_why"] and "this copy: 16000 Hz" in rows[0]["duplicate_why"]
+
+
+def test_the_count_in_partitions_finds_what_one_partition_finds(prints, tmp_path: Path) -> None:
+    """A memory budget that cuts the count into hundreds of partitions and vote shards, run as
+    Ray tasks on two workers, gives the same candidates as one partition in this process, and
+    leaves nothing in its spill folder."""
+    corpus = Corpus([{"fp": p, "name": n} for n, p in prints.items()], seed=5)
+    clips, planted = corpus.make(400, twin_share=0.1, near_share=0.0)
+    whole = near_index.search([], [], clips, memory_mb=1e6)
+    entries = near_index.TABLES * sum(len(p) for p in clips.values())
+    small = near_count.Layout.for_entries(near_index.TABLES, near_index.BITS, entries, memory_mb=0.2)
+    assert small.ranges >= 16 and small.shards >= 256
+    ray = ray_map(RayConfig(workers=2))
+    cut = near_index.search([], [], clips, memory_mb=0.2, map_fn=ray, spill=tmp_path)
+    assert cut == whole and len(set(whole) & set(planted)) >= 30
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_vote_counts_once_per_offset_whatever_the_partition() -> None:
+    """Three entries of clip 0 and three of clip 1 share keys at offset +5 in three tables (a
+    candidate), and two at other offsets (not one); an old-old pair is never counted."""
+    table = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5], np.uint8)
+    key = np.array([7, 7, 9, 9, 7, 7, 1, 1, 2, 2, 3, 3], np.uint32)
+    clip = np.array([0, 1, 0, 1, 0, 1, 0, 2, 0, 2, 1, 2], np.int32)
+    hop = np.array([10, 15, 20, 25, 30, 35, 1, 9, 2, 4, 0, 0], np.uint16)
+    new = np.array([False, True, False])
+    for ranges in (1, 4):
+        layout = near_count.Layout(tables=6, bits=4, ranges=ranges, shards=3)
+        found = near_count.candidate_pairs([(table, key, clip, hop)], new, layout)
+        assert found.tolist() == [[0, 1]]
