@@ -48,8 +48,8 @@ SPAN_HOPS = 4
 TABLES = 16
 #: Memory (MB) the collision count may hold at once, in one process (:mod:`filters.near_count`).
 MEMORY_MB = 1024.0
-#: Hops of new clips whose keys are made at once (16 tables: 256 MB of keys).
-CHUNK_HOPS = 1 << 22
+#: Hops of new clips whose keys are made and routed at once (16 tables: about 0.8 GB while routed).
+CHUNK_HOPS = 1 << 20
 #: Seed of the bit choice: rows written with another choice cannot be matched (change the table name).
 SEED = 15
 
