@@ -33,7 +33,7 @@ from filters.rules import Verdict, judge
 from manifests.lock import hold
 from manifests.store import DatasetRoot, existing_root
 from manifests.views import connect
-from settings.config import Config
+from settings.config import Config, FilterConfig
 from settings.errors import InvalidInput, NothingToWorkOn
 
 
@@ -106,7 +106,7 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     standing = {row["clip_id"]: judge(row, thresholds) for row in rows}  # every rule but the duplicate one
     with hold(root, f"filter-{set_id}"):  # the near-duplicate index is written to the root
-        twins = duplicates(con, root, set_id, config.filter.duplicate_max_bit_error, standing)
+        twins = duplicates(con, root, set_id, config.filter, standing)
     digest = thresholds.digest()
     twin_of = [twins[row["clip_id"]][0] if row["clip_id"] in twins else None for row in rows]
     verdicts = [
@@ -168,14 +168,19 @@ def why_kept(kept: str, this: str, standing: dict[str, Verdict], source: dict[st
 
 
 def duplicates(
-    con: DuckDBPyConnection, root: DatasetRoot, part: str, max_bit_error: float, standing: dict[str, Verdict]
+    con: DuckDBPyConnection,
+    root: DatasetRoot,
+    part: str,
+    settings: FilterConfig,
+    standing: dict[str, Verdict],
 ) -> dict[str, tuple[str, str]]:
     """Clip id -> (the clip kept in its place, why), over clips without recorded failures.
 
     ``standing``: each clip's verdict by every rule but the duplicate one; of each group of twins
     the best of those verdicts is kept, then the best source. The root's near-duplicate index is
     brought up to date first (only clips it lacks are fingerprint-read and indexed, as part
-    ``part``), so a clip added since is checked against every clip curated before it. Call while
+    ``part``, its collisions counted within ``settings.duplicate_memory_mb``), so a clip added since
+    is checked against every clip curated before it. Call while
     holding the root's lock.
     """
     rows: list[dict[str, Any]] = (
@@ -207,8 +212,8 @@ def duplicates(
             )
         }
 
-    pairs = update(root, sorted(rank), fetch, part).pairs
+    pairs = update(root, sorted(rank), fetch, part, memory_mb=settings.duplicate_memory_mb).pairs
     return {
         clip: (kept, why_kept(kept, clip, standing, source))
-        for clip, (kept, _) in twin_groups(pairs, rank.__getitem__, max_bit_error).items()
+        for clip, (kept, _) in twin_groups(pairs, rank.__getitem__, settings.duplicate_max_bit_error).items()
     }

@@ -155,6 +155,12 @@ class FilterConfig(Section):
     duplicate_max_bit_error: float = Field(
         0.35, gt=0, lt=0.5, description="audio fingerprints closer than this share of bits are one recording"
     )
+    duplicate_memory_mb: float = Field(
+        1024.0,
+        ge=64,
+        le=1_048_576,
+        description="memory the near-duplicate index's collision count holds at once (MB); the rest waits on disk",
+    )
 
     @model_validator(mode="before")
     @classmethod
