@@ -16,7 +16,7 @@ from types import TracebackType
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _tree(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """``pid`` and its descendants, from /proc (Linux)."""
     found, todo = [], [pid]
     while todo:
@@ -34,7 +34,7 @@ def _tree(pid: int) -> list[int]:
 def tree_rss_mb(pid: int | None = None) -> float:
     """Resident memory (MB) of ``pid`` (this process) and every process below it."""
     total = 0
-    for p in _tree(pid or os.getpid()):
+    for p in descendants(pid or os.getpid()):
         try:
             with open(f"/proc/{p}/statm") as f:
                 total += int(f.read().split()[1])

@@ -6,6 +6,7 @@ Fixture facts used: the 11 fixture videos give 13 clips (see tests/test_run_fixt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from bench.peak import descendants
 from curate.query import query
 from curate.ray_executor import PoolPlan, plan_pools
 from extractors.base import Resources
@@ -198,16 +200,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _nodes_up(address: str) -> int:
+    """Nodes `ray status` reports active on the cluster at ``address`` (0 while it is not up)."""
+    done = subprocess.run(
+        [str(RAY), "status", f"--address={address}"], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0 or "Active:" not in done.stdout:
+        return 0
+    active = done.stdout.split("Active:", 1)[1].split("Pending:", 1)[0]
+    return sum(line.strip().startswith("1 node_") for line in active.splitlines())
+
+
 @pytest.fixture
 def two_node_cluster(monkeypatch):  # type: ignore[no-untyped-def]
-    """A head and a worker node started with `ray start` on loopback, one CPU each.
+    """A head and a worker node started with `ray start --block` on loopback, one CPU each.
 
     `ray start --head` turns on token authentication; the joining node and the driver find the
-    token in ~/.ray only when told that the cluster uses it.
+    token in ~/.ray only when told that the cluster uses it. Each node runs in the foreground of
+    a process of this test, so the teardown ends exactly the processes the nodes started (by
+    pid), never another cluster on the machine.
     """
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     port = free_port()
-    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1", "--block"]
     head = [
         str(RAY),
         "start",
@@ -216,14 +232,24 @@ def two_node_cluster(monkeypatch):  # type: ignore[no-untyped-def]
         "--include-dashboard=false",
         "--object-store-memory=200000000",
     ]
-    worker = [str(RAY), "start", f"--address=127.0.0.1:{port}", "--object-store-memory=200000000"]
+    worker = [str(RAY), "start", f"--address={address}", "--object-store-memory=200000000"]
+    nodes: list[subprocess.Popen[bytes]] = []
     try:
-        for argv in (head + common, worker + common):
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stdout + done.stderr
-        yield f"127.0.0.1:{port}"
+        for argv, wanted in ((head + common, 1), (worker + common, 2)):
+            nodes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            deadline = time.monotonic() + 120
+            while _nodes_up(address) < wanted:
+                assert time.monotonic() < deadline, f"{wanted} node(s) not up in 120 s"
+                assert all(n.poll() is None for n in nodes), "a `ray start --block` ended"
+                time.sleep(1)
+        yield address
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, timeout=120)
+        started = [pid for node in nodes for pid in descendants(node.pid)]
+        for pid in reversed(started):  # the nodes' processes first, then the `ray start`s
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for node in nodes:
+            node.wait(timeout=60)
 
 
 def test_run_on_a_two_node_cluster(tmp_path, video, fast_config, curate, two_node_cluster) -> None:
