@@ -37,6 +37,7 @@ import itertools
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -82,7 +83,8 @@ def audio_rows(files: list[str]) -> list[dict[str, Any]]:
     for name in files:
         try:
             audio = read_audio(Path(name))
-        except Exception:
+        except Exception as error:  # a file without usable audio is left out, and said so
+            print(f"left out {name}: {type(error).__name__}: {error}", file=sys.stderr)
             continue
         rows.append({"clip_id": name, "name": Path(name).name, "fp": fingerprint(band_energies(audio))})
     return rows

@@ -180,8 +180,7 @@ def duplicates(
     the best of those verdicts is kept, then the best source. The root's near-duplicate index is
     brought up to date first (only clips it lacks are fingerprint-read and indexed, as part
     ``part``, its collisions counted within ``settings.duplicate_memory_mb``), so a clip added since
-    is checked against every clip curated before it. Call while
-    holding the root's lock.
+    is checked against every clip curated before it. Call while holding the root's lock.
     """
     rows: list[dict[str, Any]] = (
         con.sql(

@@ -41,8 +41,6 @@ MAX_CLIPS = 1 << 21
 #: Bytes of memory one entry of a partition needs while it is voted on (sort keys, rows, buckets,
 #: clips and hops of the pairs): measured, with a margin.
 BYTES_PER_ENTRY = 64
-#: Bytes of memory one vote needs while its shard is tallied (the votes, their sort, the counts).
-BYTES_PER_VOTE = 32
 
 _NONE = np.zeros(0, np.int64)
 ENTRY = np.dtype([("key", "<u4"), ("clip", "<i4"), ("hop", "<u2")])
@@ -182,7 +180,7 @@ def bucket_votes(key: np.ndarray, clip: np.ndarray, hop: np.ndarray, new: np.nda
         lo, hi, swap = np.minimum(a, b)[use], np.maximum(a, b)[use], (a > b)[use]
         offset = np.where(swap, -1, 1) * (h[x + step] - h[x])[use]
         votes.append((lo.astype(np.int64) << 38) | (hi.astype(np.int64) << 17) | (offset + _OFFSET))
-    return np.concatenate(votes) if votes else np.zeros(0, np.int64)
+    return np.concatenate(votes) if votes else _NONE
 
 
 def tally_shard(job: tuple[Path, int]) -> np.ndarray:
@@ -191,7 +189,7 @@ def tally_shard(job: tuple[Path, int]) -> np.ndarray:
     work, s = job
     parts = sorted(work.glob(f"votes-{s}-*.bin"))
     if not parts:
-        return np.zeros(0, np.int64)
+        return _NONE
     votes = np.concatenate([np.fromfile(f, np.int64) for f in parts])
     packed, counts = np.unique(votes, return_counts=True)
     return np.unique(packed[counts >= MIN_VOTES] >> 17)

@@ -11,8 +11,8 @@ collects :data:`~filters.near_count.MIN_VOTES` shared keys; candidates are then 
 is a twin.
 
 Cost: every entry is sorted once per table, and the pairs inside a bucket (entries with one key)
-are counted; buckets with more than :data:`~filters.near_count.MAX_BUCKET` entries (a key common to many clips) are
-skipped. Chance collisions grow with the square of the entries: ``BITS`` = 28 keeps them few up
+are counted; buckets with more than :data:`~filters.near_count.MAX_BUCKET` entries (a key common
+to many clips) are skipped. Chance collisions grow with the square of the entries: ``BITS`` = 28 keeps them few up
 to about 8x10^7 hops a table (2x10^5 clips of 6 s: a bucket holds 0.3 entries on average). Two
 hops of different clips share a 28-bit key with probability 1.9e-8 in the benchmark's corpus and
 3.2e-7 over the pool's real clips (5x and 85x 2^-28: bits are correlated, and the pool holds some
