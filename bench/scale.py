@@ -12,8 +12,9 @@ commit record each). The first ``--export`` clips get tracks rows (the real ones
 fingerprints made from the real sub-fingerprints of ``--source`` and ``--prints-from`` roots as
 :mod:`bench.near_duplicates` makes them; every hundredth a planted twin of the one before); the
 others get none. Per size: files before and after
-``curate compact``, the time to compact, ``curate filter`` (judge every clip and the
-near-duplicate pass over the clips with tracks, append a decision set), a count by verdict
+``curate compact``, the time to compact, the disk it takes, ``curate filter`` (judge every
+clip, by parts on Ray workers, and the near-duplicate pass over the clips with tracks, append a
+decision set) with the peak memory of its process tree, a count by verdict
 through ``curate query``, and ``curate export`` of the ``--export`` clips on the Ray executor
 (2 workers here). The same root in the per-clip layout (one part per clip per table, as runs
 wrote before batches) is timed at ``--per-clip`` clips for filter and count, beside the batched
@@ -37,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.near_duplicates import Corpus, real_rows
+from bench.peak import Peak, folder_mb
 from curate.filter import apply_filters
 from curate.query import query
 from curate.ray_executor import ray_map
@@ -160,12 +162,16 @@ def files(folder: Path) -> dict[str, int]:
 
 
 def judge_and_count(folder: Path, clips: int) -> dict[str, float]:
-    summary, filter_s = _timed(lambda: apply_filters(folder, make_config()))
+    """``curate filter`` (on Ray workers where the root has more than ``[filter] parts_per_job``
+    clips parts) with its peak memory, the process tree's, and a count by verdict."""
+    with Peak() as peak:
+        summary, filter_s = _timed(lambda: apply_filters(folder, make_config()))
     sql = "select verdict, count(*) n from current_decisions group by verdict"
     counts, count_s = _timed(lambda: query(folder, sql).to_pylist())
     assert sum(r["n"] for r in counts) == clips == sum(summary.verdicts.values())
     return {
         "filter_s": filter_s,
+        "filter_peak_mb": peak.rss_mb,
         "count_by_verdict_s": count_s,
         "accepted": summary.verdicts.get("accept", 0),
         "duplicates": summary.reasons.get("duplicate", 0),  # of the planted twins among clips with tracks
@@ -187,6 +193,7 @@ def measure_batched(rows: Synthetic, work: Path, clips: int, batch: int, export_
         "files_after_compaction": after,
         "files_per_1000_clips": {t: 1000 * n / clips for t, n in after.items()},
         "log_records": len(list((folder / "_log").iterdir())),
+        "disk_mb": folder_mb(folder),
         **judge_and_count(folder, clips),
     }
     where = f"c.video_id < '{export_clips // CLIPS_PER_VIDEO:014x}'"
@@ -232,7 +239,7 @@ def main() -> None:
     batched = [r for r in results if r["layout"] == "batched"]
     same = next(r for r in batched if r["clips"] == args.per_clip)
     first, last = next(r for r in batched if r["clips"] in args.clips), batched[-1]
-    keys = ("filter_s", "count_by_verdict_s", "compact_s", "export_s")
+    keys = ("filter_s", "filter_peak_mb", "count_by_verdict_s", "compact_s", "export_s", "disk_mb")
     figures = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "results": results,

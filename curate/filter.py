@@ -9,8 +9,10 @@ size in pixels, then duration); the others carry ``duplicate_of`` and ``duplicat
 call judges every clip again, so a better copy brought by a later run takes the place of one
 accepted before (counted in the summary as ``replaced``).
 
-Each call appends one decision set (``ROOT/decisions/part-<set_id>.parquet``); earlier sets stay
-readable, and ``current_decisions`` shows the latest decision of each clip.
+The clips are judged by parts (:mod:`curate.filter_parts`), in this process or by Ray workers,
+in bounded memory. Each call appends one decision set (``ROOT/decisions/part-<set_id>-<n>.parquet``,
+a part per job, committed together); earlier sets stay readable, and ``current_decisions`` shows
+the latest decision of each clip.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
+from curate.filter_parts import Judged, JudgeJob, JudgeMap, Stamp, judge_part, needed_columns, plan
+from curate.ray_executor import ray_map
 from extractors.registry import dataset_schemas, in_effect, rules_off
 from filters.duplicates import twin_groups, update
 from filters.rules import Verdict, judge
@@ -83,58 +87,46 @@ def check_rules(config: Config) -> None:
 
 def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
     """Judge every clip of the root with ``config.filter`` (less the rules on columns of
-    extractors the config does not run) and append the decisions as one set."""
+    extractors the config does not run) and append the decisions as one set.
+
+    The near-duplicate pass runs first, over the clips with fingerprints; then the clips are
+    judged by parts (:mod:`curate.filter_parts`), ``[filter] parts_per_job`` parts a job: in this
+    process when one job holds them all, else on the ``[run] executor`` (Ray workers when it is
+    ray). The jobs' parts are committed together by one record, under the root's lock."""
     root = existing_root(root_path)
     schemas = dataset_schemas()
     check_rules(config)
     skipped = rules_off(config)
     thresholds = in_effect(config)
-    con = connect(root, schemas)
-    # Only the columns the verdict reads: at a million clips, turning every column into Python
-    # objects would take most of the time.
-    needed = [
-        "clip_id",
-        "errors",
-        "speech_language",
-        *sorted({r.column for r in thresholds.active.values()}),
-    ]
-    listed = ", ".join(f'"{c}"' for c in dict.fromkeys(needed))
-    rows = con.sql(f"select {listed} from clips order by clip_id").to_arrow_table().to_pylist()
-    if not rows:
-        raise NoClips(f"{root.uri} has no clips: run `curate run` first")
     now = dt.datetime.now(dt.UTC)
     set_id = now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    standing = {row["clip_id"]: judge(row, thresholds) for row in rows}  # every rule but the duplicate one
-    with hold(root, f"filter-{set_id}"):  # the near-duplicate index is written to the root
-        twins = duplicates(con, root, set_id, config.filter, standing)
-    digest = thresholds.digest()
-    twin_of = [twins[row["clip_id"]][0] if row["clip_id"] in twins else None for row in rows]
-    verdicts = [
-        judge({**row, "duplicate_of": twin}, thresholds) if twin else standing[row["clip_id"]]
-        for row, twin in zip(rows, twin_of, strict=True)
-    ]
-    replaced = accepted_before(con, [row["clip_id"] for row, twin in zip(rows, twin_of, strict=True) if twin])
-    n = len(rows)
-    columns = {
-        "clip_id": [row["clip_id"] for row in rows],
-        "verdict": [v.verdict for v in verdicts],
-        "reasons": [v.reasons for v in verdicts],
-        "source": ["filter"] * n,
-        "who": ["curate filter"] * n,
-        "decided_at": pa.array([now] * n, schemas["decisions"].field("decided_at").type),
-        "config_hash": [digest] * n,
-        "duplicate_of": twin_of,
-        "duplicate_why": [twins[row["clip_id"]][1] if row["clip_id"] in twins else None for row in rows],
-        "decision_set": [set_id] * n,
-    }
-    schema = schemas["decisions"]  # built by columns: a million row dicts would take most of the time
-    decisions = pa.Table.from_pydict({f.name: columns.get(f.name, [None] * n) for f in schema}, schema=schema)
-    with hold(root, f"filter-{set_id}"):
-        root.write_table("decisions", set_id, decisions)
-    reasons = Counter(r for v in verdicts for r in v.reasons)
-    return FilterSummary(
-        set_id, digest, dict(Counter(v.verdict for v in verdicts)), dict(reasons), skipped, replaced
-    )
+    with hold(root, f"filter-{set_id}"):  # the index and the set's parts are written to the root
+        snapshot = root.snapshot()
+        con = connect(root, schemas, snapshot)
+        ((clips,),) = con.sql("select count(*) from clips").fetchall()
+        if not clips:
+            raise NoClips(f"{root.uri} has no clips: run `curate run` first")
+        twins = duplicates(con, root, set_id, thresholds)
+        stamp = Stamp(set_id, now, thresholds.digest())
+        jobs = plan(root, root.readable_rels("clips", snapshot), thresholds, twins, stamp)
+        map_fn = ray_map(config.ray) if len(jobs) > 1 and config.run.executor == "ray" else map
+        judged = _judge_all(root, jobs, map_fn)
+        root.record(set_id, {"decisions": [j.out.rsplit("/", 1)[-1] for j in judged]}, {})
+    replaced = accepted_before(con, list(twins))
+    verdicts: Counter[str] = sum((j.verdicts for j in judged), Counter())
+    reasons: Counter[str] = sum((j.reasons for j in judged), Counter())
+    return FilterSummary(set_id, stamp.config_hash, dict(verdicts), dict(reasons), skipped, replaced)
+
+
+def _judge_all(root: DatasetRoot, jobs: list[JudgeJob], map_fn: JudgeMap) -> list[Judged]:
+    """Run every job; when one fails, delete the parts the others wrote (no record names them)
+    and raise."""
+    try:
+        return list(map_fn(judge_part, jobs))
+    except BaseException:
+        for job in jobs:
+            root.storage.delete(job.out)
+        raise
 
 
 def accepted_before(con: DuckDBPyConnection, clip_ids: Sequence[str]) -> int:
@@ -171,28 +163,29 @@ def duplicates(
     con: DuckDBPyConnection,
     root: DatasetRoot,
     part: str,
-    settings: FilterConfig,
-    standing: dict[str, Verdict],
+    thresholds: FilterConfig,
 ) -> dict[str, tuple[str, str]]:
     """Clip id -> (the clip kept in its place, why), over clips without recorded failures.
 
-    ``standing``: each clip's verdict by every rule but the duplicate one; of each group of twins
-    the best of those verdicts is kept, then the best source. The root's near-duplicate index is
+    Each clip with a fingerprint is judged by every rule but the duplicate one (``thresholds``);
+    of each group of twins the best of those verdicts is kept, then the best source. The root's near-duplicate index is
     brought up to date first (only clips it lacks are fingerprint-read and indexed, as part
-    ``part``, its collisions counted within ``settings.duplicate_memory_mb``), so a clip added since
+    ``part``, its collisions counted within ``thresholds.duplicate_memory_mb``), so a clip added since
     is checked against every clip curated before it. Call while holding the root's lock.
     """
+    verdict_columns = ", ".join(f'c."{c}"' for c in needed_columns(thresholds))
     rows: list[dict[str, Any]] = (
         con.sql(
-            """select c.clip_id, v.audio_sr_hz, c.quality_face_px, c.duration_s
+            f"""select {verdict_columns}, v.audio_sr_hz, c.quality_face_px as face_px, c.duration_s as seconds
            from clips c join tracks t using (clip_id) join videos v on v.video_id = c.video_id
            where cardinality(c.errors) = 0 and t.audio_fingerprint is not null"""
         )
         .to_arrow_table()
         .to_pylist()
     )
+    standing = {r["clip_id"]: judge(r, thresholds) for r in rows}
     source: dict[str, tuple[float, ...]] = {
-        r["clip_id"]: (r["audio_sr_hz"] or 0, r["quality_face_px"] or 0, r["duration_s"] or 0) for r in rows
+        r["clip_id"]: (r["audio_sr_hz"] or 0, r["face_px"] or 0, r["seconds"] or 0) for r in rows
     }
     rank = {clip: (VERDICT_RANK[standing[clip].verdict], *values) for clip, values in source.items()}
 
@@ -211,8 +204,10 @@ def duplicates(
             )
         }
 
-    pairs = update(root, sorted(rank), fetch, part, memory_mb=settings.duplicate_memory_mb).pairs
+    pairs = update(root, sorted(rank), fetch, part, memory_mb=thresholds.duplicate_memory_mb).pairs
     return {
         clip: (kept, why_kept(kept, clip, standing, source))
-        for clip, (kept, _) in twin_groups(pairs, rank.__getitem__, settings.duplicate_max_bit_error).items()
+        for clip, (kept, _) in twin_groups(
+            pairs, rank.__getitem__, thresholds.duplicate_max_bit_error
+        ).items()
     }

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from manifests.schema import BLENDSHAPE_NAMES
-from manifests.store import DatasetRoot
+from manifests.store import DatasetRoot, Snapshot
 
 #: Statements user SQL may hold: reading only (an EXPLAIN only of a SELECT).
 READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -78,10 +78,13 @@ def _sql_path(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def connect(root: DatasetRoot, schemas: Mapping[str, pa.Schema]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per table of ``root``."""
+def connect(
+    root: DatasetRoot, schemas: Mapping[str, pa.Schema], snapshot: Snapshot | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per table of ``root``, as of ``snapshot``
+    (default: one taken now)."""
     con = duckdb.connect()
-    snapshot = root.snapshot()  # every view reads the same commit
+    snapshot = snapshot or root.snapshot()  # every view reads the same commit
     for table, schema in schemas.items():
         # The empty typed table gives every column of the schema, also those that parts written
         # before an extractor existed lack (null there).

@@ -161,6 +161,15 @@ class FilterConfig(Section):
         le=1_048_576,
         description="memory the near-duplicate index's collision count holds at once (MB); the rest waits on disk",
     )
+    parts_per_job: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="clips parts (run batches or compacted files) judged by one job; a root with more "
+        "is judged by several jobs, on the [run] executor's workers when it is ray",
+    )
+    #: How the work is spread, not what it decides: left out of the thresholds' digest.
+    _not_hashed: ClassVar[dict[str, Any]] = {"duplicate_memory_mb": True, "parts_per_job": True}
 
     @model_validator(mode="before")
     @classmethod
@@ -248,7 +257,12 @@ class Config(Section):
     filter: FilterConfig = FilterConfig()
     review: ReviewConfig = ReviewConfig()
 
-    _not_hashed: ClassVar[dict[str, Any]] = {"ray": True, "run": {"executor"}, "review": True}
+    _not_hashed: ClassVar[dict[str, Any]] = {
+        "ray": True,
+        "run": {"executor"},
+        "review": True,
+        "filter": {"duplicate_memory_mb", "parts_per_job"},
+    }
     #: Set by :meth:`compose`: the signals, in order, and their default rules.
     signals: ClassVar[tuple[str, ...]] = ()
     signal_rules: ClassVar[dict[str, Rule]] = {}

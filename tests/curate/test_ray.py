@@ -6,31 +6,29 @@ Fixture facts used: the 11 fixture videos give 13 clips (see tests/test_run_fixt
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from runs import (
+    EXPECTED_FAILURES,
+    FIXTURE_CLIPS,
+    FIXTURE_VIDEOS,
+    counts,
+    failures,
+    last_summary,
+    wait_for,
+)
 
-from bench.peak import descendants
 from curate.query import query
 from curate.ray_executor import PoolPlan, plan_pools
 from extractors.base import Resources
 from manifests.lock import RootBusy, hold
 from manifests.store import DatasetRoot
-
-FIXTURE_VIDEOS, FIXTURE_CLIPS = 11, 13
-EXPECTED_FAILURES = {"no_speech": 5, "no_face": 3, "no_audio": 2}
-# Batches of two clips: a kill lands between commits, and a killed worker holds finished clips.
-FAST = '[run]\nbatch_clips = 2\n[speech]\nmodel = "whisper-tiny-en"\nlanguages = []\n[ray]\nobject_store_mb = 256\n'
-RAY = Path(sys.executable).with_name("ray")
 
 FACE, SPEECH = ("face", Resources(cpus=1.0)), ("speech", Resources(cpus=1.0, gpus=0.5))
 
@@ -55,33 +53,6 @@ def test_own_pool_on_one_cpu_shares_it() -> None:
     plans = plan_pools([FACE, SPEECH], cluster_cpus=1, cluster_gpus=0, own_pool=["speech"])
     assert [p.stages for p in plans] == [("face",), ("speech",)]
     assert sum(p.actors * p.cpus for p in plans) == pytest.approx(1.0)
-
-
-def counts(root: Path) -> dict[str, int]:
-    sql = (
-        "select (select count(*) from videos) videos, (select count(distinct video_id) from videos) uvideos,"
-        " (select count(*) from clips) clips, (select count(distinct clip_id) from clips) uclips,"
-        " (select count(*) from tracks) tracks"
-    )
-    return query(root, sql).to_pylist()[0]
-
-
-def failures(root: Path) -> dict[str, int]:
-    rows = query(root, "select reason, count(*) n from failures group by reason").to_pylist()
-    return {r["reason"]: r["n"] for r in rows}
-
-
-def last_summary(root: Path) -> dict:
-    latest = max((root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(latest.read_text())
-
-
-def wait_for(condition, timeout_s: float = 300, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.2)
 
 
 def stage_workers(driver: int) -> list[int]:
@@ -117,13 +88,6 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
-
-
-@pytest.fixture
-def fast_config(tmp_path: Path) -> Path:
-    path = tmp_path / "fast.toml"
-    path.write_text(FAST)
-    return path
 
 
 def test_kill_9_of_the_driver_then_the_same_command_resumes(
@@ -194,70 +158,12 @@ def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
     assert summary["clips_redone"] >= summary["clips_lost"]  # and video rows it held: counted above
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _nodes_up(address: str) -> int:
-    """Nodes `ray status` reports active on the cluster at ``address`` (0 while it is not up)."""
-    done = subprocess.run(
-        [str(RAY), "status", f"--address={address}"], capture_output=True, text=True, timeout=60
-    )
-    if done.returncode != 0 or "Active:" not in done.stdout:
-        return 0
-    active = done.stdout.split("Active:", 1)[1].split("Pending:", 1)[0]
-    return sum(line.strip().startswith("1 node_") for line in active.splitlines())
-
-
-@pytest.fixture
-def two_node_cluster(monkeypatch):  # type: ignore[no-untyped-def]
-    """A head and a worker node started with `ray start --block` on loopback, one CPU each.
-
-    `ray start --head` turns on token authentication; the joining node and the driver find the
-    token in ~/.ray only when told that the cluster uses it. Each node runs in the foreground of
-    a process of this test, so the teardown ends exactly the processes the nodes started (by
-    pid), never another cluster on the machine.
-    """
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1", "--block"]
-    head = [
-        str(RAY),
-        "start",
-        "--head",
-        f"--port={port}",
-        "--include-dashboard=false",
-        "--object-store-memory=200000000",
-    ]
-    worker = [str(RAY), "start", f"--address={address}", "--object-store-memory=200000000"]
-    nodes: list[subprocess.Popen[bytes]] = []
-    try:
-        for argv, wanted in ((head + common, 1), (worker + common, 2)):
-            nodes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            deadline = time.monotonic() + 120
-            while _nodes_up(address) < wanted:
-                assert time.monotonic() < deadline, f"{wanted} node(s) not up in 120 s"
-                assert all(n.poll() is None for n in nodes), "a `ray start --block` ended"
-                time.sleep(1)
-        yield address
-    finally:
-        started = [pid for node in nodes for pid in descendants(node.pid)]
-        for pid in reversed(started):  # the nodes' processes first, then the `ray start`s
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for node in nodes:
-            node.wait(timeout=60)
-
-
 def test_run_on_a_two_node_cluster(tmp_path, video, fast_config, curate, two_node_cluster) -> None:
     out = tmp_path / "out"
     names = ["vr_face_3.mp4", "vr_face_5.mp4", "r3p_May_5s.mp4", "vr_face_1.mp4", "lp_driving_d20.mp4"]
     done = curate(
         "run", *[str(video(n)) for n in names], "--out", str(out), "--config", str(fast_config),
-        "--ray-address", two_node_cluster,
+        "--ray-address", two_node_cluster.address,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2 node(s)" in done.stdout
