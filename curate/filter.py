@@ -21,7 +21,7 @@ import datetime as dt
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from curate.filter_parts import Judged, JudgeJob, JudgeMap, Stamp, judge_part, n
 from curate.ray_executor import ray_map
 from extractors.registry import dataset_schemas, in_effect, rules_off
 from filters.duplicates import twin_groups, update
-from filters.rules import Verdict, judge
+from filters.rules import Verdict, judge, rules
 from manifests.lock import hold
 from manifests.store import DatasetRoot, existing_root
 from manifests.views import connect
@@ -57,6 +57,9 @@ class FilterSummary:
     reasons: dict[str, int]  # reason -> clips
     rules_off: dict[str, str]  # rule -> the extractor, not in [run] extractors, that fills its column
     replaced: int = 0  # clips accepted before this set that are now duplicates of a better copy
+    jobs_by_node: dict[str, int] = field(
+        default_factory=dict
+    )  # Ray node -> judging jobs it ran; {}: in process
 
     def to_text(self) -> str:
         lines = [f"decision set {self.decision_set} (thresholds {self.config_hash})"]
@@ -65,6 +68,9 @@ class FilterSummary:
             for rule, owner in self.rules_off.items()
         ]
         lines += [f"  {v:<8}{self.verdicts.get(v, 0)}" for v in ("accept", "review", "reject")]
+        if self.jobs_by_node:
+            jobs = sum(self.jobs_by_node.values())
+            lines.append(f"  judged by {jobs} job(s) on {len(self.jobs_by_node)} node(s)")
         if self.replaced:
             lines.append(f"  {self.replaced} clip(s) accepted before are now duplicates of a better copy")
         if self.reasons:
@@ -109,13 +115,14 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
         twins = duplicates(con, root, set_id, thresholds)
         stamp = Stamp(set_id, now, thresholds.digest())
         jobs = plan(root, root.readable_rels("clips", snapshot), thresholds, twins, stamp)
-        map_fn = ray_map(config.ray) if len(jobs) > 1 and config.run.executor == "ray" else map
-        judged = _judge_all(root, jobs, map_fn)
+        on_ray = ray_map(config.ray) if len(jobs) > 1 and config.run.executor == "ray" else None
+        judged = _judge_all(root, jobs, on_ray or map)
         root.record(set_id, {"decisions": [j.out.rsplit("/", 1)[-1] for j in judged]}, {})
     replaced = accepted_before(con, list(twins))
     verdicts: Counter[str] = sum((j.verdicts for j in judged), Counter())
     reasons: Counter[str] = sum((j.reasons for j in judged), Counter())
-    return FilterSummary(set_id, stamp.config_hash, dict(verdicts), dict(reasons), skipped, replaced)
+    nodes = dict(on_ray.nodes) if on_ray else {}
+    return FilterSummary(set_id, stamp.config_hash, dict(verdicts), dict(reasons), skipped, replaced, nodes)
 
 
 def _judge_all(root: DatasetRoot, jobs: list[JudgeJob], map_fn: JudgeMap) -> list[Judged]:
@@ -183,7 +190,8 @@ def duplicates(
         .to_arrow_table()
         .to_pylist()
     )
-    standing = {r["clip_id"]: judge(r, thresholds) for r in rows}
+    made = rules(thresholds)
+    standing = {r["clip_id"]: judge(r, thresholds, made) for r in rows}
     source: dict[str, tuple[float, ...]] = {
         r["clip_id"]: (r["audio_sr_hz"] or 0, r["face_px"] or 0, r["seconds"] or 0) for r in rows
     }

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from extractors.registry import dataset_schemas
-from filters.rules import judge
+from filters.rules import judge, rules
 from manifests.store import DatasetRoot
 from settings.config import FilterConfig
 
@@ -129,8 +129,9 @@ def decisions(rows: list[dict[str, Any]], job: JudgeJob, judged: Judged, schema:
     """The decision rows of ``rows`` (counted into ``judged``), built by columns: a million row
     dicts would take most of the time."""
     twin = [job.twins.get(row["clip_id"]) for row in rows]
+    made = rules(job.thresholds)
     verdicts = [
-        judge({**row, "duplicate_of": t[0] if t else None}, job.thresholds)
+        judge({**row, "duplicate_of": t[0] if t else None}, job.thresholds, made)
         for row, t in zip(rows, twin, strict=True)
     ]
     judged.clips += len(rows)

@@ -18,7 +18,7 @@ import math
 import os
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from extractors.base import Resources
 from ingest.probe import uri_id
 from manifests.schema import error_text
 from settings.config import RayConfig
+from settings.errors import EnvironmentRefused
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,30 +118,59 @@ def connect_cluster(config: RayConfig) -> None:
         )
 
 
-def ray_map(config: RayConfig) -> Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]:
-    """A ``map`` that runs ``fn`` on each item as a Ray task of one CPU, yielding results as they
-    finish (any order); at most two tasks per CPU are queued, so the items can be a long stream."""
+def node_name() -> str:
+    """Where this Ray worker runs: its host and the first 8 characters of its node id."""
+    import ray
 
-    def run(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    return f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _located(fn: Callable[[T], R], item: T) -> tuple[str, R]:
+    """``fn(item)`` with the node that ran it (the body of a :class:`RayMap` task)."""
+    return node_name(), fn(item)
+
+
+class RayMap:
+    """A ``map`` that runs ``fn`` on each item as a Ray task of one CPU, yielding results as they
+    finish (any order); at most two tasks per CPU are queued, so the items can be a long stream.
+    Each call joins or starts the cluster and leaves it at the end. A task whose worker or node
+    died is retried by Ray on another (its job must be safe to run twice). ``nodes``: the tasks
+    each node finished, over every call."""
+
+    def __init__(self, config: RayConfig) -> None:
+        self.config = config
+        self.nodes: Counter[str] = Counter()
+
+    def __call__(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         import ray
 
-        connect_cluster(config)
+        connect_cluster(self.config)
         try:
-            task = ray.remote(num_cpus=1)(fn)
+            task: Any = ray.remote(num_cpus=1)(_located)
             limit = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
             pending: list[Any] = []
             for item in items:
-                pending.append(task.remote(item))
-                if len(pending) >= limit:
+                pending.append(task.remote(fn, item))
+                while len(pending) >= limit:
                     done, pending = ray.wait(pending, num_returns=1)
-                    yield ray.get(done[0])
+                    yield self._take(done[0])
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(done[0])
+                yield self._take(done[0])
         finally:
             ray.shutdown()
 
-    return run
+    def _take(self, ref: Any) -> Any:
+        import ray
+
+        node, result = ray.get(ref)
+        self.nodes[node] += 1
+        return result
+
+
+def ray_map(config: RayConfig) -> RayMap:
+    """The ``map`` of independent jobs on ``config``'s cluster (:class:`RayMap`)."""
+    return RayMap(config)
 
 
 def _busy(method: Callable[..., R]) -> Callable[..., R]:
@@ -161,7 +191,6 @@ class StageWorker:
     """One worker process of a pool: the pipeline plus the extract stages it runs, set up once."""
 
     def __init__(self, pipeline: Pipeline, stages: tuple[str, ...], pin_core: bool):
-        import ray
 
         if pin_core:
             claim_core()  # before any model starts its threads
@@ -170,7 +199,7 @@ class StageWorker:
         self.stages: list[ExtractStage] = [s for s in pipeline.clip_stages if s.name in stages]
         for stage in self.stages:
             stage.setup()
-        self.node = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"
+        self.node = node_name()
 
     @_busy
     def prepare(self, work: VideoWork) -> VideoWork:
@@ -222,6 +251,58 @@ class StageWorker:
     def stats(self) -> tuple[float, float]:
         """Peak resident memory (MiB) and seconds spent in jobs so far."""
         return peak_rss_mb(), self.busy_s
+
+
+class NodeLost(EnvironmentRefused, RuntimeError):
+    """A worker of the run became unreachable: its node left the cluster (or the network to it
+    failed). The run stops; what was committed stays, and the same command resumes."""
+
+
+#: Seconds every worker of a run has to start and load its models.
+STARTUP_TIMEOUT_S = 300
+
+
+def _started(actors: list[Any]) -> None:
+    """Wait until every worker has its models loaded; raise :class:`NodeLost` when some could not
+    start in :data:`STARTUP_TIMEOUT_S` (the cluster still counts the CPUs of a node that left)."""
+    import ray
+
+    refs = [a.stats.remote() for a in actors]
+    ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=STARTUP_TIMEOUT_S)
+    if waiting:
+        raise NodeLost(
+            f"{len(waiting)} of {len(refs)} workers did not start in {STARTUP_TIMEOUT_S} s: the cluster "
+            "counts CPUs it cannot place them on (a node that left and is not yet marked dead?); "
+            "run the same command again once `ray status` shows the nodes that are up"
+        )
+    ray.get(ready)
+
+
+#: Seconds a worker has to commit the finished clips it holds when a run stops.
+FLUSH_TIMEOUT_S = 300
+
+
+def _flush(actors: list[Any]) -> None:
+    """Have every reachable worker commit the finished clips it holds. A worker that cannot be
+    reached (its node gone) is passed over: its clips were not committed, and a rerun redoes them.
+    Raises :class:`NodeLost` after the others have committed when one was passed over."""
+    import ray
+    from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+
+    refs = [a.flush.remote() for a in actors]
+    unreachable = 0
+    for ref in refs:
+        try:
+            ray.get(ref, timeout=FLUSH_TIMEOUT_S)
+        except (ActorUnavailableError, GetTimeoutError):
+            unreachable += 1
+        except RayActorError:
+            continue  # a worker process that died and was restarted holds nothing
+    if unreachable:
+        raise NodeLost(
+            f"{unreachable} worker(s) of the run could not be reached when it ended (a node left the "
+            "cluster?): the clips they held were not committed; run the same command again to redo them"
+        )
 
 
 def _lost(exc: BaseException) -> str:
@@ -301,7 +382,7 @@ class RayExecutor:
                 for plan in self.pools
             ]
             try:
-                ray.get([a.stats.remote() for pool in pools for a in pool.actors])  # models loaded
+                _started([a for pool in pools for a in pool.actors])
                 self.startup_s = time.perf_counter() - started
                 yield from _Scheduler(pipeline, pools, self.pools).run(works)
                 stats = ray.get([a.stats.remote() for pool in pools for a in pool.actors])
@@ -311,7 +392,7 @@ class RayExecutor:
             finally:
                 ending = time.perf_counter()
                 # The main pool's workers hold finished clips: commit them, also when stopped early.
-                ray.get([a.flush.remote() for a in pools[0].actors])
+                _flush(pools[0].actors)
                 for pool in pools:
                     for actor in pool.actors:
                         ray.kill(actor)
@@ -436,10 +517,15 @@ class _Scheduler:
     def _finish(self, job: _Job, ref: Any) -> VideoWork | None:
         """Take a finished job's result; returns the video when it is committed."""
         import ray
-        from ray.exceptions import RayActorError, WorkerCrashedError
+        from ray.exceptions import ActorUnavailableError, RayActorError, WorkerCrashedError
 
         try:
             result = ray.get(ref)
+        except ActorUnavailableError as exc:  # its node is gone: the clip is not the cause
+            raise NodeLost(
+                f"a worker of the run became unreachable (a node left the cluster?) during {job.method}: "
+                f"the run stops; every committed clip is kept, and the same command finishes the rest ({exc.__class__.__name__})"
+            ) from exc
         except (RayActorError, WorkerCrashedError) as exc:
             if job.method == "run_clip":
                 stages = tuple(s.name for s in self.pipeline.clip_stages)

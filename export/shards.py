@@ -31,7 +31,7 @@ import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +101,15 @@ class ExportSummary:
     path: Path
     splits: dict[str, dict[str, Any]]  # split -> clips, seconds, groups, files (as in the manifest)
     skipped: dict[str, str]  # clip id -> "reason: detail"
+    jobs_by_node: dict[str, int] = field(
+        default_factory=dict
+    )  # cluster node -> shard jobs it ran; {}: in process
 
     def to_text(self) -> str:
         lines = [str(self.path)]
+        if self.jobs_by_node:
+            jobs = sum(self.jobs_by_node.values())
+            lines.append(f"  written by {jobs} job(s) on {len(self.jobs_by_node)} node(s)")
         for s in SPLITS:
             info = self.splits[s]
             lines.append(
@@ -454,4 +460,5 @@ def export(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return ExportSummary(target, manifest["splits"], skipped)
+    # A cluster's map counts the jobs each node ran (curate.ray_executor.RayMap); the builtin has none.
+    return ExportSummary(target, manifest["splits"], skipped, dict(getattr(map_fn, "nodes", {})))

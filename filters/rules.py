@@ -119,15 +119,16 @@ def rules(config: FilterConfig) -> dict[str, RowRule]:
     return found
 
 
-def judge(row: Mapping[str, Any], config: FilterConfig) -> Verdict:
-    """The verdict on one clip row (a dict of the ``clips`` table's columns, plus ``duplicate_of``)."""
+def judge(row: Mapping[str, Any], config: FilterConfig, made: Mapping[str, RowRule] | None = None) -> Verdict:
+    """The verdict on one clip row (a dict of the ``clips`` table's columns, plus ``duplicate_of``);
+    ``made``: ``rules(config)`` made once by a caller judging many rows (two thirds of the time)."""
     errors = row.get("errors") or {}
     if not isinstance(errors, Mapping):  # DuckDB and pyarrow hand maps over as (key, value) pairs
         errors = dict(errors)
     rejected = sorted({error_code(message) for message in errors.values()})
     review: list[str] = []
     if not rejected:  # a failed extractor leaves nulls: its failure is the reason, not the rules
-        for name, rule in rules(config).items():
+        for name, rule in (made or rules(config)).items():
             outcome = rule.outcome(row)
             if outcome == "fail":
                 rejected.append(name)

@@ -11,6 +11,7 @@ from curate.cli.options import (
     AnyRoot,
     ConfigOption,
     ProgressOption,
+    RayAddressOption,
     _local,
     _validated,
     _with_executor,
@@ -40,12 +41,7 @@ def run_cmd(
         str | None,
         typer.Option(help="ray (default: local cluster or --ray-address) | sequential (one process)."),
     ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RAY_ADDRESS", help="Join the Ray cluster at this address instead of starting one."
-        ),
-    ] = None,
+    ray_address: RayAddressOption = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="CPUs the Ray executor uses (default: all of the cluster's).")
     ] = None,
@@ -72,6 +68,14 @@ def filter_cmd(
         str, typer.Argument(help="Dataset root written by `curate run`. A folder or s3://bucket/prefix.")
     ],
     config: ConfigOption = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="ray (default: a root of more than [filter] parts_per_job clips parts is judged by "
+            "jobs on a local cluster or --ray-address) | sequential (this process)."
+        ),
+    ] = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Apply the [filter] thresholds to every clip (no model runs) and append a new decision set.
 
@@ -79,7 +83,7 @@ def filter_cmd(
     """
     from curate.filter import apply_filters
 
-    typer.echo(apply_filters(root, load_config(config)).to_text())
+    typer.echo(apply_filters(root, _with_executor(load_config(config), executor, ray_address)).to_text())
 
 
 @app.command("check")
@@ -215,7 +219,7 @@ def export_cmd(
             help="ray (default: shard files written by workers of a local cluster or --ray-address) | sequential."
         ),
     ] = None,
-    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster (also RAY_ADDRESS).")] = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Write training shards of the accepted clips: 16 kHz PCM and blendshapes, sync corrected, split by group.
 

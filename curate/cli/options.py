@@ -77,6 +77,10 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="TOML config file (see curate.example.toml).", exists=False),
 ]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(envvar="RAY_ADDRESS", help="Join the Ray cluster at this address instead of starting one."),
+]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda")]
 AnyRoot = Annotated[str, typer.Argument(help="Dataset root. A folder or s3://bucket/prefix.")]
 Model = TypeVar("Model", bound=BaseModel)

@@ -3,11 +3,11 @@ their parts are committed as one set, and a failed job leaves nothing behind."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import copy_root
 
 import curate.filter_parts
 from curate.filter import apply_filters
@@ -20,11 +20,7 @@ from settings.config import RayConfig, RunConfig
 @pytest.fixture
 def root(fixture_run: Any, tmp_path: Path) -> Path:
     """A copy of the fixture run (tests append decision sets)."""
-    copy = tmp_path / "root"
-    shutil.copytree(
-        fixture_run.root, copy, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media")
-    )
-    return copy
+    return copy_root(fixture_run.root, tmp_path / "root")
 
 
 def decided(root: Path, decision_set: str) -> dict[str, tuple[Any, ...]]:

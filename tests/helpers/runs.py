@@ -7,6 +7,7 @@ Fixture facts used: the 11 fixture videos give 13 clips (see tests/test_run_fixt
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +46,10 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 300, what: str = "
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout_s} s for {what}")
         time.sleep(0.2)
+
+
+def copy_root(root: Path, to: Path) -> Path:
+    """A copy of the dataset root ``root`` at ``to``, without its lock, staging, exports and
+    review media (for tests that append to a shared root)."""
+    shutil.copytree(root, to, ignore=shutil.ignore_patterns(".lock", "_staging", "exports", "review_media"))
+    return to
