@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,6 +17,7 @@ import pyarrow.csv as pacsv
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot, existing_root, write_parquet_atomic
 from manifests.views import connect, lock_down, not_read_only
+from settings.config import QUERY_MEMORY_MB, QUERY_TIMEOUT_S
 from settings.errors import InvalidInput, NothingToWorkOn
 
 Format = Literal["table", "csv", "json", "parquet"]
@@ -31,25 +33,44 @@ class NotReadOnly(QueryFailed):
     """The SQL holds a statement that would write or change settings (COPY, CREATE, SET, ...)."""
 
 
-def query(root: str | Path, sql: str, readable: Sequence[str | Path] = ()) -> pa.Table:
+def query(
+    root: str | Path,
+    sql: str,
+    readable: Sequence[str | Path] = (),
+    memory_mb: int = QUERY_MEMORY_MB,
+    timeout_s: float = QUERY_TIMEOUT_S,
+) -> pa.Table:
     """Run ``sql`` against the views of the dataset root ``root`` (a folder or an object-store
     URL; see :mod:`manifests.views`).
 
     Locked down: only reading statements run; DuckDB reads no file outside the root and the
-    ``readable`` folders, writes none, and installs or loads no extension; the settings cannot be
-    changed back from the SQL. What DuckDB refuses raises :class:`QueryFailed`.
+    ``readable`` folders (each an existing folder), writes none, spills nothing, and installs or
+    loads no extension; the settings cannot be changed back from the SQL. It uses at most
+    ``memory_mb`` and is stopped after ``timeout_s`` seconds. What DuckDB refuses raises
+    :class:`QueryFailed`.
     """
+    for folder in readable:
+        if not str(folder).strip() or not Path(folder).is_dir():
+            raise InvalidInput(f"--read {str(folder)!r}: not an existing folder")
     dataset = existing_root(root)
     con = connect(dataset, dataset_schemas())
+    stopper = threading.Timer(timeout_s, con.interrupt)
     try:
         refused = not_read_only(con, sql)
         if refused:
             raise NotReadOnly(f"curate query only reads: {refused}")
-        lock_down(con, dataset, readable)
+        lock_down(con, dataset, readable, memory_mb)
+        stopper.start()
         return con.sql(sql).to_arrow_table()
+    except duckdb.OutOfMemoryException as exc:
+        first = str(exc).splitlines()[0]
+        raise QueryFailed(f"{first}: the query needs more than --memory-mb {memory_mb}") from None
+    except duckdb.InterruptException:
+        raise QueryFailed(f"the query was stopped after {timeout_s:g} s (--timeout-s)") from None
     except duckdb.Error as exc:
         raise QueryFailed(str(exc)) from None
     finally:
+        stopper.cancel()
         con.close()
 
 

@@ -474,7 +474,10 @@ def write_report(root: str | Path, out: Path | None = None, config: Config | Non
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{STYLE}</style></head>\n<body><h1>{title}</h1>\n{body}{ON_LOAD}</body></html>\n"
     )
-    path = Path(out) if out is not None else dataset.path / "report.html"
+    if out is None:  # in the root: written beside and renamed, so a link there is replaced, not followed
+        dataset.storage.write_bytes("report.html", page.encode("utf-8"))
+        return dataset.path / "report.html"
+    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path

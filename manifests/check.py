@@ -12,6 +12,7 @@ or the parts of a deleted record).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,14 @@ class CheckReport:
     damaged: dict[str, list[str]]  # table -> damaged parts, relative to the root
     damaged_records: dict[str, str] = field(default_factory=dict)  # commit record -> why it is left out
     unreferenced: list[str] = field(default_factory=list)  # parts no live record names
+    links: list[str] = field(default_factory=list)  # symbolic links anywhere in a local root, relative to it
     moved: list[tuple[str, str]] = field(
         default_factory=list
     )  # (from, to) relative to the root, when repaired
 
     @property
     def clean(self) -> bool:
-        return not any(self.damaged.values()) and not self.damaged_records
+        return not any(self.damaged.values()) and not self.damaged_records and not self.links
 
     def to_text(self) -> str:
         lines = [f"check {self.root}"]
@@ -44,6 +46,10 @@ class CheckReport:
             lines.append(f"  {table:<10} {self.parts[table]:>7} parts, {len(bad)} damaged")
             lines += [f"    damaged: {p}" for p in bad]
         lines += [f"  damaged commit record {r}: {why}" for r, why in self.damaged_records.items()]
+        lines += [
+            f"  symbolic link {link}: nothing is written or deleted through it; replace it with what it points to"
+            for link in self.links
+        ]
         if self.unreferenced:
             lines.append(
                 f"  {len(self.unreferenced)} part(s) no commit record names (a killed writer's leftovers,"
@@ -58,6 +64,18 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def links_in(folder: Path) -> list[str]:
+    """Every symbolic link under ``folder`` (none followed), relative to it, sorted."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        found += [
+            os.path.relpath(os.path.join(top, n), folder)
+            for n in dirs + files
+            if os.path.islink(os.path.join(top, n))
+        ]
+    return sorted(found)
+
+
 def check_root(path: str | Path, repair: bool = False) -> CheckReport:
     """Report the damaged parts of every table of the root at ``path`` (a folder or an
     object-store URL); with ``repair``, move them aside (holding the root's lock: raises
@@ -70,8 +88,9 @@ def check_root(path: str | Path, repair: bool = False) -> CheckReport:
         {t: root.damaged_rels(t, snap) for t in TABLES},
         dict(snap.damaged),
         root.unreferenced(snap),
+        [] if root.remote else links_in(root.path),
     )
-    if repair and not report.clean:
+    if repair and (any(report.damaged.values()) or report.damaged_records):
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
             report.moved = root.quarantine_records(snap) + root.quarantine()
     return report

@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from settings.errors import InvalidInput
+from settings.errors import EnvironmentRefused, InvalidInput
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -52,6 +52,11 @@ def open_storage(location: str | os.PathLike[str]) -> LocalStorage | ObjectStora
     if is_remote(text):
         return ObjectStorage(text)
     return LocalStorage(Path(text.removeprefix("file://")))
+
+
+class LinkInRoot(EnvironmentRefused, OSError):
+    """An entry of a dataset root on the way to a file to write, delete, move or lock is a
+    symbolic link: nothing is written or deleted through a link (it could point anywhere)."""
 
 
 class LocalStorage:
@@ -81,19 +86,35 @@ class LocalStorage:
         return (self.path / rel).is_dir()
 
     def files(self, rel: str = "") -> list[str]:
-        """Names of the files directly in the folder ``rel`` (none when it does not exist)."""
+        """Names of the regular files directly in the folder ``rel`` (none when it does not exist
+        or is a link; links are not listed)."""
         try:
-            with os.scandir(self.path / rel) as entries:
-                return [e.name for e in entries if e.is_file()]
-        except (FileNotFoundError, NotADirectoryError):
+            with os.scandir(self._unlinked(rel, leaf=True)) as entries:
+                return [e.name for e in entries if e.is_file(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError, LinkInRoot):
             return []
 
     def folders(self, rel: str = "") -> list[str]:
+        """Names of the real folders directly in ``rel`` (a link to a folder is not one)."""
         try:
-            with os.scandir(self.path / rel) as entries:
-                return [e.name for e in entries if e.is_dir()]
-        except (FileNotFoundError, NotADirectoryError):
+            with os.scandir(self._unlinked(rel, leaf=True)) as entries:
+                return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError, LinkInRoot):
             return []
+
+    def _unlinked(self, rel: str, leaf: bool = False) -> Path:
+        """The path of ``rel``, once no folder between the root and it (nor, with ``leaf``, the
+        entry itself) is a symbolic link; raises :class:`LinkInRoot` naming the link."""
+        path, names = self.path, [n for n in rel.split("/") if n]
+        for i, name in enumerate(names):
+            path = path / name
+            if (leaf or i < len(names) - 1) and path.is_symlink():
+                kind = "folder" if i < len(names) - 1 else "file"
+                raise LinkInRoot(
+                    f"{path} is a symbolic link: nothing in a dataset root is written or deleted "
+                    f"through a link; replace it with a real {kind} (`curate check` names what it holds)"
+                )
+        return path
 
     def read_bytes(self, rel: str) -> bytes:
         return (self.path / rel).read_bytes()
@@ -101,7 +122,7 @@ class LocalStorage:
     def write(self, rel: str, write: Callable[[Path], object]) -> None:
         """``write(tmp)`` a temporary file beside the target, fsync it and rename it over the
         target: readers see the old file or the whole new one, never a part."""
-        path = self.path / rel
+        path = self._unlinked(rel)  # a link in its place is replaced, never written through
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         try:
@@ -117,19 +138,20 @@ class LocalStorage:
 
     def append_text(self, rel: str, text: str) -> str:
         """Append ``text`` to the file ``rel``; returns the relative path written."""
-        path = self.path / rel
+        path = self._unlinked(rel, leaf=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:
             fh.write(text)
         return rel
 
     def delete(self, rel: str) -> None:
-        (self.path / rel).unlink(missing_ok=True)
+        """Delete the file ``rel`` (a link in its place: the link, never what it points to)."""
+        self._unlinked(rel).unlink(missing_ok=True)
 
     def move(self, rel: str, to: str) -> None:
-        target = self.path / to
+        target = self._unlinked(to)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path / rel, target)
+        os.replace(self._unlinked(rel), target)
 
     def is_complete_parquet(self, rel: str) -> bool:
         """Whether the file starts and ends with Parquet's magic bytes (a truncated or
@@ -138,7 +160,12 @@ class LocalStorage:
 
     def temporaries(self) -> list[str]:
         """Temporary files a killed writer left (``.<name>.<hex>.tmp`` in a table folder or ``_log``)."""
-        return [str(p.relative_to(self.path)) for p in self.path.glob("*/.*.tmp") if p.is_file()]
+        return [
+            f"{folder}/{name}"
+            for folder in self.folders()
+            for name in self.files(folder)
+            if name.startswith(".") and name.endswith(".tmp")
+        ]
 
 
 def is_complete_parquet_file(path: Path) -> bool:

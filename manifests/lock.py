@@ -24,6 +24,7 @@ root is the user's job.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -36,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from manifests.fs import LocalStorage, ObjectStorage
+from manifests.fs import LinkInRoot, LocalStorage, ObjectStorage
 from manifests.store import DatasetRoot
 from settings.errors import RootInUse
 
@@ -68,7 +69,12 @@ def hold(root: DatasetRoot, run_id: str) -> Iterator[None]:
     assert isinstance(root.storage, LocalStorage)
     root.storage.path.mkdir(parents=True, exist_ok=True)
     path = root.storage.path / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: locking would truncate what it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise LinkInRoot(f"{path} is a symbolic link, not the root's lock file: remove it") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -52,13 +52,24 @@ def not_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     return None
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, root: DatasetRoot, readable: Sequence[str | Path] = ()) -> None:
-    """Let ``con`` read no file outside ``root`` and the ``readable`` folders, install or load no
-    extension, and never change that back (for user SQL; refuse writing statements with
-    :func:`not_read_only` first)."""
+def lock_down(
+    con: duckdb.DuckDBPyConnection,
+    root: DatasetRoot,
+    readable: Sequence[str | Path] = (),
+    memory_mb: int | None = None,
+) -> None:
+    """Let ``con`` read no file outside ``root`` and the ``readable`` folders, spill nothing to
+    disk, use at most ``memory_mb`` (none: DuckDB's default), install or load no extension, and
+    never change that back (for user SQL; refuse writing statements with :func:`not_read_only`
+    first)."""
     # An object-store root's views read through Arrow datasets registered already, not by path.
     own = [] if root.remote else [str(root.path.resolve()) + "/"]
     folders = [*own, *(str(Path(p).resolve()) + "/" for p in readable)]
+    # A temporary directory would be readable from the SQL (DuckDB allows its own, <cwd>/.tmp).
+    con.execute("SET temp_directory = ''")
+    con.execute("SET enable_progress_bar = false")
+    if memory_mb is not None:
+        con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET allowed_directories = $folders", {"folders": folders})

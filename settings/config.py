@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from settings.errors import InvalidInput
 
+#: What one ``curate query`` may use by default: memory (MB, DuckDB's limit; nothing spills to
+#: disk) and wall seconds before it is stopped (``--memory-mb``, ``--timeout-s``).
+QUERY_MEMORY_MB = 4096
+QUERY_TIMEOUT_S = 600.0
+
 
 class ConfigError(InvalidInput, ValueError):
     """The configuration file is missing, not TOML, or not valid."""

@@ -18,6 +18,7 @@ from curate.cli.options import (
     app,
 )
 from extractors.registry import load_config
+from settings.config import QUERY_MEMORY_MB, QUERY_TIMEOUT_S
 from settings.errors import InvalidInput
 
 
@@ -94,16 +95,17 @@ def check_cmd(
     ] = False,
 ) -> None:
     """Find parts of ROOT that are not complete Parquet files (truncated, overwritten, not regular
-    files) and damaged commit records; list parts no record names.
+    files), damaged commit records and symbolic links anywhere in ROOT; list parts no record names.
 
-    Readers leave damaged parts and records out and a run redoes their clips; --repair moves them aside.
-    Exit status 1 when damaged parts remain, 3 when the root is in use.
+    Readers leave damaged parts and records out and a run redoes their clips; --repair moves them
+    aside. Nothing is written or deleted through a link: replace each with what it points to.
+    Exit status 1 when damaged parts or links remain, 3 when the root is in use.
     """
     from manifests.check import check_root
 
     report = check_root(root, repair)
     typer.echo(report.to_text())
-    if not report.clean and not report.moved:
+    if report.links or (not report.clean and not report.moved):
         raise typer.Exit(1)
 
 
@@ -143,15 +145,23 @@ def query_cmd(
         Path | None, typer.Option("--output", help="Write to this file (required for parquet).")
     ] = None,
     read: Annotated[
-        list[Path] | None,
-        typer.Option("--read", help="Also let the SQL read files in this folder (repeatable)."),
+        list[str] | None,
+        typer.Option("--read", help="Also let the SQL read files in this existing folder (repeatable)."),
     ] = None,
+    memory_mb: Annotated[
+        int,
+        typer.Option(min=64, help="Memory DuckDB may use (MB); a query needing more stops with an error."),
+    ] = QUERY_MEMORY_MB,
+    timeout_s: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a query may run before it is stopped.")
+    ] = QUERY_TIMEOUT_S,
 ) -> None:
     """Run read-only SQL over a dataset root with DuckDB and print the result.
 
     Only SELECT (and EXPLAIN of a SELECT) statements run, and the SQL reads no file outside ROOT
     (and the --read folders) and writes none; the result is written by curate, with --output,
-    which may not lie inside ROOT.
+    which may not lie inside ROOT. DuckDB spills nothing to disk, uses at most --memory-mb and
+    is stopped after --timeout-s.
     """
     from curate.query import FORMATS, check_output, emit, query
 
@@ -160,7 +170,7 @@ def query_cmd(
         raise InvalidInput(f"unknown format {fmt!r}: use table, csv, json or parquet")
     if fmt == "parquet" and output is None:
         raise InvalidInput("--format parquet needs --output FILE")
-    emit(query(root, sql, read or ()), fmt, output)  # type: ignore[arg-type]
+    emit(query(root, sql, read or (), memory_mb, timeout_s), fmt, output)  # type: ignore[arg-type]
 
 
 @app.command("report")
