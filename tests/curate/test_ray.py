@@ -143,8 +143,10 @@ def test_a_killed_worker_process_is_replaced_and_its_clip_retried(
         wait_for(lambda: len(DatasetRoot(out).committed().clips) >= 2, what="two committed clips")
         victims = stage_workers(driver.pid)
         assert victims, "no StageWorker process of this run to kill"
-        cores = [os.sched_getaffinity(pid) for pid in victims]  # [ray] pin_cores: a core each
-        assert all(len(c) == 1 for c in cores) and len(set().union(*cores)) == len(victims), cores
+        # [ray] pin_cores: a core each that no other curate worker holds; where another run on
+        # the machine holds them all, a worker stays unpinned (tests/curate/test_cores.py)
+        pinned = [c for c in (os.sched_getaffinity(pid) for pid in victims) if len(c) == 1]
+        assert len(set().union(*pinned)) == len(pinned), pinned  # never two on one core
         os.kill(victims[0], signal.SIGKILL)
         stdout, _ = driver.communicate(timeout=600)
     finally:
