@@ -266,7 +266,7 @@ class Config(Section):
         "ray": True,
         "run": {"executor"},
         "review": True,
-        "filter": {"duplicate_memory_mb", "parts_per_job"},
+        "filter": set(FilterConfig._not_hashed),
     }
     #: Set by :meth:`compose`: the signals, in order, and their default rules.
     signals: ClassVar[tuple[str, ...]] = ()
