@@ -5,9 +5,12 @@ and its unit is redone by the next run anyway; repairing moves it into ``ROOT/_q
 with the parts that marked its clip and video done, so the root holds only whole files and the
 next ``curate run`` recomputes exactly those clips. A damaged commit record (not JSON, not a
 record, or naming a file that is not a part of a table folder) is left out by every reader too;
-repairing moves it into ``ROOT/_quarantine/_log/``, and the parts it named, unnamed now, are
-redone and swept by the next run. Parts no record names are listed (a killed writer's leftovers,
-or the parts of a deleted record).
+each record and checkpoint has a second copy in ``_log/_copy/``, which readers use when the
+first is damaged, and repairing rewrites the first from it. Only a record whose copies are both
+damaged is left out; repairing moves it into ``ROOT/_quarantine/_log/``, and nothing deletes the
+parts a quarantined record names (or, for a checkpoint, any part): the next run redoes their
+clips beside them. Parts no record names are listed (a killed writer's leftovers, or the parts
+of a deleted record).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class CheckReport:
     parts: dict[str, int]  # table -> parts
     damaged: dict[str, list[str]]  # table -> damaged parts, relative to the root
     damaged_records: dict[str, str] = field(default_factory=dict)  # commit record -> why it is left out
+    recovered_records: dict[str, str] = field(default_factory=dict)  # one copy of a record damaged -> why
+    sweep_refused: bool = False  # a quarantined checkpoint cannot be read: no part is deleted
     unreferenced: list[str] = field(default_factory=list)  # parts no live record names
     links: list[str] = field(default_factory=list)  # symbolic links anywhere in a local root, relative to it
     moved: list[tuple[str, str]] = field(
@@ -37,7 +42,9 @@ class CheckReport:
 
     @property
     def clean(self) -> bool:
-        return not any(self.damaged.values()) and not self.damaged_records and not self.links
+        return not (
+            any(self.damaged.values()) or self.damaged_records or self.recovered_records or self.links
+        )
 
     def to_text(self) -> str:
         lines = [f"check {self.root}"]
@@ -46,6 +53,15 @@ class CheckReport:
             lines.append(f"  {table:<10} {self.parts[table]:>7} parts, {len(bad)} damaged")
             lines += [f"    damaged: {p}" for p in bad]
         lines += [f"  damaged commit record {r}: {why}" for r, why in self.damaged_records.items()]
+        lines += [
+            f"  damaged commit record {r}: {why}; its other copy is whole, nothing lost"
+            for r, why in self.recovered_records.items()
+        ]
+        if self.sweep_refused:
+            lines.append(
+                "  a quarantined checkpoint cannot be read: no part is deleted until it is restored"
+                " from a backup into _log/ or removed from _quarantine/_log by hand"
+            )
         lines += [
             f"  symbolic link {link}: nothing is written or deleted through it; replace it with what it points to"
             for link in self.links
@@ -87,10 +103,14 @@ def check_root(path: str | Path, repair: bool = False) -> CheckReport:
         {t: len(snap.files(t)) for t in TABLES},
         {t: root.damaged_rels(t, snap) for t in TABLES},
         dict(snap.damaged),
+        {**snap.recovered, **root.damaged_copies(snap)},
+        root.quarantine_names() is None,
         root.unreferenced(snap),
         [] if root.remote else links_in(root.path),
     )
-    if repair and (any(report.damaged.values()) or report.damaged_records):
+    if repair and (any(report.damaged.values()) or report.damaged_records or report.recovered_records):
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
-            report.moved = root.quarantine_records(snap) + root.quarantine()
+            report.moved = (
+                root.restore_log(report.recovered_records) + root.quarantine_records(snap) + root.quarantine()
+            )
     return report

@@ -54,6 +54,10 @@ def open_storage(location: str | os.PathLike[str]) -> LocalStorage | ObjectStora
     return LocalStorage(Path(text.removeprefix("file://")))
 
 
+class NotAFile(EnvironmentRefused, OSError):
+    """An entry of a dataset root that should be a regular file is a FIFO, device or folder."""
+
+
 class LinkInRoot(EnvironmentRefused, OSError):
     """An entry of a dataset root on the way to a file to write, delete, move or lock is a
     symbolic link: nothing is written or deleted through a link (it could point anywhere)."""
@@ -117,7 +121,14 @@ class LocalStorage:
         return path
 
     def read_bytes(self, rel: str) -> bytes:
-        return (self.path / rel).read_bytes()
+        """The bytes of the regular file ``rel``: a link is not followed and a FIFO or device is
+        refused (:class:`NotAFile`) before anything blocks on it."""
+        path = self._unlinked(rel, leaf=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotAFile(f"{path} is not a regular file (a FIFO, device or folder): nothing reads it")
+            return fh.read()
 
     def write(self, rel: str, write: Callable[[Path], object]) -> None:
         """``write(tmp)`` a temporary file beside the target, fsync it and rename it over the
@@ -159,10 +170,12 @@ class LocalStorage:
         return is_complete_parquet_file(self.path / rel)
 
     def temporaries(self) -> list[str]:
-        """Temporary files a killed writer left (``.<name>.<hex>.tmp`` in a table folder or ``_log``)."""
+        """Temporary files a killed writer left (``.<name>.<hex>.tmp`` in a table folder, ``_log``
+        or a project folder inside ``_log``: ``_log/_copy``)."""
+        folders = [*self.folders(), *(f"_log/{sub}" for sub in self.folders("_log"))]
         return [
             f"{folder}/{name}"
-            for folder in self.folders()
+            for folder in folders
             for name in self.files(folder)
             if name.startswith(".") and name.endswith(".tmp")
         ]

@@ -58,6 +58,8 @@ from manifests.fs import (
 from settings.errors import InvalidInput, NothingToWorkOn
 
 LOG = "_log"
+#: Where every commit record and checkpoint has its second copy, read when the first is damaged.
+COPIES = "_log/_copy"
 CHECKPOINT = "_checkpoint-"
 #: Tables whose parts of one batch share a key: a clip is committed with its tracks and its video.
 BATCH_TABLES = ("clips", "tracks", "videos")
@@ -155,6 +157,8 @@ class Snapshot:
     records: list[str] = field(default_factory=list)  # the commit records not folded into a checkpoint
     logged: bool = True  # False for a root written before commit records
     damaged: dict[str, str] = field(default_factory=dict)  # "_log/<record>" -> why it was left out
+    recovered: dict[str, str] = field(default_factory=dict)  # "_log/<record>" read from its copy -> why
+    folded: list[str] = field(default_factory=list)  # records a checkpoint folded that are still on disk
 
     def files(self, table: str) -> set[str]:
         return self.live.get(table, set())
@@ -291,6 +295,8 @@ class DatasetRoot:
             folded = set(checkpoint["folded"])
         removes: list[tuple[str, str, float]] = []
         for name in names:
+            if name in folded:
+                snap.folded.append(name)  # a checkpoint killed before deleting it
             if name.startswith(CHECKPOINT) or name in folded:
                 continue
             record = self._valid_record(name, snap)
@@ -308,17 +314,16 @@ class DatasetRoot:
     def _valid_record(self, name: str, snap: Snapshot, checkpoint: bool = False) -> dict[str, Any] | None:
         """The commit record (or checkpoint) ``_log/<name>``, or ``None`` when it is damaged: not a
         JSON object of the record's shape, or naming a file that is not a part of a table folder
-        of this root. A damaged one is noted in ``snap.damaged`` (and warned about) and left out."""
+        of this root. A damaged one is read from its copy (noted in ``snap.recovered``) or, with
+        the copy damaged too, noted in ``snap.damaged`` (and warned about) and left out."""
         rel = f"{LOG}/{name}"
-        try:
-            record = json.loads(self.storage.read_bytes(rel))
-            why = record_problem(record, checkpoint)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            why = f"not JSON ({exc})"
-        except IsADirectoryError:
-            why = "a folder, not a file"
+        record, why = self._parse_record(rel, checkpoint)
         if why is None:
-            return record  # type: ignore[no-any-return]
+            return record
+        copy, copy_why = self._parse_record(f"{COPIES}/{name}", checkpoint)
+        if copy_why is None:
+            snap.recovered[rel] = why
+            return copy
         snap.damaged[rel] = why
         warnings.warn(
             f"left out the damaged commit record {self.locate(rel)}: {why}; "
@@ -327,6 +332,19 @@ class DatasetRoot:
             stacklevel=3,
         )
         return None
+
+    def _parse_record(self, rel: str, checkpoint: bool) -> tuple[dict[str, Any], None] | tuple[None, str]:
+        """The record at ``rel`` and ``None``, or ``None`` and why it is not one."""
+        try:
+            record = json.loads(self.storage.read_bytes(rel))
+            why = record_problem(record, checkpoint)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            why = f"not JSON ({exc})"
+        except FileNotFoundError:
+            why = "missing"
+        except OSError as exc:  # a folder, a link, a FIFO in its place
+            why = str(exc)
+        return (record, None) if why is None else (None, why)
 
     def _legacy_snapshot(self) -> Snapshot:
         snap = Snapshot(logged=False)
@@ -417,26 +435,70 @@ class DatasetRoot:
 
     def checkpoint(self, snapshot: Snapshot) -> int:
         """Write ``snapshot`` (taken while holding the lock) as the checkpoint that readers start
-        from, then delete the records it folds in and older checkpoints. Returns the records
-        folded. Files removed by a commit are remembered until they are gone from disk."""
+        from, read both its copies back, and only then delete the records it folds in and older
+        checkpoints: until the new one is verified, the old state stays whole on disk. Returns
+        the records folded. Files removed by a commit are remembered until they are gone from
+        disk. Raises :class:`DamagedRecord` (deleting nothing) when a copy does not read back."""
+        if snapshot.damaged:
+            return 0  # the records a damaged one replaced are unknown: fold nothing over it
         removed = {name: at for name, at in snapshot.removed.items() if self.storage.exists(name)}
+        folded = sorted(set(snapshot.records) | set(snapshot.folded))
         point = {
             "at": time.time(),
             "live": {t: sorted(files) for t, files in snapshot.live.items() if files},
             "removed": removed,
-            "folded": snapshot.records,
+            "folded": folded,
         }
         name = f"{CHECKPOINT}{time.time_ns():020d}.json"
         self._write_record(name, point)
-        for record in snapshot.records:
-            self.storage.delete(f"{LOG}/{record}")
+        for rel in (f"{LOG}/{name}", f"{COPIES}/{name}"):
+            if self._parse_record(rel, checkpoint=True)[0] != json.loads(json.dumps(point)):
+                raise DamagedRecord(f"the checkpoint {self.locate(rel)} did not read back as written")
+        for record in folded:
+            self._delete_record(record)
         for older in self.storage.files(LOG):
             if older.startswith(CHECKPOINT) and older.endswith(".json") and older != name:
-                self.storage.delete(f"{LOG}/{older}")
+                self._delete_record(older)
+        for orphan in set(self.storage.files(COPIES)) - {name}:
+            self.storage.delete(f"{COPIES}/{orphan}")  # copies whose record is gone
         return len(snapshot.records)
 
     def _write_record(self, name: str, record: Mapping[str, Any]) -> None:
-        self.storage.write_bytes(f"{LOG}/{name}", json.dumps(record).encode())
+        """The record ``_log/<name>`` (the commit point), then its copy in ``_log/_copy/``."""
+        data = json.dumps(record).encode()
+        self.storage.write_bytes(f"{LOG}/{name}", data)
+        self.storage.write_bytes(f"{COPIES}/{name}", data)
+
+    def _delete_record(self, name: str) -> None:
+        """Delete the record ``_log/<name>`` and its copy (the copy first: a copy is only ever
+        read for a record that is there)."""
+        self.storage.delete(f"{COPIES}/{name}")
+        self.storage.delete(f"{LOG}/{name}")
+
+    def damaged_copies(self, snapshot: Snapshot) -> dict[str, str]:
+        """The second copies (``_log/_copy/<name>``) of the records and checkpoint ``snapshot``
+        read from their first that are damaged or missing -> why."""
+        names = [*snapshot.records, *(n for n in self.storage.files(LOG) if n.startswith(CHECKPOINT))]
+        found = {}
+        for name in names:
+            rel = f"{LOG}/{name}"
+            if rel in snapshot.recovered or rel in snapshot.damaged:
+                continue
+            _, why = self._parse_record(f"{COPIES}/{name}", name.startswith(CHECKPOINT))
+            if why is not None:
+                found[f"{COPIES}/{name}"] = why
+        return found
+
+    def restore_log(self, damaged: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Rewrite each damaged copy of a record (``_log/<name>`` or ``_log/_copy/<name>``, the
+        keys of ``damaged``) from its other copy; returns (from, to) relative paths."""
+        restored = []
+        for rel in sorted(damaged):
+            name = rel.rsplit("/", 1)[-1]
+            source = f"{LOG}/{name}" if rel.startswith(COPIES) else f"{COPIES}/{name}"
+            self.storage.write_bytes(rel, self.storage.read_bytes(source))
+            restored.append((source, rel))
+        return restored
 
     def adopt_legacy(self) -> None:
         """Give a root written before commit records its first record, naming the parts it
@@ -505,9 +567,10 @@ class DatasetRoot:
         commit record, and parts a compaction removed more than ``older_than_s`` ago (readers
         that took their snapshot before it may still read those). Returns the files deleted."""
         snap = self.snapshot()
+        kept = self.quarantine_names()
         if not snap.logged:
             stale = [r for r in self.storage.temporaries() if r.rsplit("/", 1)[-1].startswith(".part-")]
-        elif snap.damaged:  # the parts a damaged record named are unknown: none is deleted
+        elif snap.damaged or kept is None:  # the parts a damaged record named are unknown: none is deleted
             stale = self.storage.temporaries()
         else:
             now = time.time()
@@ -519,11 +582,31 @@ class DatasetRoot:
                     if not _is_part_name(name) or name in snap.files(folder):
                         continue
                     removed_at = snap.removed.get(f"{folder}/{name}")
+                    if _named(name, kept):
+                        continue
                     if removed_at is None or now - removed_at >= older_than_s:
                         stale.append(f"{folder}/{name}")
         for rel in stale:
             self.storage.delete(rel)
         return len(stale)
+
+    def quarantine_names(self) -> set[str] | None:
+        """What the records moved into ``_quarantine/_log`` name, so that nothing deletes those
+        parts: part names (and ``part-<key>`` prefixes, for a record too damaged to read, from
+        its file name). ``None`` when a quarantined checkpoint cannot be read: it may have named
+        any part."""
+        names: set[str] = set()
+        for entry in self.storage.files(f"_quarantine/{LOG}"):
+            name = entry.rsplit(".json", 1)[0] + ".json"
+            record, _ = self._parse_record(f"_quarantine/{LOG}/{entry}", name.startswith(CHECKPOINT))
+            if record is not None:
+                for key in ("live", "add", "remove"):
+                    names.update(f for files in record.get(key, {}).values() for f in files)
+            elif name.startswith(CHECKPOINT):
+                return None
+            else:
+                names.add("part-" + name.removesuffix(".json").split("-", 1)[-1])
+        return names
 
     def unreferenced(self, snapshot: Snapshot | None = None) -> list[str]:
         """Parts on disk that no live record names and no commit removed (a killed writer's
@@ -551,6 +634,13 @@ class DatasetRoot:
             self.storage.move(rel, target)
             moved.append((rel, target))
         return moved
+
+
+def _named(part: str, names: set[str]) -> bool:
+    """Whether the part file name ``part`` is in ``names`` or is a ``part-<key>`` there (a
+    batch's ``part-<key>.parquet``, a compaction's ``part-<key>-<n>.parquet``)."""
+    key = part.removesuffix(".parquet")
+    return part in names or key in names or key.rsplit("-", 1)[0] in names
 
 
 def _is_part_name(name: str) -> bool:

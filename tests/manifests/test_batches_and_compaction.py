@@ -75,7 +75,7 @@ def test_compaction_merges_parts_while_readers_see_every_row_once(tmp_path) -> N
     fill(root, videos=60, clips_per_video=5, batch=5)  # 60 batches of 5 clips
     expected = (300, 300, 300, 60)
     assert counts(root) == expected and len(root.parts("clips")) == 60
-    records = len(list((tmp_path / "_log").iterdir()))
+    records = len(list((tmp_path / "_log").glob("*.json")))
     seen: list[tuple[int, ...]] = []
     stop = threading.Event()
 
@@ -94,7 +94,10 @@ def test_compaction_merges_parts_while_readers_see_every_row_once(tmp_path) -> N
     assert counts(root) == expected
     assert report.files_after["clips"] == report.files_after["tracks"] == 3
     assert report.merged == 60 * 3 and report.folded == records + 1  # the batches' and its own
-    assert len(list((tmp_path / "_log").iterdir())) == 1  # the checkpoint alone
+    assert len(list((tmp_path / "_log").glob("*.json"))) == 1  # the checkpoint alone
+    assert [p.name for p in (tmp_path / "_log" / "_copy").iterdir()] == [  # and its copy
+        p.name for p in (tmp_path / "_log").glob("*.json")
+    ]
     # Merged-away parts wait out the grace period for readers that started before.
     assert len(list((tmp_path / "clips").glob("part-*"))) == 63
     compact(tmp_path, target_clips=100, grace_s=0)
