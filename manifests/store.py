@@ -56,6 +56,7 @@ from manifests.fs import (
     open_storage,
 )
 from settings.errors import InvalidInput, NothingToWorkOn
+from settings.redact import redact
 
 LOG = "_log"
 #: Where every commit record and checkpoint has its second copy, read when the first is damaged.
@@ -105,7 +106,7 @@ def records_to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) ->
                 f"row {i} has columns not in the {schema.metadata!r} schema: {sorted(unknown)}"
             )
     try:
-        table = pa.Table.from_pylist(list(records), schema=schema)
+        table = pa.Table.from_pylist([_redacted(rec) for rec in records], schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SchemaMismatch(str(exc)) from exc
     table.validate(full=True)
@@ -113,6 +114,18 @@ def records_to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) ->
         if not f.nullable and table.column(f.name).null_count:
             raise SchemaMismatch(f"column {f.name!r} must not be null")
     return table
+
+
+def _redacted(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with the credentials of any URI in its text (and text maps, such as
+    ``errors``) replaced (:func:`settings.redact.redact`): no row keeps a secret."""
+    out = dict(record)
+    for name, value in record.items():
+        if isinstance(value, str):
+            out[name] = redact(value)
+        elif isinstance(value, dict):
+            out[name] = {k: redact(v) if isinstance(v, str) else v for k, v in value.items()}
+    return out
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
@@ -256,14 +269,15 @@ class DatasetRoot:
 
     def write_file(self, rel: str, data: bytes) -> str:
         """Write the file ``rel`` whole (readers see the old bytes or the new, never a part), such
-        as a run summary; returns its location."""
-        self.storage.write_bytes(rel, data)
+        as a run summary, with the credentials of any URI in it redacted; returns its location."""
+        self.storage.write_bytes(rel, redact(data.decode("utf-8", "replace")).encode())
         return self.locate(rel)
 
     def append_log(self, rel: str, text: str) -> str:
         """Append ``text`` to the log ``rel`` (on an object store, which cannot append, each text is
-        an object of its own beside it); returns the relative path written."""
-        return self.storage.append_text(rel, text)
+        an object of its own beside it), with the credentials of any URI in it redacted;
+        returns the relative path written."""
+        return self.storage.append_text(rel, redact(text))
 
     # -- reading -----------------------------------------------------------------------------
 

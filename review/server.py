@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import signal
 import socket
@@ -129,6 +130,20 @@ def keep_serving(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> int | 
         stop(proc, timeout_s=1.0)  # the rest of its group, and SIGKILL if it is still there
         return received[0][0]
     return None
+
+
+def data_dir_for(root: Path) -> Path:
+    """Where Label Studio keeps its data (its database holds the API token) for the dataset root
+    ``root``: ``$XDG_DATA_HOME/curate/labelstudio/<root's name>-<hash of its path>`` (by default
+    under ``~/.local/share``), outside the root, so that no copy of a root carries the token."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    where = root.resolve()
+    return (
+        base
+        / "curate"
+        / "labelstudio"
+        / f"{where.name}-{hashlib.sha256(str(where).encode()).hexdigest()[:12]}"
+    )
 
 
 def start(

@@ -20,6 +20,7 @@ from curate.cli.options import (
 from extractors.registry import load_config
 from settings.config import QUERY_MEMORY_MB, QUERY_TIMEOUT_S
 from settings.errors import InvalidInput
+from settings.redact import redact
 
 
 @app.command("run")
@@ -58,7 +59,7 @@ def run_cmd(
     if strict:
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"strict": True})})
     summary = run(sources, out, cfg, progress=progress)
-    typer.echo(summary.to_text())
+    typer.echo(redact(summary.to_text()))
     if summary.nothing_read:
         raise NothingToRead("no input could be read")
 

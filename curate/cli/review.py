@@ -21,7 +21,11 @@ def review_serve(
     root: Annotated[Path, _local("Dataset root whose review media the server serves.")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Label Studio's own data (default: ROOT/_labelstudio).")
+        Path | None,
+        typer.Option(
+            help="Label Studio's own data, its database with the API token among them (default: a"
+            " folder of the root's own under ~/.local/share/curate/labelstudio, never inside the root)."
+        ),
     ] = None,
 ) -> None:
     """Start Label Studio on loopback from .venv-labelstudio and keep it running (Ctrl-C stops it).
@@ -30,9 +34,9 @@ def review_serve(
     LABEL_STUDIO_API_TOKEN. The server stops with this command (Ctrl-C, SIGTERM, SIGHUP, or its
     death); a port where something already answers is refused.
     """
-    from review.server import keep_serving, start
+    from review.server import data_dir_for, keep_serving, start
 
-    proc = start(root, data_dir or root / "_labelstudio", port)
+    proc = start(root, data_dir or data_dir_for(root), port)
     typer.echo(f"Label Studio is up at http://127.0.0.1:{port} (Ctrl-C stops it)")
     stopped_by = keep_serving(proc)
     if stopped_by is not None:
