@@ -36,11 +36,12 @@ from extractors.face import FaceConfig
 from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences
-from ingest.sources import localize, not_regular
+from ingest.sources import localize
 from manifests.batch import BatchWriter
 from manifests.schema import error_text
 from manifests.store import Committed, DatasetRoot
 from settings.config import Config
+from settings.files import not_regular
 
 
 def one_line(exc: BaseException) -> str:

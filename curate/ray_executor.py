@@ -16,6 +16,7 @@ import functools
 import heapq
 import math
 import os
+import re
 import socket
 import time
 from collections import Counter, deque
@@ -106,16 +107,47 @@ def connect_cluster(config: RayConfig) -> None:
     address = config.address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
     if address:
-        ray.init(address=address, **options)
-    else:
-        store = config.object_store_mb
-        ray.init(
-            address="local",  # a cluster of its own, never one that `ray start` left on this host
-            num_cpus=config.workers or os.cpu_count(),
-            include_dashboard=False,
-            object_store_memory=store * 1024**2 if store else None,
-            **options,
-        )
+        _answers(address)
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            store = config.object_store_mb
+            ray.init(
+                address="local",  # a cluster of its own, never one that `ray start` left on this host
+                num_cpus=config.workers or os.cpu_count(),
+                include_dashboard=False,
+                object_store_memory=store * 1024**2 if store else None,
+                **options,
+            )
+    except Exception as exc:  # Ray says "no" in many types (ConnectionError, RuntimeError, TimeoutError...)
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray cluster"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ClusterUnavailable(f"could not {where}: {first}") from exc
+
+
+#: Seconds to wait for a named cluster's head to accept a connection (Ray itself retries for minutes).
+HEAD_CONNECT_TIMEOUT_S = 10.0
+
+
+def _answers(address: str) -> None:
+    """Raise :class:`ClusterUnavailable` at once when ``address`` (``host:port``, or
+    ``ray://host:port``) names a head that accepts no connection; other forms (``auto``) are
+    left to Ray."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]/]+?)\]?:(\d+)", address.strip())
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=HEAD_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ClusterUnavailable(
+            f"could not join the Ray cluster at {address}: nothing accepts a connection there ({exc})"
+        ) from None
+
+
+class ClusterUnavailable(EnvironmentRefused):
+    """The Ray cluster named could not be joined, or a local one could not start."""
 
 
 def node_name() -> str:
@@ -345,6 +377,9 @@ class RayExecutor:
 
     def __init__(self, config: RayConfig):
         self.config = config
+        address = config.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            _answers(address)  # before the run writes anything: a head that is not there is named at once
         self._peak_rss_mb = 0.0
         self.pools: list[PoolPlan] = []
         self.startup_s = 0.0  # seconds to start or join the cluster and load every worker's models

@@ -50,6 +50,7 @@ from manifests.arkit_map import Calibration, CalibrationError
 from manifests.schema import BLENDSHAPE_NAMES, SCHEMA_VERSION, SHARD_BLENDSHAPE_NAMES, shard_schema
 from manifests.store import existing_root, records_to_table
 from manifests.views import connect, lock_down, not_read_only
+from settings.config import QUERY_MEMORY_MB
 from settings.errors import NothingToWorkOn
 
 SPLITS = ("train", "val", "test")
@@ -386,7 +387,8 @@ def export(
     except CalibrationError as exc:
         raise ExportError(str(exc)) from None
     con = connect(root, dataset_schemas())
-    lock_down(con, root)  # --where, --group and --test are user SQL: they read the root and nothing else
+    # --where, --group and --test are user SQL: they read the root and nothing else, in bounded memory
+    lock_down(con, root, memory_mb=QUERY_MEMORY_MB)
     rows = _selected(con, options)
     if not rows:
         raise ExportError(f"no clip of {root.path} is accepted and matches the selection")

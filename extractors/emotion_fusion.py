@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from manifests.schema import BLENDSHAPE_NAMES
+from settings.files import regular_file
 
 #: The classes, in the order of every probability vector (FER-2013's order).
 EMOTION_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -185,7 +186,7 @@ class EmotionFusion:
 
     @classmethod
     def load(cls, path: Path) -> EmotionFusion:
-        with np.load(path) as f:
+        with np.load(regular_file(path, "emotion fusion model")) as f:
             if tuple(f["classes"]) != EMOTION_CLASSES:
                 raise ValueError(f"{path}: fitted on classes {tuple(f['classes'])}, not {EMOTION_CLASSES}")
             return cls(

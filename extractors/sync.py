@@ -49,6 +49,7 @@ from extractors.sync_features import WHISPER_TINY_EN, FeatureMaker
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
 from settings.config import ModelsConfig, Rule, Section
+from settings.files import regular_file
 from settings.models import cache_dir, resolve
 
 #: The evidence model, fitted by ``curate sync eval`` (leave-one-group-out) on the pool's
@@ -223,7 +224,7 @@ class SyncModel:
 
     @classmethod
     def load(cls, path: Path) -> SyncModel:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(regular_file(path, "sync model"), allow_pickle=False) as data:
             if "bank" not in data:
                 raise ValueError(
                     f"{path} is a sync model of an older kind (no null bank): retrain it with `curate sync train`"

@@ -12,6 +12,7 @@ from generator.config import TrainConfig
 from generator.model import Generator
 from manifests.store import atomic_write
 from settings.errors import NothingToWorkOn
+from settings.files import regular_file
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -44,7 +45,7 @@ def load_checkpoint(run_dir: str | Path, device: torch.device | str = "cpu") -> 
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         raise NoCheckpoint(f"{run_dir} has no {CHECKPOINT}: train with `curate train` first")
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = torch.load(regular_file(path, "checkpoint"), map_location=device, weights_only=True)
     # Runs written before the style code name no `neutral_style`: they had none.
     state["config"]["model"].setdefault("neutral_style", False)
     config = TrainConfig.model_validate(state["config"])

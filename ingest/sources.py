@@ -12,9 +12,11 @@ import glob
 import hashlib
 import os
 import shutil
-import stat
 from collections.abc import Iterable
 from pathlib import Path
+
+from settings.errors import InvalidInput
+from settings.files import not_regular
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
@@ -36,25 +38,6 @@ def file_path(name: str) -> str:
 
     parsed = urlparse(name)
     return unquote(parsed.path) if parsed.netloc in ("", "localhost") else name
-
-
-def not_regular(path: Path) -> str | None:
-    """What ``path`` is when it exists but is no regular file (links followed): ``a FIFO``,
-    ``a device``...; ``None`` for a regular file or a missing one."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    for test, kind in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISDIR, "a folder"),
-    ):
-        if test(mode):
-            return kind
-    return None
 
 
 def _from_list_file(path: Path, tags: dict[str, dict[str, str]] | None) -> list[str]:
@@ -84,7 +67,13 @@ def _absolute(name: str) -> str:
     return name if is_uri(name) else os.path.abspath(name)
 
 
-def expand_sources(sources: Iterable[str], tags: dict[str, dict[str, str]] | None = None) -> list[str]:
+class ListLoop(InvalidInput, ValueError):
+    """A list file names itself, or names a list that leads back to it."""
+
+
+def expand_sources(
+    sources: Iterable[str], tags: dict[str, dict[str, str]] | None = None, _within: tuple[Path, ...] = ()
+) -> list[str]:
     """Video inputs named by ``sources``, in order, without repeating a name.
 
     ``tags``, when given, receives for each input named by a CSV list its other columns (e.g.
@@ -96,6 +85,8 @@ def expand_sources(sources: Iterable[str], tags: dict[str, dict[str, str]] | Non
       list file;
     - a glob pattern (``*``, ``?``, ``[``): the files it matches;
     - anything else: taken as one video path or URI.
+
+    A list that names itself, directly or through other lists, raises :class:`ListLoop`.
     """
     out: list[str] = []
     for source in sources:
@@ -112,7 +103,11 @@ def expand_sources(sources: Iterable[str], tags: dict[str, dict[str, str]] | Non
                 if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir()
             )
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            out.extend(expand_sources(_from_list_file(path, tags)))
+            here = path.resolve()
+            if here in _within:
+                chain = " -> ".join(str(p) for p in (*_within, here))
+                raise ListLoop(f"the list file {path} names itself ({chain}): remove the loop")
+            out.extend(expand_sources(_from_list_file(path, tags), tags, (*_within, here)))
         elif glob.has_magic(source):
             out.extend(sorted(glob.glob(source, recursive=True)))
         else:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from settings.errors import InvalidInput
+from settings.files import regular_file
 
 #: What one ``curate query`` may use by default: memory (MB, DuckDB's limit; nothing spills to
 #: disk) and wall seconds before it is stopped (``--memory-mb``, ``--timeout-s``).
@@ -33,6 +34,16 @@ class Section(BaseModel):
 
     #: Fields left out of :meth:`digest` (where a run ran, not what it produced).
     _not_hashed: ClassVar[dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> Section:
+        """A list setting names each thing once (``extractors = ["face", "face"]`` is a typo)."""
+        for name, value in self:
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                repeated = sorted({v for v in value if value.count(v) > 1})
+                if repeated:
+                    raise ValueError(f"{name} names {repeated[0]!r} more than once")
+        return self
 
     def digest(self) -> str:
         """Short hash of the settings, recorded with what they produced."""
@@ -355,7 +366,7 @@ def load_config(path: str | Path | None, kind: type[Config]) -> Config:
     the signal registry's ``load_config``); ``None`` gives the defaults."""
     if path is None:
         return kind()
-    path = Path(path)
+    path = regular_file(path, "config file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -367,7 +378,7 @@ def load_config(path: str | Path | None, kind: type[Config]) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     try:
-        return kind.model_validate(data)
+        return kind.model_validate(data, strict=True)  # a TOML value of the wrong type is refused
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]

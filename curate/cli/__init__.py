@@ -26,6 +26,7 @@ import typer
 from curate.cli import dataset, generator, learned, models, review  # noqa: F401 - registers the commands
 from curate.cli.options import app
 from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused
+from settings.redact import redact
 
 __all__ = ["app", "main"]
 
@@ -38,7 +39,20 @@ def _crash_log() -> Path:
 
 
 def _say(line: str) -> None:
-    typer.secho(line, fg=typer.colors.RED, err=True)
+    typer.secho(redact(line), fg=typer.colors.RED, err=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+
+
+#: Libraries whose own errors (not ``OSError``) mean that an object store or the network did not
+#: answer: the environment refused, not a fault of the command.
+_NETWORK_LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in _NETWORK_LIBRARIES
 
 
 def main() -> None:
@@ -59,8 +73,10 @@ def main() -> None:
         _say(f"error: {exc.strerror or exc}{where}")
         raise SystemExit(EnvironmentRefused.exit_status) from None
     except Exception as exc:
+        if _unreachable(exc):
+            _say(f"error: the object store did not answer: {type(exc).__name__}: {_first_line(exc)}")
+            raise SystemExit(EnvironmentRefused.exit_status) from None
         log = _crash_log()
-        log.write_text(traceback.format_exc())
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _say(f"internal error: {type(exc).__name__}: {first} (traceback in {log})")
+        log.write_text(redact(traceback.format_exc()))
+        _say(f"internal error: {type(exc).__name__}: {_first_line(exc)} (traceback in {log})")
         raise SystemExit(EXIT_INTERNAL) from None

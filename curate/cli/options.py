@@ -12,8 +12,10 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from manifests.fs import RemoteRoot
+from manifests.store import existing_root
 from settings.config import Config
 from settings.errors import InvalidInput
+from settings.redact import redact
 
 # Help is plain text (rich_markup_mode=None): "[filter]" and "[run] extractors" are not markup.
 app = typer.Typer(
@@ -28,7 +30,7 @@ app = typer.Typer(
 def _one_line_warning(
     message: Any, category: Any, filename: str, lineno: int, *args: Any, **kwargs: Any
 ) -> None:
-    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+    typer.secho(f"warning: {redact(str(message))}", fg=typer.colors.YELLOW, err=True)
 
 
 warnings.showwarning = _one_line_warning
@@ -57,13 +59,16 @@ _URL_AS_PATH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/+")
 
 
 def _local_root(ctx: typer.Context, value: Path | None) -> Path | None:
-    """Refuse an object-store root, in one line, for the commands that need a local one."""
+    """Refuse an object-store root, in one line, for the commands that need a local one, and a
+    folder no run wrote (:func:`~manifests.store.existing_root`): nothing is written into it."""
     if value is not None and _URL_AS_PATH.match(str(value)):
         url = _URL_AS_PATH.sub(r"\1://", str(value))
         raise RemoteRoot(
             f"{url} is an object-store root: `{ctx.command_path}` needs a dataset root on a local disk "
             "(run, filter, query, check and compact work on object stores)"
         )
+    if value is not None:
+        existing_root(value)
     return value
 
 

@@ -9,6 +9,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
+from manifests.store import DatasetRoot
+
 
 def test_help_lists_the_commands(curate) -> None:
     done = curate("--help")
@@ -159,8 +161,8 @@ def exit_of(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
         (("filter", "{tmp}"), 2, "is not a dataset root"),
         (("filter", "{tmp}", "--config", "{missing}.toml"), 2, "does not exist"),
         (("run", "{missing}.mp4", "--out", "{missing}", "--executor", "bogus"), 2, "--executor must be ray"),
-        (("export", "{tmp}", "--name", "a", "--executor", "bogus"), 2, "--executor must be ray"),
-        (("export", "{tmp}", "--name", "a/b", "--executor", "sequential"), 2, "export name 'a/b'"),
+        (("export", "{root}", "--name", "a", "--executor", "bogus"), 2, "--executor must be ray"),
+        (("export", "{root}", "--name", "a/b", "--executor", "sequential"), 2, "export name 'a/b'"),
         (("export", "{missing}", "--name", "a", "--executor", "sequential"), 1, "does not exist"),
         (("report", "s3://bucket/prefix"), 2, "is an object-store root"),
         # the format is refused before the (missing) checkpoint is looked for
@@ -171,11 +173,13 @@ def exit_of(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
         ),
         (("predict", "{tmp}", "{missing}.wav", "--out", "{tmp}/a.csv"), 1, "no checkpoint.pt"),
         (("eval", "{tmp}", "--device", "gpu"), 2, "unknown device 'gpu'"),
-        (("sync", "train", "{tmp}", "--out", "{tmp}/m.npz", "--features", "x"), 2, "unknown sync features"),
+        (("sync", "train", "{root}", "--out", "{tmp}/m.npz", "--features", "x"), 2, "unknown sync features"),
     ],
 )
 def test_each_error_is_one_line_with_its_status(monkeypatch, capsys, tmp_path, args, status, words) -> None:
-    names = {"tmp": str(tmp_path), "missing": str(tmp_path / "missing")}
+    root = tmp_path / "root"  # a root no clip has reached yet
+    DatasetRoot(root).adopt_legacy()
+    names = {"tmp": str(tmp_path), "missing": str(tmp_path / "missing"), "root": str(root)}
     code, err = exit_of(monkeypatch, capsys, *(a.format(**names) for a in args))
     assert code == status, err
     assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from manifests.store import DatasetRoot
 from review.server import port_taken
 
 from .conftest import Server, free_port
@@ -28,18 +29,31 @@ def _env(server: Server) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A dataset root no clip has reached yet (its commit log begun)."""
+    DatasetRoot(tmp_path).adopt_legacy()
+    return tmp_path
+
+
+def test_serve_refuses_a_folder_that_is_not_a_root(curate_argv, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run(
+        curate_argv("review", "serve", str(tmp_path)), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "is not a dataset root" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written into it
+
+
 def _servers_on(port: int) -> list[str]:
     ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in ps.splitlines() if "label-studio" in line and f"--port {port}" in line]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["term", "hup", "kill"])
-def test_the_server_stops_with_the_command(label_studio: Server, curate_argv, tmp_path: Path, sig) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_stops_with_the_command(label_studio: Server, curate_argv, root: Path, sig) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     serve = subprocess.Popen(
-        curate_argv(
-            "review", "serve", str(tmp_path), "--port", str(port), "--data-dir", str(tmp_path / "ls")
-        ),
+        curate_argv("review", "serve", str(root), "--port", str(port), "--data-dir", str(root.parent / "ls")),
         env=_env(label_studio),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,10 +77,10 @@ def test_the_server_stops_with_the_command(label_studio: Server, curate_argv, tm
             serve.kill()
 
 
-def test_a_port_where_something_answers_is_refused(label_studio: Server, curate_argv, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_port_where_something_answers_is_refused(label_studio: Server, curate_argv, root: Path) -> None:  # type: ignore[no-untyped-def]
     port = label_studio.url.rsplit(":", 1)[1]
     done = subprocess.run(
-        curate_argv("review", "serve", str(tmp_path), "--port", port),
+        curate_argv("review", "serve", str(root), "--port", port),
         env=_env(label_studio),
         capture_output=True,
         text=True,
