@@ -114,7 +114,7 @@ def apply_filters(root_path: str | Path, config: Config) -> FilterSummary:
             raise NoClips(f"{root.uri} has no clips: run `curate run` first")
         twins = duplicates(con, root, set_id, thresholds)
         stamp = Stamp(set_id, now, thresholds.digest())
-        jobs = plan(root, root.readable_rels("clips", snapshot), thresholds, twins, stamp)
+        jobs = plan(root, root.readable_rels("clips", snapshot, schemas["clips"]), thresholds, twins, stamp)
         on_ray = ray_map(config.ray) if len(jobs) > 1 and config.run.executor == "ray" else None
         judged = _judge_all(root, jobs, on_ray or map)
         root.record(set_id, {"decisions": [j.out.rsplit("/", 1)[-1] for j in judged]}, {})

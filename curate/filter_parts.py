@@ -107,7 +107,7 @@ def judge_part(job: JudgeJob) -> Judged:
     judged = Judged(job.out)
 
     def write(path: Path) -> None:
-        with pq.ParquetWriter(path, schema) as writer:
+        with pq.ParquetWriter(path, schema, write_page_checksum=True) as writer:
             for rows in _rows(root, job.rels, needed_columns(job.thresholds)):
                 writer.write_table(decisions(rows, job, judged, schema))
 

@@ -16,12 +16,16 @@ of a deleted record).
 from __future__ import annotations
 
 import os
+import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from manifests.lock import hold
-from manifests.store import existing_root
+from manifests.store import DatasetRoot, existing_root
 
 TABLES = ("videos", "clips", "tracks", "decisions", "inputs")
 
@@ -33,9 +37,14 @@ class CheckReport:
     damaged: dict[str, list[str]]  # table -> damaged parts, relative to the root
     damaged_records: dict[str, str] = field(default_factory=dict)  # commit record -> why it is left out
     recovered_records: dict[str, str] = field(default_factory=dict)  # one copy of a record damaged -> why
+    unreadable: dict[str, str] = field(
+        default_factory=dict
+    )  # whole part of another schema, or bad pages -> why
     sweep_refused: bool = False  # a quarantined checkpoint cannot be read: no part is deleted
     unreferenced: list[str] = field(default_factory=list)  # parts no live record names
-    links: list[str] = field(default_factory=list)  # symbolic links anywhere in a local root, relative to it
+    strange: dict[str, str] = field(
+        default_factory=dict
+    )  # link, FIFO, device anywhere in a local root -> kind
     moved: list[tuple[str, str]] = field(
         default_factory=list
     )  # (from, to) relative to the root, when repaired
@@ -43,7 +52,11 @@ class CheckReport:
     @property
     def clean(self) -> bool:
         return not (
-            any(self.damaged.values()) or self.damaged_records or self.recovered_records or self.links
+            any(self.damaged.values())
+            or self.damaged_records
+            or self.recovered_records
+            or self.unreadable
+            or self.strange
         )
 
     def to_text(self) -> str:
@@ -52,6 +65,7 @@ class CheckReport:
             bad = self.damaged[table]
             lines.append(f"  {table:<10} {self.parts[table]:>7} parts, {len(bad)} damaged")
             lines += [f"    damaged: {p}" for p in bad]
+        lines += [f"  damaged part {p}: {why}" for p, why in self.unreadable.items()]
         lines += [f"  damaged commit record {r}: {why}" for r, why in self.damaged_records.items()]
         lines += [
             f"  damaged commit record {r}: {why}; its other copy is whole, nothing lost"
@@ -63,8 +77,8 @@ class CheckReport:
                 " from a backup into _log/ or removed from _quarantine/_log by hand"
             )
         lines += [
-            f"  symbolic link {link}: nothing is written or deleted through it; replace it with what it points to"
-            for link in self.links
+            f"  {kind} {rel}: nothing is written, deleted or read through it; replace it with a real file or folder"
+            for rel, kind in self.strange.items()
         ]
         if self.unreferenced:
             lines.append(
@@ -80,37 +94,81 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def links_in(folder: Path) -> list[str]:
-    """Every symbolic link under ``folder`` (none followed), relative to it, sorted."""
-    found = []
+#: What an entry of a root may be besides a regular file or a real folder, by its mode.
+STRANGE_KINDS = (
+    (stat.S_ISLNK, "symbolic link"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def strange_in(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder`` (no link followed) that is a symbolic link, FIFO, device or
+    socket, relative to it and sorted -> its kind; ``_quarantine`` is left out (set aside)."""
+    found = {}
     for top, dirs, files in os.walk(folder, followlinks=False):
-        found += [
-            os.path.relpath(os.path.join(top, n), folder)
-            for n in dirs + files
-            if os.path.islink(os.path.join(top, n))
-        ]
-    return sorted(found)
+        if os.path.relpath(top, folder).split(os.sep)[0] == "_quarantine":
+            continue
+        for name in dirs + files:
+            mode = os.lstat(os.path.join(top, name)).st_mode
+            kind = next((k for test, k in STRANGE_KINDS if test(mode)), None)
+            if kind is not None:
+                found[os.path.relpath(os.path.join(top, name), folder)] = kind
+    return dict(sorted(found.items()))
 
 
-def check_root(path: str | Path, repair: bool = False) -> CheckReport:
+def _set_aside(root: DatasetRoot, strange: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Move each entry of ``strange`` (the entry itself: a link, never what it points to) into
+    ``ROOT/_quarantine/_entries/``; returns (from, to) relative paths."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = []
+    for rel in strange:
+        source = rel.replace(os.sep, "/")
+        if os.path.lexists(root.path / source):  # a FIFO part is already aside with its batch
+            target = f"_quarantine/_entries/{source.replace('/', '__')}.{stamp}"
+            root.storage.move(source, target)
+            moved.append((source, target))
+    return moved
+
+
+def check_root(
+    path: str | Path,
+    repair: bool = False,
+    schemas: Mapping[str, pa.Schema] | None = None,
+    pages: bool = True,
+) -> CheckReport:
     """Report the damaged parts of every table of the root at ``path`` (a folder or an
-    object-store URL); with ``repair``, move them aside (holding the root's lock: raises
+    object-store URL): with ``schemas`` (table -> schema), every whole part of those tables is
+    checked against its table's schema and (``pages``) read through, every page decoded
+    (:meth:`~manifests.store.DatasetRoot.verify_part`).
+    With ``repair``, move them aside (holding the root's lock: raises
     :class:`~manifests.lock.RootBusy` while a run writes it)."""
     root = existing_root(path)
     snap = root.snapshot()
     report = CheckReport(
         root.uri,
-        {t: len(snap.files(t)) for t in TABLES},
-        {t: root.damaged_rels(t, snap) for t in TABLES},
-        dict(snap.damaged),
-        {**snap.recovered, **root.damaged_copies(snap)},
-        root.quarantine_names() is None,
-        root.unreferenced(snap),
-        [] if root.remote else links_in(root.path),
+        parts={t: len(snap.files(t)) for t in TABLES},
+        damaged={t: root.damaged_rels(t, snap) for t in TABLES},
+        damaged_records=dict(snap.damaged),
+        recovered_records={**snap.recovered, **root.damaged_copies(snap)},
+        sweep_refused=root.quarantine_names() is None,
+        unreferenced=root.unreferenced(snap),
+        strange={} if root.remote else strange_in(root.path),
     )
-    if repair and (any(report.damaged.values()) or report.damaged_records or report.recovered_records):
+    whole = {rel for t in (schemas or {}) for rel in root.readable_rels(t, snap)}
+    for rel in sorted(whole):
+        schema = (schemas or {})[rel.split("/", 1)[0]]
+        why = root.verify_part(rel, schema) if pages else root.part_problem(rel, schema)
+        if why is not None:
+            report.unreadable[rel] = why
+    if repair and not report.clean:
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
             report.moved = (
-                root.restore_log(report.recovered_records) + root.quarantine_records(snap) + root.quarantine()
+                root.restore_log(report.recovered_records)
+                + root.quarantine_records(snap)
+                + root.quarantine(also=report.unreadable)
+                + _set_aside(root, report.strange)
             )
     return report

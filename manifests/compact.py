@@ -91,7 +91,7 @@ def merge_parts(root: DatasetRoot, sources: Sequence[str], target: str, row_grou
     schema = pa.unify_schemas([root.parquet_file(p).schema_arrow for p in sources], promote_options="default")
 
     def write(tmp: Path) -> None:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression="zstd", write_page_checksum=True) as writer:
             held: list[pa.Table] = []
             rows = 0
             for source in sources:

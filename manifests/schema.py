@@ -209,6 +209,43 @@ EMOTION_SPEAKER_FIELDS = [
 ]
 
 
+def schema_problem(found: pa.Schema, table: pa.Schema) -> str | None:
+    """Why a part of schema ``found`` is not a part of a table of schema ``table``: a required
+    (non-nullable) column missing, or a column of another kind than the table's (numbers of
+    another width and the two string types count as the same kind: parts written by older
+    versions read as well); ``None`` when it is one. Columns the table lacks are let through,
+    as are missing nullable ones (parts written before an extractor existed)."""
+    for want in table:
+        index = found.get_field_index(want.name)
+        if index < 0:
+            if not want.nullable:
+                return f"it has no {want.name!r} column"
+            continue
+        if not _same_kind(found.field(index).type, want.type):
+            return f"its column {want.name!r} is {found.field(index).type}, not {want.type}"
+    return None
+
+
+def _same_kind(a: pa.DataType, b: pa.DataType) -> bool:
+    if a == b:
+        return True
+    numeric = (pa.types.is_integer, pa.types.is_floating)
+    if any(t(a) for t in numeric) and any(t(b) for t in numeric):
+        return True
+    text = (pa.types.is_string, pa.types.is_large_string)
+    if any(t(a) for t in text) and any(t(b) for t in text):
+        return True
+    lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    if any(t(a) for t in lists) and any(t(b) for t in lists):
+        return _same_kind(a.value_type, b.value_type)
+    if pa.types.is_map(a) and pa.types.is_map(b):
+        return _same_kind(a.key_type, b.key_type) and _same_kind(a.item_type, b.item_type)
+    if pa.types.is_struct(a) and pa.types.is_struct(b):
+        inner = {f.name: f.type for f in a}
+        return all(f.name not in inner or _same_kind(inner[f.name], f.type) for f in b)
+    return False
+
+
 def compose(core: Iterable[pa.Field], extra: Iterable[pa.Field], table: str) -> pa.Schema:
     """Join core columns and extractor columns into one schema; a name may appear once."""
     fields = list(core) + list(extra)

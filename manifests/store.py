@@ -55,6 +55,7 @@ from manifests.fs import (
     is_remote,
     open_storage,
 )
+from manifests.schema import schema_problem
 from settings.errors import InvalidInput, NothingToWorkOn
 from settings.redact import redact
 
@@ -141,7 +142,9 @@ def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None
 
 
 def _parquet_writer(table: pa.Table, row_group_size: int | None = None) -> Callable[[Path], None]:
-    return lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+    return lambda tmp: pq.write_table(
+        table, tmp, row_group_size=row_group_size, compression="zstd", write_page_checksum=True
+    )
 
 
 def is_complete_parquet(path: Path) -> bool:
@@ -204,6 +207,7 @@ class DatasetRoot:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.storage: LocalStorage | ObjectStorage = open_storage(path)
+        self._problems: dict[str, str | None] = {}  # part -> why it cannot be read (parts never change)
 
     @property
     def remote(self) -> bool:
@@ -243,7 +247,13 @@ class DatasetRoot:
         snap = snapshot or self.snapshot()
         return sorted(f"{table}/{name}" for name in snap.files(table))
 
-    def readable_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
+    def readable_rels(
+        self, table: str, snapshot: Snapshot | None = None, schema: pa.Schema | None = None
+    ) -> list[str]:
+        """The live parts of ``table`` that are complete Parquet files (and, given the table's
+        ``schema``, of that schema: :meth:`part_problem`), relative to the root."""
+        if schema is not None:
+            return [r for r in self.part_rels(table, snapshot) if self.part_problem(r, schema) is None]
         return [r for r in self.part_rels(table, snapshot) if self.storage.is_complete_parquet(r)]
 
     def damaged_rels(self, table: str, snapshot: Snapshot | None = None) -> list[str]:
@@ -253,6 +263,35 @@ class DatasetRoot:
     def is_complete(self, rel: str) -> bool:
         """Whether the file ``rel`` is a complete Parquet file (see :func:`is_complete_parquet`)."""
         return self.storage.is_complete_parquet(rel)
+
+    def part_problem(self, rel: str, schema: pa.Schema) -> str | None:
+        """Why the live part ``rel`` cannot be read as a part of a table of ``schema`` (not a
+        complete Parquet file, a footer that does not parse, a required column missing, a column
+        of another kind), or ``None``. Reads the footer only; once per part and root object."""
+        if rel not in self._problems:
+            if not self.is_complete(rel):
+                self._problems[rel] = "not a complete Parquet file"
+            else:
+                try:
+                    self._problems[rel] = schema_problem(self.parquet_file(rel).schema_arrow, schema)
+                except (OSError, pa.ArrowException) as exc:
+                    self._problems[rel] = f"its footer does not read ({exc})"
+        return self._problems[rel]
+
+    def verify_part(self, rel: str, schema: pa.Schema) -> str | None:
+        """:meth:`part_problem`, then every page read and decoded (its checksum verified where the
+        writer stored one, as commits do): why the part cannot be read, or ``None``."""
+        problem = self.part_problem(rel, schema)
+        if problem is not None:
+            return problem
+        filesystem, where = self.storage.arrow(rel)
+        try:
+            part = pq.ParquetFile(where, filesystem=filesystem, page_checksum_verification=True)
+            for _ in part.iter_batches(batch_size=65536):
+                pass
+        except (OSError, pa.ArrowException) as exc:
+            return f"its pages do not read ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})"
+        return None
 
     def parquet_file(self, rel: str) -> pq.ParquetFile:
         """The Parquet file ``rel``, open for reading (metadata, row groups, batches)."""
@@ -545,17 +584,19 @@ class DatasetRoot:
 
     # -- upkeep (only while holding the lock) -------------------------------------------------
 
-    def quarantine(self) -> list[tuple[str, str]]:
-        """Move every damaged live part aside into ``_quarantine/``, with the other parts of its
-        batch (``clips``, ``tracks``, ``videos`` of the same key), and commit their removal, so
-        that the next run recomputes that batch's clips. Returns (from, to) relative paths of
+    def quarantine(self, also: Iterable[str] = ()) -> list[tuple[str, str]]:
+        """Move every damaged live part (not a complete Parquet file, or named in ``also``:
+        parts whose content failed a check) aside into ``_quarantine/``, with the other parts of
+        its batch (``clips``, ``tracks``, ``videos`` of the same key), and commit their removal,
+        so that the next run recomputes that batch's clips. Returns (from, to) relative paths of
         every file moved (on an object store, a move is a copy and a delete)."""
         snap = self.snapshot()
         stamp = time.strftime("%Y%m%dT%H%M%S")
         doomed: dict[str, set[str]] = {}
+        also = set(also)
         for table in snap.live:
             for rel in self.part_rels(table, snap):
-                if self.storage.is_complete_parquet(rel):
+                if rel not in also and self.storage.is_complete_parquet(rel):
                     continue
                 name = rel.rsplit("/", 1)[-1]
                 for t in BATCH_TABLES if table in BATCH_TABLES else (table,):

@@ -78,7 +78,8 @@ def lock_down(
 
 
 class DamagedPart(UserWarning):
-    """A part of the root is not a complete Parquet file; the views leave it out."""
+    """A part of the root is not a complete Parquet file, or not one of its table's schema; the
+    views leave it out."""
 
 
 #: Characters DuckDB's read_parquet expands in a path.
@@ -101,15 +102,16 @@ def connect(
         # before an extractor existed lack (null there).
         con.register(f"_{table}_empty", schema.empty_table())
         rels = root.part_rels(table, snapshot)
-        whole = {rel: root.is_complete(rel) for rel in rels}
-        for part in [root.locate(rel) for rel in rels if not whole[rel]]:
-            warnings.warn(
-                f"left out the damaged part {part} (not a complete Parquet file); "
-                f"`curate check {root.uri} --repair` moves it aside and the next run redoes it",
-                DamagedPart,
-                stacklevel=2,
-            )
-        readable = [rel for rel in rels if whole[rel]]
+        problems = {rel: root.part_problem(rel, schema) for rel in rels}
+        for rel, why in problems.items():
+            if why is not None:
+                warnings.warn(
+                    f"left out the damaged part {root.locate(rel)} ({why}); "
+                    f"`curate check {root.uri} --repair` moves it aside and the next run redoes it",
+                    DamagedPart,
+                    stacklevel=2,
+                )
+        readable = [rel for rel in rels if problems[rel] is None]
         if readable and (root.remote or GLOB_CHARACTERS & set(root.uri)):
             # DuckDB expands glob characters in the paths it reads (a root in a folder named
             # "st*r" would read its siblings): such roots go through Arrow, which takes paths literally.

@@ -17,7 +17,7 @@ from curate.cli.options import (
     _with_executor,
     app,
 )
-from extractors.registry import load_config
+from extractors.registry import dataset_schemas, load_config
 from settings.config import QUERY_MEMORY_MB, QUERY_TIMEOUT_S
 from settings.errors import InvalidInput
 from settings.redact import redact
@@ -94,19 +94,25 @@ def check_cmd(
     repair: Annotated[
         bool, typer.Option(help="Move damaged parts aside (ROOT/_quarantine) so the next run redoes them.")
     ] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Read each part's footer only (schema), not every page.")
+    ] = False,
 ) -> None:
     """Find parts of ROOT that are not complete Parquet files (truncated, overwritten, not regular
-    files), damaged commit records and symbolic links anywhere in ROOT; list parts no record names.
+    files), not of their table's schema, or whose pages do not read (every part is read through
+    unless --quick), damaged commit records (each has a second copy), and symbolic links, FIFOs
+    and devices anywhere in ROOT; list parts no record names.
 
-    Readers leave damaged parts and records out and a run redoes their clips; --repair moves them
-    aside. Nothing is written or deleted through a link: replace each with what it points to.
-    Exit status 1 when damaged parts or links remain, 3 when the root is in use.
+    Readers leave damaged parts and records out and a run redoes their clips; --repair rewrites a
+    damaged copy of a record from the other and moves the rest aside into ROOT/_quarantine (a
+    link itself, never what it points to). Nothing is written or deleted through a link.
+    Exit status 1 when anything damaged or strange remains, 3 when the root is in use.
     """
     from manifests.check import check_root
 
-    report = check_root(root, repair)
+    report = check_root(root, repair, dataset_schemas(), pages=not quick)
     typer.echo(report.to_text())
-    if report.links or (not report.clean and not report.moved):
+    if not report.clean and not report.moved:
         raise typer.Exit(1)
 
 
