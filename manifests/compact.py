@@ -18,7 +18,7 @@ would be, plus unrecorded files the next run or compaction sweeps.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,10 +116,12 @@ def compact(
     target_clips: int = TARGET_CLIPS,
     target_rows: int = TARGET_ROWS,
     grace_s: float = COMPACTED_GRACE_S,
+    schemas: Mapping[str, pa.Schema] | None = None,
 ) -> CompactReport:
     """Merge the small parts of every table of the root at ``path`` (a folder or an object-store
     URL; holding its lock: raises :class:`~manifests.lock.RootBusy` while a run writes it) and
-    fold the commit records."""
+    fold the commit records. Damaged parts (and, given the tables' ``schemas``, parts of another
+    schema) are left where they are, for `curate check --repair`."""
     root = DatasetRoot(path)
     existing_root(root.uri)
     started = time.perf_counter()
@@ -141,13 +143,15 @@ def compact(
             remove.setdefault(table, []).extend(names)
 
         # Batches: a key's clips, tracks and videos parts move together, so clips keep their tracks.
-        whole = [k for k in _keys(snap.files("clips") | snap.files("videos")) if _undamaged(root, k, snap)]
+        whole = [
+            k for k in _keys(snap.files("clips") | snap.files("videos")) if _undamaged(root, k, snap, schemas)
+        ]
         sizes = [(k, _batch_rows(root, k, snap.files("clips"))) for k in whole]
         for n, group in enumerate(plan_groups(sizes, target_clips)):
             for table in BATCH_TABLES:
                 merge(table, group, f"{key}-{n:05d}")
         for table in sorted(set(snap.live) - set(BATCH_TABLES)):
-            parts = root.readable_rels(table, snap)
+            parts = root.readable_rels(table, snap, (schemas or {}).get(table))
             for n, group in enumerate(
                 plan_groups([(part_key(p), _rows(root, p)) for p in parts], target_rows)
             ):
@@ -167,9 +171,13 @@ def _keys(files: set[str]) -> list[str]:
     return sorted({name[len("part-") : -len(".parquet")] for name in files})
 
 
-def _undamaged(root: DatasetRoot, key: str, snap: Snapshot) -> bool:
+def _undamaged(root: DatasetRoot, key: str, snap: Snapshot, schemas: Mapping[str, pa.Schema] | None) -> bool:
     name = f"part-{key}.parquet"
-    return all(root.is_complete(f"{t}/{name}") for t in BATCH_TABLES if name in snap.files(t))
+    return all(
+        root.part_problem(f"{t}/{name}", schemas[t]) is None if schemas else root.is_complete(f"{t}/{name}")
+        for t in BATCH_TABLES
+        if name in snap.files(t)
+    )
 
 
 def _batch_rows(root: DatasetRoot, key: str, clip_files: set[str]) -> int:

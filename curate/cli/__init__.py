@@ -25,7 +25,7 @@ import typer
 
 from curate.cli import dataset, generator, learned, models, review  # noqa: F401 - registers the commands
 from curate.cli.options import app
-from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused
+from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused, NothingToWorkOn
 from settings.redact import redact
 
 __all__ = ["app", "main"]
@@ -55,6 +55,24 @@ def _unreachable(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in _NETWORK_LIBRARIES
 
 
+#: What DuckDB and Arrow say when the pages of a Parquet file do not decode (a part damaged
+#: in its middle, its magic bytes and footer intact).
+_DAMAGED_PAGES = ("TProtocolException", "Corrupt", "CRC checksum", "Could not decompress", "Invalid data")
+
+
+def _damaged_pages(exc: BaseException) -> bool:
+    library = type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "pyarrow")
+    return (library or isinstance(exc, OSError)) and any(w in str(exc) for w in _DAMAGED_PAGES)
+
+
+def _stop_damaged(exc: BaseException) -> None:
+    _say(
+        f"error: a part of the root does not decode ({_first_line(exc)}): `curate check ROOT` names it"
+        " and `--repair` moves it aside (the next run redoes its clips)"
+    )
+    raise SystemExit(NothingToWorkOn.exit_status) from None
+
+
 def main() -> None:
     """The ``curate`` entry point, the one place where an error becomes one line and an exit status:
     a :class:`CurateError` its own; any other ``OSError`` (the disk, the file system or the network
@@ -69,10 +87,14 @@ def main() -> None:
         _say(f"error: {exc}")
         raise SystemExit(exc.exit_status) from None
     except OSError as exc:
+        if _damaged_pages(exc):
+            _stop_damaged(exc)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         _say(f"error: {exc.strerror or exc}{where}")
         raise SystemExit(EnvironmentRefused.exit_status) from None
     except Exception as exc:
+        if _damaged_pages(exc):
+            _stop_damaged(exc)
         if _unreachable(exc):
             _say(f"error: the object store did not answer: {type(exc).__name__}: {_first_line(exc)}")
             raise SystemExit(EnvironmentRefused.exit_status) from None

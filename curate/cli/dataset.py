@@ -135,7 +135,7 @@ def compact_cmd(
     """
     from manifests.compact import compact
 
-    typer.echo(compact(root, target_clips=target_clips, grace_s=grace).to_text())
+    typer.echo(compact(root, target_clips=target_clips, grace_s=grace, schemas=dataset_schemas()).to_text())
 
 
 @app.command("query")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from batch_rows import fill, zero_pages
 
 from manifests.store import DatasetRoot
 from tests.conftest import fixtures_dir
@@ -40,7 +41,10 @@ def made(tmp: Path) -> dict[str, str]:
     (tmp / "run").mkdir()
     os.mkfifo(tmp / "run" / "checkpoint.pt")
     (tmp / "plain").mkdir()
-    return {"tmp": str(tmp), "root": str(root), "out": str(tmp / "out")}
+    zeroed = DatasetRoot(tmp / "zeroed")
+    fill(zeroed, videos=2, clips_per_video=50, batch=50)
+    zero_pages(zeroed.parts("clips")[0])
+    return {"tmp": str(tmp), "root": str(root), "out": str(tmp / "out"), "zeroed": str(tmp / "zeroed")}
 
 
 CASES = [
@@ -53,6 +57,7 @@ CASES = [
     (("review", "serve", "{tmp}/plain"), 2, "{tmp}/plain is not a dataset root"),
     (("review", "push", "{tmp}/nowhere"), 1, "{tmp}/nowhere does not exist"),
     (("report", "{tmp}/plain"), 2, "{tmp}/plain is not a dataset root"),
+    (("report", "{zeroed}", "--out", "{tmp}/r.html"), 1, "a part of the root does not decode"),
     (("query", "s3://bucket/prefix", "select 1"), 4, "the object store did not answer"),
     (("run", VIDEO, "--out", "{out}", "--no-progress", "--ray-address", "127.0.0.1:1"), 4, "could not join the Ray cluster at 127.0.0.1:1"),
 ]  # fmt: skip

@@ -1,11 +1,12 @@
 """Synthetic rows for storage tests: clips with their tracks, committed through a batch writer,
 the counts a reader sees (every table through the DuckDB views), and a compaction killed with
-SIGKILL at one step of its commit."""
+SIGKILL at one step of its commit, and a part whose pages are zeroed."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from extractors.registry import dataset_schemas
 from manifests.batch import BatchWriter
@@ -69,3 +70,12 @@ def compact_killed_at(root: str, step: str, target_clips: int) -> None:
     )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert child.returncode == -9, child.stderr
+
+
+def zero_pages(part: Path) -> None:
+    """The middle half of the part's pages zeroed; its magic bytes and footer stay."""
+    data = bytearray(part.read_bytes())
+    pages_end = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    start, end = 4 + (pages_end - 4) // 4, pages_end - (pages_end - 4) // 4
+    data[start:end] = bytes(end - start)
+    part.write_bytes(bytes(data))

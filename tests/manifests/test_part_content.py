@@ -13,9 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from batch_rows import SCHEMAS, counts, fill
+from batch_rows import SCHEMAS, counts, fill, zero_pages
 
 from manifests.check import check_root
+from manifests.compact import compact
 from manifests.store import DatasetRoot
 from manifests.views import DamagedPart
 
@@ -33,12 +34,7 @@ def headless(part: Path) -> str:
 
 
 def zeroed(part: Path) -> str:
-    """The middle half of the pages zeroed: the magic bytes and the footer stay."""
-    data = bytearray(part.read_bytes())
-    pages_end = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
-    start, end = 4 + (pages_end - 4) // 4, pages_end - (pages_end - 4) // 4
-    data[start:end] = bytes(end - start)
-    part.write_bytes(bytes(data))
+    zero_pages(part)
     return "its pages do not read"
 
 
@@ -94,3 +90,14 @@ def test_links_fifos_and_devices_anywhere_are_named_and_set_aside(tmp_path: Path
     assert len(fixed.moved) == 3 and check_root(folder, schemas=SCHEMAS).clean, fixed.to_text()
     assert (outside / "part-x.parquet").read_bytes() == b"not the root's"  # the link moved, not its target
     assert counts(root) == (10, 10, 10, 2)
+
+
+def test_compaction_leaves_a_part_of_another_schema_where_it_is(tmp_path: Path) -> None:
+    root = DatasetRoot(tmp_path)
+    fill(root, videos=6, clips_per_video=5, batch=5)
+    victim = root.parts("clips")[2]
+    retyped(victim)
+    report = compact(tmp_path, target_clips=100, grace_s=0, schemas=SCHEMAS)
+    assert report.merged == 5 * 3 and victim.exists()  # the other five batches merged
+    with pytest.warns(DamagedPart, match="its column 'duration_s' is string"):
+        assert counts(root)[:2] == (25, 25)
