@@ -58,6 +58,15 @@ class NotAFile(EnvironmentRefused, OSError):
     """An entry of a dataset root that should be a regular file is a FIFO, device or folder."""
 
 
+class Oversized(EnvironmentRefused, OSError):
+    """An entry of a dataset root is larger than anything the project writes there."""
+
+
+def _within(where: str | Path, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise Oversized(f"{where} holds {size} bytes, over the {max_bytes} such a file may hold: not read")
+
+
 class LinkInRoot(EnvironmentRefused, OSError):
     """An entry of a dataset root on the way to a file to write, delete, move or lock is a
     symbolic link: nothing is written or deleted through a link (it could point anywhere)."""
@@ -120,14 +129,17 @@ class LocalStorage:
                 )
         return path
 
-    def read_bytes(self, rel: str) -> bytes:
-        """The bytes of the regular file ``rel``: a link is not followed and a FIFO or device is
-        refused (:class:`NotAFile`) before anything blocks on it."""
+    def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of the regular file ``rel``: a link is not followed, a FIFO or device is
+        refused (:class:`NotAFile`) before anything blocks on it, and so is a file over
+        ``max_bytes`` (:class:`Oversized`) before it is read."""
         path = self._unlinked(rel, leaf=True)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
                 raise NotAFile(f"{path} is not a regular file (a FIFO, device or folder): nothing reads it")
+            _within(path, found.st_size, max_bytes)
             return fh.read()
 
     def write(self, rel: str, write: Callable[[Path], object]) -> None:
@@ -267,7 +279,10 @@ class ObjectStorage:
             if e.get("type") == "directory"
         ]
 
-    def read_bytes(self, rel: str) -> bytes:
+    def read_bytes(self, rel: str, max_bytes: int | None = None) -> bytes:
+        """The object ``rel`` (:class:`Oversized` when over ``max_bytes``, before it is read)."""
+        if max_bytes is not None:
+            _within(self.location(rel), int(self.fs.size(self.key(rel))), max_bytes)
         return bytes(self.fs.cat_file(self.key(rel)))
 
     def write(self, rel: str, write: Callable[[Path], object]) -> None:

@@ -63,6 +63,9 @@ LOG = "_log"
 #: Where every commit record and checkpoint has its second copy, read when the first is damaged.
 COPIES = "_log/_copy"
 CHECKPOINT = "_checkpoint-"
+#: The most a commit record or checkpoint may hold (a checkpoint of 10^8 clips names about 2 MB
+#: of parts): a bigger one is damaged, never read into memory.
+RECORD_MAX_BYTES = 256 * 1024**2
 #: Tables whose parts of one batch share a key: a clip is committed with its tracks and its video.
 BATCH_TABLES = ("clips", "tracks", "videos")
 
@@ -389,7 +392,7 @@ class DatasetRoot:
     def _parse_record(self, rel: str, checkpoint: bool) -> tuple[dict[str, Any], None] | tuple[None, str]:
         """The record at ``rel`` and ``None``, or ``None`` and why it is not one."""
         try:
-            record = json.loads(self.storage.read_bytes(rel))
+            record = json.loads(self.storage.read_bytes(rel, max_bytes=RECORD_MAX_BYTES))
             why = record_problem(record, checkpoint)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             why = f"not JSON ({exc})"

@@ -5,6 +5,7 @@ deletes a single part (real Parquet and DuckDB, real files truncated)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from batch_rows import SCHEMAS, clip_rows, counts, fill
 from manifests.batch import BatchWriter
 from manifests.check import check_root
 from manifests.compact import compact
-from manifests.store import DatasetRoot
+from manifests.store import RECORD_MAX_BYTES, DatasetRoot
 
 
 def truncate(path: Path) -> None:
@@ -82,3 +83,14 @@ def test_with_both_copies_of_a_checkpoint_gone_no_part_is_deleted(tmp_path: Path
     kept = parts_on_disk(tmp_path)
     assert all(kept.get(name) == data for name, data in before.items()), "every part byte for byte"
     assert counts(root) == (5, 5, 5, 1)
+
+
+def test_an_oversized_record_is_damaged_and_never_read(tmp_path: Path) -> None:
+    root, expected = compacted_then_written(tmp_path)
+    record = log_file(tmp_path, "record")
+    os.truncate(record, RECORD_MAX_BYTES + 1)  # sparse: nothing is written to disk
+    assert counts(root) == expected  # read from its copy
+    found = check_root(tmp_path)
+    assert f"holds {RECORD_MAX_BYTES + 1} bytes" in found.recovered_records[f"_log/{record.name}"]
+    check_root(tmp_path, repair=True)
+    assert record.stat().st_size < 10_000 and check_root(tmp_path).clean
