@@ -217,5 +217,6 @@ def test_the_installed_command_maps_errors_too(curate, tmp_path) -> None:
     assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
         f"error: dataset root {tmp_path / 'missing'} does not exist"
     ]
+    DatasetRoot(tmp_path).adopt_legacy()  # a root no clip has reached yet
     bogus = curate("export", str(tmp_path), "--name", "a", "--executor", "bogus")
     assert bogus.returncode == 2 and bogus.stderr.startswith("error: --executor must be ray or sequential")

@@ -24,6 +24,7 @@ from extractors.sync import (
 )
 from extractors.sync_training import Judged, auc, by_band, fit_evidence, spans
 from ingest.media import read_audio
+from manifests.store import DatasetRoot
 from settings.config import RunConfig
 from settings.models import resolve
 
@@ -161,6 +162,7 @@ def test_train_then_score_with_the_trained_file(fixture_run, tmp_path, curate, v
 
 
 def test_unknown_features_are_refused(tmp_path, curate) -> None:
+    DatasetRoot(tmp_path).commit({})  # an empty root: the features are what is wrong
     done = curate("sync", "train", str(tmp_path), "--out", str(tmp_path / "m.npz"), "--features", "mfcc")
     assert done.returncode == 2 and "unknown sync features" in done.stderr
 
@@ -240,6 +242,7 @@ def test_auc() -> None:
 
 
 def test_eval_needs_groups(tmp_path, curate) -> None:
+    DatasetRoot(tmp_path).commit({})  # an empty root: no clip, no group
     done = curate("sync", "eval", str(tmp_path), "--no-progress")
     assert done.returncode == 1 and "group" in done.stderr
 

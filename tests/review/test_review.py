@@ -13,6 +13,7 @@ import requests
 from review_calls import annotate, cli, tasks_of
 
 from curate.query import query
+from manifests.store import DatasetRoot
 from review.filter_agreement import calibrate
 from review.project import find_project
 
@@ -197,6 +198,7 @@ def test_the_token_is_in_no_file_of_the_root_or_log(label_studio, review_root, c
 def test_a_too_short_project_title_is_a_config_error(tmp_path, curate_argv) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[review]\nproject = "ab"\n')
+    DatasetRoot(tmp_path).commit({})  # an empty root: the config is what is wrong
     done = subprocess.run(
         curate_argv("review", "push", str(tmp_path), "--config", str(config)), capture_output=True, text=True
     )
