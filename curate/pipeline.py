@@ -41,14 +41,8 @@ from manifests.batch import BatchWriter
 from manifests.schema import error_text
 from manifests.store import Committed, DatasetRoot
 from settings.config import Config
+from settings.errors import one_line
 from settings.files import not_regular
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message``, at most 300 characters."""
-    text = str(exc).strip().splitlines()
-    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
 
 
 def failure_code(exc: BaseException, otherwise: str) -> str:

@@ -39,7 +39,7 @@ from extractors.base import Resources
 from ingest.probe import uri_id
 from manifests.schema import error_text
 from settings.config import RayConfig
-from settings.errors import EnvironmentRefused
+from settings.errors import EnvironmentRefused, one_line
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -104,7 +104,7 @@ def connect_cluster(config: RayConfig) -> None:
     """Join the cluster at ``config.address`` (or ``RAY_ADDRESS``), else start a local one."""
     import ray
 
-    address = config.address or os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address(config)
     options: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
     if address:
         _answers(address)
@@ -122,8 +122,12 @@ def connect_cluster(config: RayConfig) -> None:
             )
     except Exception as exc:  # Ray says "no" in many types (ConnectionError, RuntimeError, TimeoutError...)
         where = f"join the Ray cluster at {address}" if address else "start a local Ray cluster"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ClusterUnavailable(f"could not {where}: {first}") from exc
+        raise ClusterUnavailable(f"could not {where}: {one_line(exc)}") from exc
+
+
+def cluster_address(config: RayConfig) -> str | None:
+    """The cluster to join: ``config.address``, else ``RAY_ADDRESS``; ``None``: start a local one."""
+    return config.address or os.environ.get("RAY_ADDRESS") or None
 
 
 #: Seconds to wait for a named cluster's head to accept a connection (Ray itself retries for minutes).
@@ -377,7 +381,7 @@ class RayExecutor:
 
     def __init__(self, config: RayConfig):
         self.config = config
-        address = config.address or os.environ.get("RAY_ADDRESS")
+        address = cluster_address(config)
         if address:
             _answers(address)  # before the run writes anything: a head that is not there is named at once
         self._peak_rss_mb = 0.0

@@ -157,12 +157,11 @@ def check_root(
         unreferenced=root.unreferenced(snap),
         strange={} if root.remote else strange_in(root.path),
     )
-    whole = {rel for t in (schemas or {}) for rel in root.readable_rels(t, snap)}
-    for rel in sorted(whole):
-        schema = (schemas or {})[rel.split("/", 1)[0]]
-        why = root.verify_part(rel, schema) if pages else root.part_problem(rel, schema)
-        if why is not None:
-            report.unreadable[rel] = why
+    for table, schema in (schemas or {}).items():
+        for rel in root.readable_rels(table, snap):
+            why = root.verify_part(rel, schema) if pages else root.part_problem(rel, schema)
+            if why is not None:
+                report.unreadable[rel] = why
     if repair and not report.clean:
         with hold(root, "check-" + time.strftime("%Y%m%dT%H%M%S")):
             report.moved = (

@@ -56,7 +56,7 @@ from manifests.fs import (
     open_storage,
 )
 from manifests.schema import schema_problem
-from settings.errors import InvalidInput, NothingToWorkOn
+from settings.errors import EnvironmentRefused, InvalidInput, NothingToWorkOn, one_line
 from settings.redact import redact
 
 LOG = "_log"
@@ -293,7 +293,7 @@ class DatasetRoot:
             for _ in part.iter_batches(batch_size=65536):
                 pass
         except (OSError, pa.ArrowException) as exc:
-            return f"its pages do not read ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})"
+            return f"its pages do not read ({one_line(exc)})"
         return None
 
     def parquet_file(self, rel: str) -> pq.ParquetFile:
@@ -494,7 +494,7 @@ class DatasetRoot:
         from, read both its copies back, and only then delete the records it folds in and older
         checkpoints: until the new one is verified, the old state stays whole on disk. Returns
         the records folded. Files removed by a commit are remembered until they are gone from
-        disk. Raises :class:`DamagedRecord` (deleting nothing) when a copy does not read back."""
+        disk. Raises :class:`CheckpointNotKept` (deleting nothing) when a copy does not read back."""
         if snapshot.damaged:
             return 0  # the records a damaged one replaced are unknown: fold nothing over it
         removed = {name: at for name, at in snapshot.removed.items() if self.storage.exists(name)}
@@ -509,7 +509,9 @@ class DatasetRoot:
         self._write_record(name, point)
         for rel in (f"{LOG}/{name}", f"{COPIES}/{name}"):
             if self._parse_record(rel, checkpoint=True)[0] != json.loads(json.dumps(point)):
-                raise DamagedRecord(f"the checkpoint {self.locate(rel)} did not read back as written")
+                raise CheckpointNotKept(
+                    f"the checkpoint {self.locate(rel)} did not read back as written: nothing was deleted"
+                )
         for record in folded:
             self._delete_record(record)
         for older in self.storage.files(LOG):
@@ -639,9 +641,9 @@ class DatasetRoot:
                 for name in self.storage.files(folder):
                     if not _is_part_name(name) or name in snap.files(folder):
                         continue
-                    removed_at = snap.removed.get(f"{folder}/{name}")
                     if _named(name, kept):
                         continue
+                    removed_at = snap.removed.get(f"{folder}/{name}")
                     if removed_at is None or now - removed_at >= older_than_s:
                         stale.append(f"{folder}/{name}")
         for rel in stale:
@@ -703,6 +705,10 @@ def _named(part: str, names: set[str]) -> bool:
 
 def _is_part_name(name: str) -> bool:
     return name.startswith("part-") and name.endswith(".parquet")
+
+
+class CheckpointNotKept(EnvironmentRefused):
+    """The storage did not keep a checkpoint as it was written."""
 
 
 class DamagedRecord(UserWarning):

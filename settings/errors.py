@@ -59,3 +59,11 @@ class EnvironmentRefused(CurateError):
     """Status 4: the environment refused (a read-only or full disk, no permission)."""
 
     exit_status = 4
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most 300 characters: how an error is told in a
+    row, a summary or a message."""
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."

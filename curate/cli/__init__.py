@@ -25,7 +25,7 @@ import typer
 
 from curate.cli import dataset, generator, learned, models, review  # noqa: F401 - registers the commands
 from curate.cli.options import app
-from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused, NothingToWorkOn
+from settings.errors import EXIT_INTERNAL, CurateError, EnvironmentRefused, NothingToWorkOn, one_line
 from settings.redact import redact
 
 __all__ = ["app", "main"]
@@ -40,10 +40,6 @@ def _crash_log() -> Path:
 
 def _say(line: str) -> None:
     typer.secho(redact(line), fg=typer.colors.RED, err=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
 
 
 #: Libraries whose own errors (not ``OSError``) mean that an object store or the network did not
@@ -67,7 +63,7 @@ def _damaged_pages(exc: BaseException) -> bool:
 
 def _stop_damaged(exc: BaseException) -> None:
     _say(
-        f"error: a part of the root does not decode ({_first_line(exc)}): `curate check ROOT` names it"
+        f"error: a part of the root does not decode ({one_line(exc)}): `curate check ROOT` names it"
         " and `--repair` moves it aside (the next run redoes its clips)"
     )
     raise SystemExit(NothingToWorkOn.exit_status) from None
@@ -96,9 +92,9 @@ def main() -> None:
         if _damaged_pages(exc):
             _stop_damaged(exc)
         if _unreachable(exc):
-            _say(f"error: the object store did not answer: {type(exc).__name__}: {_first_line(exc)}")
+            _say(f"error: the object store did not answer: {one_line(exc)}")
             raise SystemExit(EnvironmentRefused.exit_status) from None
         log = _crash_log()
         log.write_text(redact(traceback.format_exc()))
-        _say(f"internal error: {type(exc).__name__}: {_first_line(exc)} (traceback in {log})")
+        _say(f"internal error: {one_line(exc)} (traceback in {log})")
         raise SystemExit(EXIT_INTERNAL) from None
