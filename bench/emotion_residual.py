@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from extractors.emotion_fusion import EMOTION_CLASSES, EmotionFusion, face_log_probs, face_median
-from extractors.emotion_training import labelled_clips
+from extractors.emotion.fusion import EMOTION_CLASSES, EmotionFusion, face_log_probs, face_median
+from extractors.emotion.training import labelled_clips
 from extractors.registry import dataset_schemas, model_spec
 from generator.checkpoint import load_checkpoint
 from generator.features import load_frame_features

@@ -1,4 +1,4 @@
-"""Speaker-relative emotion labels (:mod:`extractors.emotion_speaker`): does judging a clip
+"""Speaker-relative emotion labels (:mod:`extractors.emotion.speaker`): does judging a clip
 against its own speaker's other clips help on speakers never seen, and at which shrink?
 
     python -m bench.emotion_speaker ROOT --test-speakers docs/pool/emotion_test.csv [--json F]
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from extractors.emotion_training import (
+from extractors.emotion.training import (
     SPEAKER_RELATIVE,
     EmotionEval,
     evaluate,

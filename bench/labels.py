@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.media import mirrored_copy, recompressed_copy
 from extractors.base import ClipRef
-from extractors.face import FaceConfig, FaceExtractor, mirror_inconsistency
+from extractors.face.extractor import FaceConfig, FaceExtractor, mirror_inconsistency
 from extractors.registry import make_config
 from ingest.probe import probe
 from manifests.schema import BLENDSHAPE_NAMES

@@ -48,7 +48,7 @@ import numpy as np
 from bench.peak import Peak, tree_rss_mb
 from curate.query import query
 from curate.ray_executor import ray_map
-from extractors.fingerprint import band_energies, fingerprint
+from extractors.fingerprint.extractor import band_energies, fingerprint
 from filters import near_count, near_index
 from filters.duplicates import MIN_OVERLAP_HOPS, align, best_match, update
 from ingest.media import read_audio

@@ -24,7 +24,7 @@ import numpy as np
 from curate.query import query
 from curate.run import run
 from extractors.registry import make_config, model_spec
-from extractors.sync import FEATURE_CHOICES, SyncModel, feature_maker, score
+from extractors.sync.extractor import FEATURE_CHOICES, SyncModel, feature_maker, score
 from ingest.media import read_audio
 from settings.config import RunConfig
 from settings.models import resolve

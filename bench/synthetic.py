@@ -1,5 +1,5 @@
 """The synthetic-face score on the pool: each cue and the score per generator family, the
-reference it ships (``extractors.synthetic.REFERENCE``), and its cost.
+reference it ships (``extractors.synthetic.extractor.REFERENCE``), and its cost.
 
     curate run docs/pool/train.csv docs/pool/test.csv docs/pool/generated.csv -o R -c F.toml
     # F.toml: [run] extractors = ["face"] (the cues are measured here)
@@ -34,8 +34,8 @@ import numpy as np
 from curate.query import query
 from extractors.base import ClipRef
 from extractors.registry import make_config
-from extractors.sync_training import auc
-from extractors.synthetic import CUES, SyntheticExtractor
+from extractors.sync.training import auc
+from extractors.synthetic.extractor import CUES, SyntheticExtractor
 from ingest.media import iter_frames_at_rate
 
 #: Share of real training recordings the review threshold lets through.

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from extractors.base import ClipMedia, ClipRef, Extractor, Resources
-from extractors.face import FaceConfig
+from extractors.face.extractor import FaceConfig
 from ingest.media import Damage, damaged_spans, energy_envelope_db, frame_grid, is_decode_error
 from ingest.probe import ProbeFailure, content_id, probe, uri_id
 from ingest.segment import SegmentParams, clip_id, plan_clips, shot_changes, silences

@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 from curate.arkit_fit import CALIBRATION
 from curate.filter import NoClips
-from extractors.emotion_fusion import EMOTION_CLASSES
+from extractors.emotion.fusion import EMOTION_CLASSES
 from extractors.registry import dataset_schemas, in_effect, make_config
 from filters.rules import bands
 from ingest.media import iter_frames_at_rate

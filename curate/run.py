@@ -17,8 +17,8 @@ from curate.executors import Executor, SequentialExecutor
 from curate.filter import FilterSummary, apply_filters, check_rules
 from curate.pipeline import Pipeline, VideoWork, stages
 from curate.ray_executor import RayExecutor, ray_map
-from extractors.emotion import EmotionConfig
-from extractors.emotion_speaker import SpeakerLabelling, label_root
+from extractors.emotion.extractor import EmotionConfig
+from extractors.emotion.speaker import SpeakerLabelling, label_root
 from extractors.registry import build, dataset_schemas, in_effect
 from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
@@ -292,7 +292,7 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
 
 
 def label_speakers(root: DatasetRoot, config: Config) -> SpeakerLabelling | None:
-    """Speaker-relative emotion labels of the root's clips (:mod:`extractors.emotion_speaker`),
+    """Speaker-relative emotion labels of the root's clips (:mod:`extractors.emotion.speaker`),
     when the run reads emotion and ``[emotion] speaker_relative`` is on."""
     if (
         "emotion" not in config.run.extractors

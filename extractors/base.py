@@ -188,7 +188,7 @@ class Extractor(ABC):
         return []
 
     def face_crops(self) -> int:
-        """Face crops per clip this signal looks at (``extractors.face_crops.face_samples``)."""
+        """Face crops per clip this signal looks at (``extractors.face.crops.face_samples``)."""
         return 0
 
     def model_path(self, name: str) -> Path:

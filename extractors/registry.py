@@ -14,13 +14,13 @@ from typing import Any
 import pyarrow as pa
 
 from extractors.base import Extractor
-from extractors.emotion import EmotionExtractor
-from extractors.face import FaceExtractor
-from extractors.fingerprint import FingerprintExtractor
-from extractors.quality import QualityExtractor
-from extractors.speech import SpeechExtractor
-from extractors.sync import SyncExtractor
-from extractors.synthetic import SyntheticExtractor
+from extractors.emotion.extractor import EmotionExtractor
+from extractors.face.extractor import FaceExtractor
+from extractors.fingerprint.extractor import FingerprintExtractor
+from extractors.quality.extractor import QualityExtractor
+from extractors.speech.extractor import SpeechExtractor
+from extractors.sync.extractor import SyncExtractor
+from extractors.synthetic.extractor import SyntheticExtractor
 from manifests.schema import (
     CLIP_FIELDS,
     DECISION_FIELDS,

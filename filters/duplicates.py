@@ -1,6 +1,6 @@
 """Near-duplicates: clips whose audio is the same recording (another crop, length or encoding).
 
-Pure functions over stored fingerprints (:mod:`extractors.fingerprint`); no media are read. Two
+Pure functions over stored fingerprints (:mod:`extractors.fingerprint.extractor`); no media are read. Two
 clips are twins when, at the best alignment, their sub-fingerprints differ in fewer than
 ``max_bit_error`` of the bits over at least ``min_overlap`` hops. Only the candidate pairs of
 the index (:mod:`filters.near_index`) are aligned, so the cost grows with the clips, not with

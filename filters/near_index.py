@@ -2,7 +2,7 @@
 
 Bit-sampling LSH. Table ``j`` of :data:`TABLES` reads :data:`BITS` fixed, randomly chosen bits
 from the :data:`SPAN_HOPS` consecutive 32-bit sub-fingerprints that start at a hop (16 ms, see
-:mod:`extractors.fingerprint`) and packs them into one uint32 key. Every hop of every clip is an
+:mod:`extractors.fingerprint.extractor`) and packs them into one uint32 key. Every hop of every clip is an
 entry ``(table, key, clip, hop)``. Two clips that are the same recording agree on most bits at one
 alignment, so their entries share keys many times at one offset (``hop_b - hop_a``); unrelated
 clips share a key only by chance, at scattered offsets. A pair is a candidate when one offset

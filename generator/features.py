@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from extractors.sync_features import WhisperEncoder, log_mel_frames
+from extractors.sync.features import WhisperEncoder, log_mel_frames
 
 FeatureKind = Literal["whisper-tiny-en", "log-mel"]
 FEATURE_DIMS: dict[str, int] = {"whisper-tiny-en": 384, "log-mel": 80}

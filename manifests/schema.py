@@ -188,7 +188,7 @@ DECISION_FIELDS = [
 ]
 
 
-#: Speaker-relative emotion labels (``curate emotion speakers``, extractors/emotion_speaker.py):
+#: Speaker-relative emotion labels (``curate emotion speakers``, extractors/emotion/speaker.py):
 #: each labelling appends one row per clip it judged; the latest per clip is ``speaker_emotion``.
 EMOTION_SPEAKER_FIELDS = [
     field("clip_id", pa.string(), "clip the label is about", False),

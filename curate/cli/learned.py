@@ -21,8 +21,8 @@ from settings.errors import InvalidInput
 
 
 def _sync_recipe(features: str) -> Any:
-    from extractors.sync import FEATURE_CHOICES
-    from extractors.sync_training import Recipe
+    from extractors.sync.extractor import FEATURE_CHOICES
+    from extractors.sync.training import Recipe
 
     if features not in FEATURE_CHOICES:
         raise InvalidInput(f"unknown sync features {features!r}: use one of {', '.join(FEATURE_CHOICES)}")
@@ -65,7 +65,7 @@ def sync_train(
 
     Score with it by naming the file in the config: `[sync] model = "FILE.npz"`.
     """
-    from extractors.sync_training import train
+    from extractors.sync.training import train
 
     model = train(root, accepted_only, _sync_recipe(features), progress=progress, tags=_tags(tag))
     model.save(out)
@@ -107,7 +107,7 @@ def sync_eval(
     6 s), in sync, shifted by 5, 8, 12 frames and with foreign audio, with the evidence model
     fitted on them ([sync] in_sync_z_slope and in_sync_z_spread)."""
 
-    from extractors.sync_training import evaluate
+    from extractors.sync.training import evaluate
 
     recipe = _sync_recipe(features)
     result = evaluate(
@@ -143,7 +143,7 @@ def emotion_train(
 
     Label with it by naming the file in the config: `[emotion] fusion = "FILE.npz"`.
     """
-    from extractors.emotion_training import train_root
+    from extractors.emotion.training import train_root
 
     typer.echo(train_root(root, out, load_config(config), labels))
 
@@ -164,7 +164,7 @@ def emotion_eval(
 ) -> None:
     """Top-1, neutral-vs-emotional AUC and confusion of each cue and of the fused labels, and
     the coverage and precision of the labels at [emotion] min_confidence."""
-    from extractors.emotion_training import evaluate_root
+    from extractors.emotion.training import evaluate_root
 
     _print_and_save(evaluate_root(root, load_config(config), labels, held_out), json_out)
 
@@ -181,6 +181,6 @@ def emotion_speakers(
     (latest per clip: the speaker_emotion view) and `curate export` prefers them. Run again after
     a run adds clips of a speaker.
     """
-    from extractors.emotion_speaker import label_root
+    from extractors.emotion.speaker import label_root
 
     typer.echo(label_root(root, load_config(config)).to_text())

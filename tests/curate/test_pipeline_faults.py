@@ -18,7 +18,7 @@ from curate.run import build_pipeline, run
 from extractors import registry
 from extractors.base import ClipRef, Extraction
 from extractors.registry import make_config
-from extractors.speech import SpeechExtractor
+from extractors.speech.extractor import SpeechExtractor
 from manifests import DatasetRoot
 from settings.config import ConfigError, RayConfig, RunConfig, SegmentConfig
 

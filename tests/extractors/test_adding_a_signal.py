@@ -43,8 +43,8 @@ SKIN = '''
     from pydantic import Field
 
     from extractors.base import ClipRef, Extraction, Extractor
-    from extractors.face import too_few_face_frames
-    from extractors.face_crops import face_samples
+    from extractors.face.extractor import too_few_face_frames
+    from extractors.face.crops import face_samples
     from manifests.schema import field
     from settings.config import Rule, Section
     from settings.models import ModelFile, ModelSpec

@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from extractors.emotion_fusion import EMOTION_CLASSES, NEUTRAL, facs_templates, valence_arousal
-from extractors.emotion_names import label_from_name
-from extractors.emotion_speaker import label_root
-from extractors.emotion_training import evaluate_root
+from extractors.emotion.fusion import EMOTION_CLASSES, NEUTRAL, facs_templates, valence_arousal
+from extractors.emotion.names import label_from_name
+from extractors.emotion.speaker import label_root
+from extractors.emotion.training import evaluate_root
 from extractors.registry import make_config
 from manifests.schema import BLENDSHAPE_NAMES
 
@@ -56,7 +56,7 @@ def test_facs_prototypes_on_arkit_channels() -> None:
 def test_each_face_model_has_its_shipped_fusion(model: str, tmp_path) -> None:
     """A config naming either face model (older example configs name expression-fer) runs with
     the fusion fitted on that model's distributions; a fusion of the other model is refused."""
-    from extractors.emotion import EmotionExtractor
+    from extractors.emotion.extractor import EmotionExtractor
 
     extractor = EmotionExtractor(make_config(emotion={"model": model}))
     assert extractor.load_fusion().face_model == model

@@ -1,8 +1,8 @@
-"""The speaker-relative shift of extractors.emotion_speaker: what moves and by how much."""
+"""The speaker-relative shift of extractors.emotion.speaker: what moves and by how much."""
 
 import numpy as np
 
-from extractors.emotion_speaker import speaker_of, speaker_relative
+from extractors.emotion.speaker import speaker_of, speaker_relative
 
 
 def test_a_speakers_mean_moves_onto_the_reference_by_its_share():

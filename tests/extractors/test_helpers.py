@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from extractors.base import square_crop
-from extractors.face import head_pose
-from extractors.speech import pick_language
+from extractors.face.extractor import head_pose
+from extractors.speech.extractor import pick_language
 
 # What Whisper base reports for the English fixture r3p_May_5s.mp4 (top three languages).
 R3P_PROBS = [("cy", 0.698), ("en", 0.280), ("la", 0.006)]

@@ -9,7 +9,7 @@ import pytest
 
 from bench.media import mirrored_copy
 from extractors.base import ClipRef
-from extractors.face import FaceConfig, FaceExtractor, mirror_average, mirror_inconsistency
+from extractors.face.extractor import FaceConfig, FaceExtractor, mirror_average, mirror_inconsistency
 from extractors.registry import make_config
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from extractors.audio_features import frame_level_db, log_mel, pitch_hz
-from extractors.emotion import expressiveness, face_range
-from extractors.fingerprint import band_energies, fingerprint
-from extractors.quality import audio_terms, tracks
+from extractors.emotion.extractor import expressiveness, face_range
+from extractors.fingerprint.extractor import band_energies, fingerprint
+from extractors.quality.extractor import audio_terms, tracks
 from filters.duplicates import best_match, find_twins
 from manifests.schema import BLENDSHAPE_NAMES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from extractors.emotion_fusion import EMOTION_CLASSES
+from extractors.emotion.fusion import EMOTION_CLASSES
 
 SPEAKING = ("vr_face_3.mp4", "vr_face_5.mp4", "r3p_May_5s.mp4", "vr_face_1.mp4", "lp_driving_d20.mp4")
 

@@ -14,9 +14,9 @@ import av
 import pytest
 
 from extractors.base import ClipRef, Extraction
-from extractors.emotion import EmotionExtractor
-from extractors.face import FaceExtractor
-from extractors.quality import QualityExtractor
+from extractors.emotion.extractor import EmotionExtractor
+from extractors.face.extractor import FaceExtractor
+from extractors.quality.extractor import QualityExtractor
 from extractors.registry import make_config
 from filters.rules import check
 from settings.config import Config

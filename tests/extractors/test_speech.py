@@ -7,7 +7,7 @@ from __future__ import annotations
 from bench.media import duration_s
 from extractors.base import ClipRef
 from extractors.registry import make_config
-from extractors.speech import SpeechExtractor
+from extractors.speech.extractor import SpeechExtractor
 
 
 def test_language_and_words_from_one_encoder_pass(video) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from bench.media import delayed_audio_copy
 from curate.query import query
 from curate.run import run
 from extractors.registry import make_config, model_spec
-from extractors.sync import (
+from extractors.sync.extractor import (
     BANK_FRAMES,
     DEFAULT_FEATURES,
     SyncConfig,
@@ -22,7 +22,7 @@ from extractors.sync import (
     score,
     speech_frames,
 )
-from extractors.sync_training import Judged, auc, by_band, fit_evidence, spans
+from extractors.sync.training import Judged, auc, by_band, fit_evidence, spans
 from ingest.media import read_audio
 from manifests.store import DatasetRoot
 from settings.config import RunConfig

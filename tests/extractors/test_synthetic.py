@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from extractors.base import ClipRef
-from extractors.face import FaceExtractor
+from extractors.face.extractor import FaceExtractor
 from extractors.registry import make_config
-from extractors.synthetic import CUES, REFERENCE, SyntheticExtractor, flicker, upper_face_motion
+from extractors.synthetic.extractor import CUES, REFERENCE, SyntheticExtractor, flicker, upper_face_motion
 from filters.rules import check
 from ingest.probe import probe
 from manifests.schema import BLENDSHAPE_NAMES

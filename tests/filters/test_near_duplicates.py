@@ -13,7 +13,7 @@ from curate.filter import apply_filters
 from curate.query import query
 from curate.ray_executor import ray_map
 from curate.run import run
-from extractors.fingerprint import band_energies, fingerprint
+from extractors.fingerprint.extractor import band_energies, fingerprint
 from extractors.registry import make_config
 from filters import near_count, near_index
 from filters.duplicates import PAIRS_TABLE, find_twins, update

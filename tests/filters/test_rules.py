@@ -8,7 +8,7 @@ import pytest
 
 from curate.filter import NoClips, UnknownColumn, apply_filters, check_rules
 from extractors.registry import load_config, make_config
-from extractors.sync import SyncConfig, in_sync_p
+from extractors.sync.extractor import SyncConfig, in_sync_p
 from filters.rules import Verdict, check, judge
 from manifests.store import DatasetRoot
 from settings.config import ConfigError, FilterConfig, Rule

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from extractors.registry import dataset_schemas, make_config
-from extractors.sync import (
+from extractors.sync.extractor import (
     DEFAULT_FEATURES,
     SyncConfig,
     SyncModel,
@@ -154,7 +154,7 @@ def _fps(clips: Sequence[SyncClip]) -> float:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a sync model is fit: its features (:data:`~extractors.sync.FEATURE_CHOICES`), the ridge
+    """How a sync model is fit: its features (:data:`~extractors.sync.extractor.FEATURE_CHOICES`), the ridge
     penalty and the self-training rounds."""
 
     features: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
@@ -181,7 +181,7 @@ class Inputs:
         return self._both(clip, delay_frames)[0]
 
     def speech(self, clip: SyncClip, delay_frames: int = 0) -> np.ndarray:
-        """Frames of ``clip`` whose (delayed) audio is speech (:func:`extractors.sync.speech_frames`)."""
+        """Frames of ``clip`` whose (delayed) audio is speech (:func:`extractors.sync.extractor.speech_frames`)."""
         return self._both(clip, delay_frames)[1]
 
 

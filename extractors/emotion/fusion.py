@@ -144,7 +144,7 @@ class EmotionFusion:
     bias: np.ndarray  # (7,)
     face_model: str  # registry name of the face model whose distribution it was fitted on
     #: Mean face-model log probabilities (7,) and mean median blendshapes (52,) of the clips it
-    #: was fitted on: where speaker-relative cues move a speaker's mean (extractors.emotion_speaker);
+    #: was fitted on: where speaker-relative cues move a speaker's mean (extractors.emotion.speaker);
     #: None in fusions saved before they were kept.
     reference_face_log: np.ndarray | None = None
     reference_median: np.ndarray | None = None

@@ -1,7 +1,7 @@
 """Emotion of each clip: calibrated expression classes with a confidence, and how expressive
 face and voice are.
 
-Classes (:mod:`extractors.emotion_fusion`): two cues fused by weights fitted on labelled clips of
+Classes (:mod:`extractors.emotion.fusion`): two cues fused by weights fitted on labelled clips of
 the pool's training speakers (``emotion-fusion``, ``curate emotion train``):
 
 - the face model: a 7-class facial-expression model of the registry (``[emotion] model``:
@@ -45,7 +45,7 @@ from pydantic import Field
 
 from extractors.audio_features import frame_level_db, pitch_hz
 from extractors.base import ClipRef, Extraction, Extractor, trained_here
-from extractors.emotion_fusion import (
+from extractors.emotion.fusion import (
     EMOTION_CLASSES,
     NEUTRAL,
     EmotionFusion,
@@ -54,8 +54,8 @@ from extractors.emotion_fusion import (
     quiet_frames,
     valence_arousal,
 )
-from extractors.face import too_few_face_frames
-from extractors.face_crops import face_samples
+from extractors.face.crops import face_samples
+from extractors.face.extractor import too_few_face_frames
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.config import Section
 from settings.models import ModelFile, ModelSpec, WheelSource

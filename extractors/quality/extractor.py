@@ -20,8 +20,8 @@ from pydantic import Field
 
 from extractors.audio_features import frame_level_db
 from extractors.base import ClipRef, Extraction, Extractor
-from extractors.face import too_few_face_frames
-from extractors.face_crops import face_samples
+from extractors.face.crops import face_samples
+from extractors.face.extractor import too_few_face_frames
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.config import Rule, Section
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from extractors.emotion_fusion import (
+from extractors.emotion.fusion import (
     EMOTION_CLASSES,
     NEUTRAL,
     EmotionFusion,
@@ -27,8 +27,8 @@ from extractors.emotion_fusion import (
     face_median,
     fit,
 )
-from extractors.emotion_names import WORDS, label_from_name
-from extractors.emotion_speaker import relative_probs, speaker_of
+from extractors.emotion.names import WORDS, label_from_name
+from extractors.emotion.speaker import relative_probs, speaker_of
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot
 from manifests.views import connect
@@ -110,7 +110,7 @@ def _medians(clips: Sequence[LabelledClip]) -> np.ndarray:
 
 
 def train(clips: Sequence[LabelledClip], face_model: str) -> EmotionFusion:
-    """The fusion fitted on ``clips`` (:func:`extractors.emotion_fusion.fit`)."""
+    """The fusion fitted on ``clips`` (:func:`extractors.emotion.fusion.fit`)."""
     labels = np.array([c.label for c in clips])
     return fit(_medians(clips), face_log_probs(_face_probs(clips)), labels, face_model)
 
@@ -201,7 +201,7 @@ def _cue_probs(
 ) -> dict[str, np.ndarray]:
     """Each cue's class probabilities under ``model``, shape (n, 7) each; with ``shrink`` (and a
     fusion that keeps its reference means) also the speaker-relative labels
-    (:mod:`extractors.emotion_speaker`, speakers by :attr:`LabelledClip.group`)."""
+    (:mod:`extractors.emotion.speaker`, speakers by :attr:`LabelledClip.group`)."""
     faces, medians = _face_probs(clips), _medians(clips)
     cues = {
         "face model": faces,
@@ -277,7 +277,7 @@ def leave_one_speaker_out(
 def train_root(root: str | Path, out: Path, config: Config, labels: Path | None = None) -> str:
     """Fit the fusion on the labelled clips of ``root`` (their face model: ``[emotion] model``),
     save it to ``out``; one line saying what it learned from."""
-    from extractors.emotion import EmotionConfig
+    from extractors.emotion.extractor import EmotionConfig
 
     clips = labelled_clips(root, labels)
     model = train(clips, config.section("emotion", EmotionConfig).model)
@@ -294,7 +294,7 @@ def evaluate_root(
     """Figures of the emotion labels on the labelled clips of ``root``: with the fusion of
     ``config``, or, ``each_speaker_held_out``, each speaker's clips with a fusion fitted on the
     root's other speakers (for figures on a training split)."""
-    from extractors.emotion import EmotionConfig, EmotionExtractor
+    from extractors.emotion.extractor import EmotionConfig, EmotionExtractor
 
     settings = config.section("emotion", EmotionConfig)
     clips = labelled_clips(root, labels)

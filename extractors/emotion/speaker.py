@@ -33,8 +33,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from extractors.emotion_fusion import EmotionFusion, face_log_probs, face_median
-from extractors.emotion_names import label_from_name
+from extractors.emotion.fusion import EmotionFusion, face_log_probs, face_median
+from extractors.emotion.names import label_from_name
 from extractors.registry import dataset_schemas
 from manifests.lock import hold
 from manifests.store import existing_root, new_key
@@ -120,7 +120,7 @@ def label_root(root_path: str | Path, config: Config, changed_only: bool = False
     root's lock). Clips of a speaker with one clip, or of none, keep their own label and get no
     row; only their videos' names and tags are read, not their tracks. ``changed_only``: leave
     out the speakers whose clips the latest labels already cover (what a run does at its end)."""
-    from extractors.emotion import EmotionConfig, EmotionExtractor
+    from extractors.emotion.extractor import EmotionConfig, EmotionExtractor
 
     root = existing_root(root_path)
     con = connect(root, dataset_schemas())

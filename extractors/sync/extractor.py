@@ -44,8 +44,8 @@ from pydantic import Field
 
 from extractors.audio_features import frame_level_db
 from extractors.base import ClipRef, Extraction, Extractor, trained_here
-from extractors.face import FaceConfig, too_few_face_frames
-from extractors.sync_features import WHISPER_TINY_EN, FeatureMaker
+from extractors.face.extractor import FaceConfig, too_few_face_frames
+from extractors.sync.features import WHISPER_TINY_EN, FeatureMaker
 from manifests.schema import BLENDSHAPE_NAMES
 from manifests.schema import field as column
 from settings.config import ModelsConfig, Rule, Section

@@ -36,8 +36,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from extractors.base import ClipRef, Extraction, Extractor, square_crop
-from extractors.face import too_few_face_frames
-from extractors.face_crops import evenly
+from extractors.face.crops import evenly
+from extractors.face.extractor import too_few_face_frames
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.config import Rule, Section
