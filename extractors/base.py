@@ -23,23 +23,49 @@ from settings.config import Config, Rule, Section
 from settings.models import ModelFile, ModelSpec, cache_dir, resolve
 
 
+class CropKeeper:
+    """Square face crops of evenly spaced frames of one face track: every frame at first, every
+    other one each time more than ``2 x keep`` are held, so memory is bounded by ``2 x keep``
+    crops whatever the clip's length."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.crops: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = {}  # frame -> crop, box in px
+        self._positions: dict[int, int] = {}  # frame -> its position among the frames offered
+        self._offered = 0
+        self._stride = 1
+
+    def offer(self, index: int, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Keep the crop of ``box`` (normalised x0, y0, x1, y1) in ``frame`` ((H, W, 3) uint8 RGB),
+        track frame ``index``, if it falls on the current stride."""
+        position, self._offered = self._offered, self._offered + 1
+        if not self.keep or position % self._stride:
+            return
+        self.crops[index] = square_crop(frame, box)
+        self._positions[index] = position
+        if len(self.crops) > 2 * self.keep:
+            self._stride *= 2
+            for i in [i for i, p in self._positions.items() if p % self._stride]:
+                del self.crops[i], self._positions[i]
+
+
 class ClipMedia:
     """A clip's decoded media, shared by the extractors that run on it in one process, so that
-    each is decoded once: the 16 kHz audio (kept after its first read), and square face crops
-    that the face extractor cuts while it decodes the frames (for emotion and quality).
+    each is decoded once: the 16 kHz audio (kept after its first read), square face crops that
+    the face extractor cuts while it decodes the frames (for emotion and quality), and values
+    derived from them that several signals use (``derived``: the mouth the audio predicts).
 
-    Crops are kept for evenly spaced frames with a face: every frame at first, every other one
-    each time more than ``2 x keep`` are held, so memory is bounded by ``2 x keep`` crops
-    whatever the clip's length. Nothing of it travels to another process.
+    Crops are kept per face track (:class:`CropKeeper`) until the face extractor has chosen the
+    clip's subject (:meth:`choose`); ``crops`` are then the subject's. Nothing of it travels to
+    another process.
     """
 
     def __init__(self) -> None:
         self._audio: np.ndarray | None = None
-        self.keep = 0  # crops wanted; 0: the face extractor cuts none
-        self.crops: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = {}  # frame -> crop, box in px
-        self._positions: dict[int, int] = {}  # frame -> its position among the frames with a face
-        self._faces = 0  # frames with a face offered so far
-        self._stride = 1
+        self.keep = 0  # crops wanted per track; 0: the face extractor cuts none
+        self._tracks: dict[int, CropKeeper] = {}
+        self.crops: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = {}  # the subject's, by frame
+        self.derived: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return ClipMedia().__dict__
@@ -50,18 +76,21 @@ class ClipMedia:
             self._audio = read_audio(clip.path, clip.start_s, clip.end_s)
         return self._audio
 
-    def offer(self, index: int, frame: np.ndarray, box: Sequence[float]) -> None:
-        """Keep the face crop of track frame ``index`` (``frame``: (H, W, 3) uint8 RGB, ``box``:
-        normalised x0, y0, x1, y1) if it falls on the current stride."""
-        position, self._faces = self._faces, self._faces + 1
-        if not self.keep or position % self._stride:
-            return
-        self.crops[index] = square_crop(frame, box)
-        self._positions[index] = position
-        if len(self.crops) > 2 * self.keep:
-            self._stride *= 2
-            for i in [i for i, p in self._positions.items() if p % self._stride]:
-                del self.crops[i], self._positions[i]
+    def offer(self, index: int, frame: np.ndarray, box: Sequence[float], track: int = 0) -> None:
+        """Offer the face of face track ``track`` in track frame ``index`` (``frame``: (H, W, 3)
+        uint8 RGB, ``box``: normalised x0, y0, x1, y1) to that track's crops."""
+        if self.keep:
+            self._tracks.setdefault(track, CropKeeper(self.keep)).offer(index, frame, box)
+
+    def choose(self, track_ids: Sequence[int | None]) -> None:
+        """Keep the crops of the subject: of each frame ``i``, the crop of track ``track_ids[i]``."""
+        self.crops = {
+            i: crop
+            for track, keeper in self._tracks.items()
+            for i, crop in keeper.crops.items()
+            if i < len(track_ids) and track_ids[i] == track
+        }
+        self._tracks = {}
 
 
 #: Margin of a face crop around the face box, a share of the box's size on each side.

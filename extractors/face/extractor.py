@@ -6,8 +6,11 @@ frame reuses its result. Fresh VIDEO-mode landmarkers per clip keep results inde
 worker processed before; the IMAGE-mode one of re-detection keeps nothing between images and
 lives as long as the extractor.
 
-Per frame (track columns): face count, presence, the 52 blendshapes of the primary (largest)
-face, head pose from its facial transformation matrix, and its box.
+Every face found is followed as a track (``extractors/face/tracks.py``); the clip's subject is
+chosen among them (``extractors/face/speaker.py``: the face whose mouth the audio explains where
+two share the screen). Per frame (track columns): face count, and the subject's 52 blendshapes,
+head pose from its facial transformation matrix, box and track id; the other lasting tracks'
+boxes and blendshapes beside them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face.speaker import FaceValues, MouthScorer, Subject, choose_subject, lasting
+from extractors.face.tracks import MIN_IOU, FaceTracker, area, iou
 from ingest.media import iter_frames_at_rate
 from manifests.schema import BLENDSHAPE_MIRROR, BLENDSHAPE_NAMES, FACE_BOX_NAMES, HEAD_POSE_NAMES, field
 from settings.config import Config, Rule, Section
@@ -29,6 +34,8 @@ from settings.models import ModelFile, ModelSpec, WheelSource
 if TYPE_CHECKING:
     import mediapipe as mp
     from mediapipe.tasks.python import vision
+
+    from extractors.sync.extractor import SyncExtractor
 
 
 class FaceConfig(Section):
@@ -53,6 +60,17 @@ class FaceConfig(Section):
         description="where the landmarker finds no face, look again around the last face box "
         "(upscaled crop) or, once a second while none is known, over tiles of the frame: small faces "
         'in large frames (docs/benchmarks.md, "Small faces")',
+    )
+    active_speaker: bool = Field(
+        True,
+        description="where two lasting face tracks share frames, the subject is the one whose mouth "
+        "the audio explains (the sync model, [sync] model); false: the largest face in each frame",
+    )
+    speaker_min_z: float = Field(
+        1.8, ge=0, description="sync z-score the speaking track must reach to be chosen as the subject"
+    )
+    speaker_margin_z: float = Field(
+        1.0, ge=0, description="sync z-score by which the speaking track must beat every other track"
     )
     mirror_average: bool = Field(
         True,
@@ -114,28 +132,43 @@ Region = tuple[float, float, float, float]
 WHOLE: Region = (0.0, 0.0, 1.0, 1.0)
 
 
-def _frame_values(
-    result: Any, region: Region = WHOLE
-) -> tuple[int, list[float] | None, list[float] | None, list[float] | None]:
-    """Face count and the primary face's blendshapes, head pose and box (normalised to the frame)
-    from one result on the frame, or on a crop of its ``region``."""
-    count = len(result.face_landmarks)
-    if not count:
-        return 0, None, None, None
+def _faces(result: Any, region: Region = WHOLE) -> list[FaceValues]:
+    """Every face of one landmarker result on the frame, or on a crop of its ``region``: its 52
+    blendshapes, head pose and box (normalised to the frame)."""
     rx, ry, rw, rh = region
-    boxes = []
-    for landmarks in result.face_landmarks:
+    faces: list[FaceValues] = []
+    for k, landmarks in enumerate(result.face_landmarks):
         xy = np.array([(rx + p.x * rw, ry + p.y * rh) for p in landmarks], dtype=np.float32)
         lo, hi = np.clip(xy.min(axis=0), 0, 1), np.clip(xy.max(axis=0), 0, 1)
-        boxes.append([float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])])
-    primary = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
-    categories = result.face_blendshapes[primary]
-    names = tuple(c.category_name for c in categories)
-    if names != BLENDSHAPE_NAMES:
-        raise RuntimeError(f"the landmarker's blendshapes differ from the schema's: {names[:5]}...")
-    shapes = [min(max(float(c.score), 0.0), 1.0) for c in categories]
-    pose = head_pose(np.asarray(result.facial_transformation_matrixes[primary]))
-    return count, shapes, pose, boxes[primary]
+        categories = result.face_blendshapes[k]
+        names = tuple(c.category_name for c in categories)
+        if names != BLENDSHAPE_NAMES:
+            raise RuntimeError(f"the landmarker's blendshapes differ from the schema's: {names[:5]}...")
+        shapes = [min(max(float(c.score), 0.0), 1.0) for c in categories]
+        pose = head_pose(np.asarray(result.facial_transformation_matrixes[k]))
+        faces.append((shapes, pose, [float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]))
+    return faces
+
+
+def _largest(faces: Sequence[FaceValues]) -> FaceValues:
+    return max(faces, key=lambda f: area(f[2]))
+
+
+def _mirror_averaged(faces: list[FaceValues], mirrored: list[FaceValues], region: Region) -> list[FaceValues]:
+    """``faces`` with their blendshapes averaged with those of the same face in the horizontally
+    mirrored image (``mirrored``: the faces found there, boxes as if unflipped within
+    ``region``), paired by box overlap; a face without a partner keeps its own."""
+    x0, _, w, _ = region
+    flipped = [[2 * x0 + w - b[2], b[1], 2 * x0 + w - b[0], b[3]] for _, _, b in mirrored]
+    out = []
+    for shapes, pose, box in faces:
+        overlaps = [iou(box, other) for other in flipped]
+        if len(faces) == 1 and len(mirrored) == 1:
+            partner: int | None = 0
+        else:
+            partner = int(np.argmax(overlaps)) if overlaps and max(overlaps) >= MIN_IOU else None
+        out.append((mirror_average(shapes, mirrored[partner][0] if partner is not None else None), pose, box))
+    return out
 
 
 #: Re-detection (``[face] redetect``): a crop around the last box is this many times the box's
@@ -214,36 +247,36 @@ def mirror_inconsistency(shapes: np.ndarray, of_mirrored: np.ndarray) -> np.ndar
 
 def _look_again(
     finder: vision.FaceLandmarker, frame: np.ndarray, last_box: list[float] | None
-) -> tuple[tuple[int, Any, Any, Any], np.ndarray | None]:
+) -> tuple[list[FaceValues], np.ndarray | None, Region]:
     """A frame where the landmarker found no face, looked at again with ``finder`` (IMAGE mode):
-    around ``last_box`` (upscaled), else over tiles of the whole frame. The frame's values (box
-    mapped back to the frame) and the crop they were found in; no face: empty values, ``None``."""
+    around ``last_box`` (upscaled), else over tiles of the whole frame. The faces found (boxes
+    mapped back to the frame), the crop they were found in and its region; none: ``[]``."""
     h, w = frame.shape[:2]
     regions = [around(last_box, w, h)] if last_box is not None else tiles(w, h)
     for region in regions:
         crop = crop_region(frame, region)
-        values = _frame_values(finder.detect(_image(crop)), region)
-        if values[3] is not None:
+        faces = _faces(finder.detect(_image(crop)), region)
+        if faces:
             if last_box is None:  # found in a tile: look again centred on it for the full face
-                region = around(values[3], w, h)
-                crop = crop_region(frame, region)
-                centred = _frame_values(finder.detect(_image(crop)), region)
-                if centred[3] is not None:
-                    return centred, crop
-            return values, crop
-    return (0, None, None, None), None
+                centre = around(_largest(faces)[2], w, h)
+                centred_crop = crop_region(frame, centre)
+                centred = _faces(finder.detect(_image(centred_crop)), centre)
+                if centred:
+                    return centred, centred_crop, centre
+            return faces, crop, region
+    return [], None, WHOLE
 
 
 class FaceExtractor(Extractor):
     name = "face"
-    version = "2"
+    version = "3"
     settings_class = FaceConfig
     model_specs = (FACE_LANDMARKER,)
     default_rules: ClassVar[dict[str, Rule]] = {
         "face_missing": Rule(column="face_detect_rate", min=0.9, band=0.05),
-        # Over the frames with a face only: a frame where the detector missed the face is
-        # face_missing's business, not a second face (docs/scores.md).
-        "multiple_faces": Rule(column="face_multi_rate", max=0.1, band=0.05, missing="accept"),
+        # A second face rejects only when the subject could not be told by sync (over the frames
+        # with a face: a frame where the detector missed the face is face_missing's business).
+        "multiple_faces": Rule(column="face_unresolved_rate", max=0.1, band=0.05, missing="accept"),
     }
     clip_fields: ClassVar[list[pa.Field]] = [
         field("face_frames", pa.int32(), "frames in the clip's track"),
@@ -253,8 +286,22 @@ class FaceExtractor(Extractor):
             pa.float32(),
             "share of the frames with a face that show 2 or more faces (0..1); null: no frame has a face",
         ),
+        field(
+            "face_unresolved_rate",
+            pa.float32(),
+            "face_multi_rate when no face could be chosen as the subject by sync, else 0 (0..1)",
+        ),
         field("face_count_max", pa.int32(), "most faces seen in one frame (capped by [face] max_faces)"),
-        field("face_box_area_mean", pa.float32(), "mean share of the frame covered by the primary face box"),
+        field(
+            "face_box_area_mean", pa.float32(), "mean share of the frame covered by the subject's face box"
+        ),
+        field("face_tracks", pa.int32(), "face tracks lasting at least [face] min_score_frames frames"),
+        field("face_subject_track", pa.int32(), "track id of the subject, whose face the clip's labels are"),
+        field(
+            "face_subject_by",
+            pa.string(),
+            "how the subject was chosen: one face, largest face (frame by frame), sync or undecided, and why",
+        ),
     ]
     track_fields: ClassVar[list[pa.Field]] = [
         field(
@@ -266,38 +313,71 @@ class FaceExtractor(Extractor):
         field(
             "blendshapes",
             pa.list_(pa.list_(pa.float32(), len(BLENDSHAPE_NAMES))),
-            "per frame, the primary face's 52 blendshapes in [0, 1] (names in schema metadata); null: no face",
+            "per frame, the subject's 52 blendshapes in [0, 1] (names in schema metadata); null: no face",
         ),
         field(
             "head_pose",
             pa.list_(pa.list_(pa.float32(), len(HEAD_POSE_NAMES))),
-            "per frame: yaw, pitch, roll (degrees), tx, ty, tz (cm); null: no face",
+            "per frame: yaw, pitch, roll (degrees), tx, ty, tz (cm) of the subject; null: no face",
         ),
         field(
             "face_box",
             pa.list_(pa.list_(pa.float32(), len(FACE_BOX_NAMES))),
-            "per frame: x0, y0, x1, y1 of the primary face, normalised to the frame; null: no face",
+            "per frame: x0, y0, x1, y1 of the subject's face, normalised to the frame; null: no face",
+        ),
+        field("face_track_id", pa.list_(pa.int16()), "per frame, the track the subject's values come from"),
+        field(
+            "face_other_ids",
+            pa.list_(pa.int16()),
+            "ids of the lasting tracks none of the subject's frames are from",
+        ),
+        field(
+            "face_other_boxes",
+            pa.list_(pa.list_(pa.list_(pa.float32(), len(FACE_BOX_NAMES)))),
+            "per other track, per frame: its face box as face_box; null: not in that frame",
+        ),
+        field(
+            "face_other_blendshapes",
+            pa.list_(pa.list_(pa.list_(pa.float32(), len(BLENDSHAPE_NAMES)))),
+            "per other track, per frame: its 52 blendshapes; null: not in that frame",
         ),
     ]
 
     def __init__(self, config: Config):
         super().__init__(config)
         self._image_finder: vision.FaceLandmarker | None = None  # see _finder
+        self._sync: SyncExtractor | None = None  # the sync model, where it tells the speaking face
 
     @property
     def settings(self) -> FaceConfig:
         return self.config.section(self.name, FaceConfig)
 
+    def _choosing_speakers(self) -> bool:
+        return self.settings.active_speaker and self.settings.max_faces >= 2
+
     def models(self) -> list[str]:
-        return [self.settings.model]
+        """The landmarker, and the sync model (with its encoder) that tells the speaking face."""
+        if not self._choosing_speakers():
+            return [self.settings.model]
+        from extractors.sync.extractor import SyncExtractor  # sync reads this module's settings
+
+        return [self.settings.model, *SyncExtractor(self.config).models()]
 
     def setup(self) -> None:
         self._model = self.model_path(self.settings.model).read_bytes()
+        if self._choosing_speakers():
+            from extractors.sync.extractor import SyncExtractor  # sync reads this module's settings
+
+            self._sync = SyncExtractor(self.config)
+            self._sync.setup()
 
     def close(self) -> None:
         if self._image_finder is not None:
             self._image_finder.close()
             self._image_finder = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
 
     def _finder(self) -> vision.FaceLandmarker:
         """The IMAGE-mode landmarker of re-detection: made at its first use and kept, since it
@@ -305,6 +385,14 @@ class FaceExtractor(Extractor):
         if self._image_finder is None:
             self._image_finder = self._landmarker(image_mode=True)
         return self._image_finder
+
+    def _mouth_scorer(self, clip: ClipRef) -> MouthScorer | None:
+        """Scores a track's mouth against ``clip``'s audio with the sync model; ``None`` without
+        audio or with active-speaker choice off."""
+        sync = self._sync
+        if sync is None or not clip.has_audio:
+            return None
+        return lambda shapes: sync.mouth_z(clip, shapes)
 
     def _landmarker(self, image_mode: bool = False) -> vision.FaceLandmarker:
         """A landmarker over a clip's frames (VIDEO mode: timestamps must increase), or over
@@ -325,14 +413,38 @@ class FaceExtractor(Extractor):
         )
         return vision.FaceLandmarker.create_from_options(options)
 
-    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
+    def _frame_faces(
+        self,
+        landmarkers: tuple[vision.FaceLandmarker, vision.FaceLandmarker | None],
+        image: np.ndarray,
+        timestamp_ms: int,
+        look_again: bool,
+        last_box: list[float] | None,
+    ) -> list[FaceValues]:
+        """The faces of one decoded frame (``image``: (H, W, 3) uint8 RGB) seen by the clip's
+        VIDEO-mode landmarker, looked for again around ``last_box`` or over tiles when
+        ``look_again`` and none was found, blendshapes mirror-averaged when the second
+        landmarker (of the mirrored frames) is given."""
         import cv2  # flips a frame 40x faster than a numpy copy of it reversed
 
+        landmarker, mirrored = landmarkers
+        faces = _faces(landmarker.detect_for_video(_image(image), timestamp_ms))
+        crop, region = None, WHOLE
+        if not faces and look_again:
+            faces, crop, region = _look_again(self._finder(), image, last_box)
+        if mirrored is None or not faces:
+            return faces
+        if crop is None:
+            flipped = _faces(mirrored.detect_for_video(_image(cv2.flip(image, 1)), timestamp_ms))
+        else:
+            flipped = _faces(self._finder().detect(_image(cv2.flip(crop, 1))), region)
+        return _mirror_averaged(faces, flipped, region)
+
+    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         src_pts: list[float] = []
         counts: list[int] = []
-        shapes: list[list[float] | None] = []
-        poses: list[list[float] | None] = []
-        boxes: list[list[float] | None] = []
+        tracks: dict[int, dict[int, FaceValues]] = {}
+        tracker = FaceTracker()
         landmarker = self._landmarker()
         mirrored = self._landmarker() if self.settings.mirror_average else None
         redetect = self.settings.redetect
@@ -340,68 +452,88 @@ class FaceExtractor(Extractor):
         last_box: list[float] | None = None
         last_seen = next_search = 0
         try:
-            values: tuple[int, Any, Any, Any] = (0, None, None, None)
+            faces: list[FaceValues] = []
+            ids: list[int] = []
             for frame in iter_frames_at_rate(clip.path, clip.start_s, clip.end_s, clip.fps):
                 if not frame.repeated or not src_pts:
-                    timestamp_ms = round((frame.t_s - clip.start_s) * 1000)
-                    values = _frame_values(landmarker.detect_for_video(_image(frame.image), timestamp_ms))
-                    crop = None
-                    if values[3] is None and redetect:
+                    look_again = False
+                    if redetect:
                         if last_box is not None and frame.index - last_seen > LOST_AFTER_FRAMES:
                             last_box = None
-                        if last_box is not None or frame.index >= next_search:
-                            values, crop = _look_again(self._finder(), frame.image, last_box)
-                            if last_box is None:
-                                next_search = frame.index + TILE_EVERY_FRAMES
-                    if mirrored is not None and values[1] is not None:
-                        if crop is None:
-                            flipped = _image(cv2.flip(frame.image, 1))
-                            mirror_shapes = _frame_values(mirrored.detect_for_video(flipped, timestamp_ms))[1]
-                        else:
-                            mirror_shapes = _frame_values(self._finder().detect(_image(cv2.flip(crop, 1))))[1]
-                        values = (values[0], mirror_average(values[1], mirror_shapes), *values[2:])
-                    if values[3] is not None:
-                        last_box, last_seen = values[3], frame.index
-                if values[3] is not None:
-                    clip.media.offer(frame.index, frame.image, values[3])
+                        look_again = last_box is not None or frame.index >= next_search
+                    timestamp_ms = round((frame.t_s - clip.start_s) * 1000)
+                    faces = self._frame_faces(
+                        (landmarker, mirrored), frame.image, timestamp_ms, look_again, last_box
+                    )
+                    if not faces and look_again and last_box is None:
+                        next_search = frame.index + TILE_EVERY_FRAMES
+                    if faces:
+                        last_box, last_seen = _largest(faces)[2], frame.index
+                    ids = tracker.update(frame.index, [f[2] for f in faces])
+                for face, track in zip(faces, ids, strict=True):
+                    tracks.setdefault(track, {})[frame.index] = face
+                    clip.media.offer(frame.index, frame.image, face[2], track)
                 src_pts.append(frame.src_pts_s)
-                counts.append(values[0])
-                shapes.append(values[1])
-                poses.append(values[2])
-                boxes.append(values[3])
+                counts.append(len(faces))
         finally:
             landmarker.close()
             if mirrored is not None:
                 mirrored.close()
-        return self._summarise(src_pts, counts, shapes, poses, boxes)
+        n = len(counts)
+        per_frame = {t: [got.get(i) for i in range(n)] for t, got in tracks.items()}
+        cfg = self.settings
+        subject = choose_subject(
+            per_frame,
+            n,
+            cfg.min_score_frames,
+            self._mouth_scorer(clip),
+            cfg.speaker_min_z,
+            cfg.speaker_margin_z,
+        )
+        clip.media.choose(subject.track_ids)
+        long = lasting(per_frame, cfg.min_score_frames)
+        others = {t: per_frame[t] for t in sorted(long) if t not in subject.track_ids}
+        return self._summarise(src_pts, counts, subject, others, len(long))
 
     def _summarise(
         self,
         src_pts: list[float],
         counts: list[int],
-        shapes: list[list[float] | None],
-        poses: list[list[float] | None],
-        boxes: list[list[float] | None],
+        subject: Subject,
+        others: Mapping[int, list[FaceValues | None]],
+        lasting_tracks: int,
     ) -> Extraction:
         n = len(counts)
         count_arr = np.asarray(counts, dtype=np.int64)
-        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes if b is not None]
+        boxes = [v[2] if v is not None else None for v in subject.frames]
+        areas = [area(b) for b in boxes if b is not None]
         found = int((count_arr > 0).sum())
         detect_rate = found / n if n else 0.0
+        multi_rate = float(np.mean(count_arr[count_arr > 0] >= 2)) if found else None
         out = Extraction(
             clip={
                 "face_frames": n,
                 "face_detect_rate": detect_rate,
-                "face_multi_rate": float(np.mean(count_arr[count_arr > 0] >= 2)) if found else None,
+                "face_multi_rate": multi_rate,
+                "face_unresolved_rate": 0.0 if subject.by == "sync" else multi_rate,
                 "face_count_max": int(count_arr.max()) if n else 0,
                 "face_box_area_mean": float(np.mean(areas)) if areas else None,
+                "face_tracks": lasting_tracks,
+                "face_subject_track": subject.track,
+                "face_subject_by": f"{subject.by}: {subject.note}",
             },
             track={
                 "face_src_pts_s": src_pts,
                 "face_count": counts,
-                "blendshapes": shapes,
-                "head_pose": poses,
+                "blendshapes": [v[0] if v is not None else None for v in subject.frames],
+                "head_pose": [v[1] if v is not None else None for v in subject.frames],
                 "face_box": boxes,
+                "face_track_id": subject.track_ids,
+                "face_other_ids": list(others),
+                "face_other_boxes": [[v[2] if v is not None else None for v in o] for o in others.values()],
+                "face_other_blendshapes": [
+                    [v[0] if v is not None else None for v in o] for o in others.values()
+                ],
             },
         )
         if detect_rate < self.settings.min_detect_rate:

@@ -358,13 +358,22 @@ def score(
     )
 
 
+#: Feature makers made in this process, by their settings: the face extractor (telling the
+#: speaking face) and the sync signal share one encoder.
+_FEATURE_MAKERS: dict[str, FeatureMaker] = {}
+
+
 def feature_maker(features: Mapping[str, Any], models: ModelsConfig, threads: int = 1) -> FeatureMaker:
-    """A feature maker for ``features`` settings, its Whisper encoder resolved through the registry."""
+    """A feature maker for ``features`` settings, its Whisper encoder resolved through the
+    registry; one per process for the same settings."""
     from extractors.registry import model_spec  # the registry imports every signal module
 
     encoder = features.get("encoder")
     folder = resolve(model_spec(encoder), models.paths, cache_dir(models.cache_dir)) if encoder else None
-    return FeatureMaker(dict(features), folder, threads)
+    key = json.dumps([dict(features), str(folder), threads], sort_keys=True, default=str)
+    if key not in _FEATURE_MAKERS:
+        _FEATURE_MAKERS[key] = FeatureMaker(dict(features), folder, threads)
+    return _FEATURE_MAKERS[key]
 
 
 class SyncExtractor(Extractor):
@@ -439,6 +448,29 @@ class SyncExtractor(Extractor):
             )
         self._features = feature_maker(self._model.features, self.config.models)
 
+    def _predicted(self, clip: ClipRef, n_frames: int) -> np.ndarray:
+        """The mouth ``clip``'s audio predicts, (n_frames, channels): computed once per clip and
+        kept with its media for the other tracks and signals that score against it."""
+        key = f"sync-predicted:{self._model_file()}:{n_frames}"
+        if key not in clip.media.derived:
+            features = self._features(clip.audio(), clip.fps, n_frames)
+            clip.media.derived[key] = self._model.predict(features)
+        return clip.media.derived[key]
+
+    def mouth_z(self, clip: ClipRef, blendshapes: Sequence[Sequence[float] | None]) -> float | None:
+        """The calibrated sync z-score (``sync_confidence``) of one face track's mouth
+        (``blendshapes`` per frame, null where that face is absent) against ``clip``'s audio;
+        ``None`` when fewer than :data:`MIN_FRAMES` frames can be compared."""
+        cfg = self.settings
+        result = score(
+            self._model,
+            self._predicted(clip, len(blendshapes)),
+            blendshapes,
+            cfg.search_frames,
+            cfg.significance_z,
+        )
+        return None if result is None else result.confidence
+
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
         blendshapes = earlier.get("blendshapes")
@@ -451,7 +483,7 @@ class SyncExtractor(Extractor):
         cfg = self.settings
         result = score(
             self._model,
-            self._model.predict(self._features(audio, clip.fps, len(blendshapes))),
+            self._predicted(clip, len(blendshapes)),
             blendshapes,
             cfg.search_frames,
             cfg.significance_z,

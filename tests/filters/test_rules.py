@@ -36,7 +36,7 @@ def test_recorded_failures_reject_with_their_codes_and_skip_the_rules() -> None:
 
 def test_every_failed_and_borderline_rule_is_named() -> None:
     row = {
-        "errors": {}, "face_detect_rate": 0.5, "face_multi_rate": 0.08, "speech_ratio": 0.9,
+        "errors": {}, "face_detect_rate": 0.5, "face_unresolved_rate": 0.08, "speech_ratio": 0.9,
         "speech_language_prob": 0.99, "duration_s": 5.0, "speech_language": "de", "sync_confidence": 3.5,
         "sync_in_sync_p": 0.5, "sync_offset_frames": 1, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0,
         "quality_clipping": 0.0,
@@ -47,7 +47,7 @@ def test_every_failed_and_borderline_rule_is_named() -> None:
     assert judge(row, make_config(filter={"languages": ["en"]}).filter) == Verdict(
         "reject", ["language", "multiple_faces"]
     )
-    row["face_multi_rate"] = 0.0
+    row["face_unresolved_rate"] = 0.0
     assert judge(row, make_config().filter) == Verdict("accept", [])
     assert judge({**row, "duplicate_of": "x"}, make_config().filter) == Verdict("reject", ["duplicate"])
     assert judge(
