@@ -19,6 +19,7 @@ from curate.pipeline import Pipeline, VideoWork, stages
 from curate.ray_executor import RayExecutor, ray_map
 from extractors.emotion.extractor import EmotionConfig
 from extractors.emotion.speaker import SpeakerLabelling, label_root
+from extractors.identity.assign import IdentityAssignment, assign_root
 from extractors.registry import build, dataset_schemas, in_effect
 from ingest.probe import content_id, uri_id
 from ingest.sources import expand_sources, is_uri, unreadable
@@ -66,6 +67,7 @@ class RunSummary:
     clips_redone: int = 0  # ... all done again at the end of the run
     filter: FilterSummary | None = None  # the decision set appended at the end of the run
     emotion_speakers: SpeakerLabelling | None = None  # speaker-relative emotion labels, at the end
+    identities: IdentityAssignment | None = None  # the clips filed among the root's identities, at the end
 
     @property
     def nothing_read(self) -> bool:
@@ -129,6 +131,8 @@ class RunSummary:
             ]
         if self.filter:
             lines.append("  " + self.filter.to_text().replace("\n", "\n  "))
+        if self.identities:
+            lines.append("  " + self.identities.to_text())
         if self.emotion_speakers and self.emotion_speakers.label_set:
             lines.append("  " + self.emotion_speakers.to_text())
         return "\n".join(lines)
@@ -286,6 +290,8 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
         summary.worker_busy_share = executor.busy_share
     if not summary.nothing_read:
         summary.filter = apply_filters(root.uri, config)
+        if "identity" in config.run.extractors:
+            summary.identities = assign_root(root.uri, config)
         summary.emotion_speakers = label_speakers(root, config)
     summary.write(root)
     return summary

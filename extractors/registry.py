@@ -17,14 +17,17 @@ from extractors.base import Extractor
 from extractors.emotion.extractor import EmotionExtractor
 from extractors.face.extractor import FaceExtractor
 from extractors.fingerprint.extractor import FingerprintExtractor
+from extractors.identity.extractor import IdentityExtractor
 from extractors.quality.extractor import QualityExtractor
 from extractors.speech.extractor import SpeechExtractor
 from extractors.sync.extractor import SyncExtractor
 from extractors.synthetic.extractor import SyntheticExtractor
 from manifests.schema import (
     CLIP_FIELDS,
+    CLIP_IDENTITY_FIELDS,
     DECISION_FIELDS,
     EMOTION_SPEAKER_FIELDS,
+    IDENTITY_UPDATE_FIELDS,
     INPUT_FIELDS,
     TRACK_FIELDS,
     VIDEO_FIELDS,
@@ -44,6 +47,7 @@ SIGNALS: list[type[Extractor]] = [
     EmotionExtractor,
     QualityExtractor,
     SyntheticExtractor,
+    IdentityExtractor,
 ]
 
 
@@ -146,6 +150,8 @@ def _schemas(signals: tuple[type[Extractor], ...]) -> dict[str, pa.Schema]:
         "decisions": compose(DECISION_FIELDS, [], "decisions"),
         "inputs": compose(INPUT_FIELDS, [], "inputs"),
         "emotion_speaker": compose(EMOTION_SPEAKER_FIELDS, [], "emotion_speaker"),
+        "clip_identity": compose(CLIP_IDENTITY_FIELDS, [], "clip_identity"),
+        "identity_updates": compose(IDENTITY_UPDATE_FIELDS, [], "identity_updates"),
     }
 
 

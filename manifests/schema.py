@@ -209,6 +209,30 @@ EMOTION_SPEAKER_FIELDS = [
 ]
 
 
+#: Identities over a root (extractors/identity/assign.py): each assignment appends one row per
+#: clip it filed (a clip is filed once) ...
+CLIP_IDENTITY_FIELDS = [
+    field("clip_id", pa.string(), "clip whose subject's face descriptor was filed", False),
+    field("identity_id", pa.string(), "the identity it joined or founded: id- and 12 hex digits"),
+    field(
+        "distance",
+        pa.float32(),
+        "distance of its descriptor to the identity's centroid after the filing, 0..2",
+    ),
+    field("assigned_at", pa.timestamp("us", tz="UTC"), "when the assignment ran"),
+    field("assign_set", pa.string(), "id of the assignment that wrote the row"),
+]
+#: ... and one row per identity it founded or grew; the latest row per identity is current (the
+#: ``identities`` view).
+IDENTITY_UPDATE_FIELDS = [
+    field("identity_id", pa.string(), "id- and 12 hex digits of the SHA-1 of its founding clip's id", False),
+    field("centroid", pa.list_(pa.float32()), "mean of its members' unit face descriptors"),
+    field("clips", pa.int32(), "clips filed under it so far"),
+    field("assigned_at", pa.timestamp("us", tz="UTC"), "when the assignment ran"),
+    field("assign_set", pa.string(), "id of the assignment that wrote the row"),
+]
+
+
 def schema_problem(found: pa.Schema, table: pa.Schema) -> str | None:
     """Why a part of schema ``found`` is not a part of a table of schema ``table``: a required
     (non-nullable) column missing, or a column of another kind than the table's (numbers of

@@ -15,7 +15,8 @@ schema even when empty or when older parts lack a column),
 annotators, which outranks any filter run; single annotations are never current),
 ``speaker_emotion`` (the latest speaker-relative emotion label of each clip) and ``clip_emotion``
 (each clip's label to use: a reviewer's, else the speaker-relative one, else the clip's own,
-with ``emotion_source`` saying which); macro ``blendshape_index(name)`` gives the 1-based position
+with ``emotion_source`` saying which), ``identities`` (the latest row of each identity: centroid,
+clips) and, in ``clips``, each clip's ``identity_id`` (from ``clip_identity``); macro ``blendshape_index(name)`` gives the 1-based position
 of a blendshape channel, so queries address channels by name.
 """
 
@@ -97,7 +98,9 @@ def connect(
     (default: one taken now)."""
     con = duckdb.connect()
     snapshot = snapshot or root.snapshot()  # every view reads the same commit
+    with_identity = "clip_identity" in schemas and "clips" in schemas
     for table, schema in schemas.items():
+        view = "_clips_own" if table == "clips" and with_identity else table
         # The empty typed table gives every column of the schema, also those that parts written
         # before an extractor existed lack (null there).
         con.register(f"_{table}_empty", schema.empty_table())
@@ -121,16 +124,34 @@ def connect(
                 f"_{table}_parts", ds.dataset(keys, schema=schema, format="parquet", filesystem=filesystem)
             )
             con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME SELECT * FROM _{table}_parts"
+                f"CREATE VIEW {view} AS SELECT * FROM _{table}_empty UNION ALL BY NAME SELECT * FROM _{table}_parts"
             )
         elif readable:
             listed = ", ".join(_sql_path(root.locate(rel)) for rel in readable)
             con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty UNION ALL BY NAME "
+                f"CREATE VIEW {view} AS SELECT * FROM _{table}_empty UNION ALL BY NAME "
                 f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"
             )
         else:
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{table}_empty")
+    if with_identity:
+        con.execute(
+            """
+        CREATE VIEW clips AS
+        SELECT c.*, i.identity_id FROM _clips_own c LEFT JOIN (
+            SELECT clip_id, arg_max(identity_id, assigned_at) AS identity_id FROM clip_identity GROUP BY clip_id
+        ) i USING (clip_id)
+        """
+        )
+    if "identity_updates" in schemas:
+        con.execute(
+            """
+        CREATE VIEW identities AS
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT *, row_number() OVER (PARTITION BY identity_id ORDER BY assigned_at DESC, assign_set DESC) AS rn
+            FROM identity_updates) WHERE rn = 1
+        """
+        )
     con.execute(
         """
         CREATE VIEW failures AS

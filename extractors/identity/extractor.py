@@ -1,0 +1,143 @@
+"""The identity signal: one face descriptor per clip, of its subject's face track.
+
+The face extractor keeps square crops of the subject while it decodes (``face_crops``); this
+signal describes each (:class:`~extractors.identity.embedding.FaceEmbedder`), looks for a change
+of person along them (a cut from one speaker to the next inside a clip: ``identity_change_s``,
+the rule ``speaker_change``), and embeds the sharpest, most frontal ones (of the person shown
+longer) into one unit vector, stored in the ``tracks`` table. Which person that is, across the root, is
+decided at the end of a run over every clip at once (:mod:`extractors.identity.assign`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face.crops import face_samples
+from extractors.face.extractor import too_few_face_frames
+from extractors.identity.embedding import DIM, FaceEmbedder, unit
+from extractors.identity.model import FACE_EMBEDDING
+from manifests.schema import field
+from settings.config import Rule, Section
+
+
+class IdentityConfig(Section):
+    """Who each clip's subject is: a face descriptor per clip, identities clustered over the root."""
+
+    model: str = Field("face-embedding", description="registry name of the face descriptor model")
+    crops: int = Field(
+        8, ge=1, le=64, description="face crops per clip looked at (the sharpest frontal ones embedded)"
+    )
+    threshold: float = Field(
+        0.33,
+        gt=0,
+        le=2,
+        description="distance (Euclidean between unit descriptors) under which a clip's face joins an "
+        "identity (docs/scores.md, 'Identity')",
+    )
+
+
+class IdentityExtractor(Extractor):
+    name = "identity"
+    version = "1"
+    needs = ("face",)
+    settings_class = IdentityConfig
+    model_specs = (FACE_EMBEDDING,)
+    default_rules: ClassVar[dict[str, Rule]] = {
+        # Two people in the subject's track (a cut from one speaker to another that no shot
+        # boundary caught): the clip goes to review, never rejected on it alone.
+        "speaker_change": Rule(column="identity_people", max=1, beyond="review", missing="accept"),
+    }
+    clip_fields: ClassVar[list[pa.Field]] = [
+        field("identity_faces", pa.int32(), "face crops of the subject looked at for its descriptor"),
+        field(
+            "identity_people",
+            pa.int32(),
+            "people seen in the subject's face track: 1, or 2 when it changes (identity_change_s)",
+        ),
+        field(
+            "identity_change_s",
+            pa.float32(),
+            "seconds into the clip where the subject's face becomes another person's; null: one person",
+        ),
+        field(
+            "identity_skipped",
+            pa.string(),
+            "why the clip has no descriptor although it has a face, e.g. few_face_frames: ... or no_usable_face",
+        ),
+    ]
+    track_fields: ClassVar[list[pa.Field]] = [
+        field(
+            "identity_embedding",
+            pa.list_(pa.float32(), DIM),
+            "unit face descriptor of the subject (dlib ResNet, 128-d); null: none",
+        ),
+    ]
+
+    @property
+    def settings(self) -> IdentityConfig:
+        return self.config.section(self.name, IdentityConfig)
+
+    def models(self) -> list[str]:
+        return [self.settings.model]
+
+    def face_crops(self) -> int:
+        return self.settings.crops
+
+    def setup(self) -> None:
+        self._embedder = FaceEmbedder(self.model_path(self.settings.model))
+
+    def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
+        out = self.empty()
+        boxes = earlier.get("face_box")
+        if not boxes:
+            return out
+        out.clip["identity_skipped"] = too_few_face_frames(self.config, boxes)
+        if out.clip["identity_skipped"]:
+            return out
+        samples = face_samples(clip, boxes, self.settings.crops)
+        out.clip["identity_faces"] = len(samples)
+        chips = [
+            (s.index, c) for s, c in ((s, self._embedder.chip(s.crop)) for s in samples) if c is not None
+        ]
+        described = self._embedder.describe([c for _, c in chips])  # (n, 128): each chip once
+        keep = range(len(chips))
+        change = change_point(described, self.settings.threshold)
+        if change is not None:  # two people: the clip's identity is the one shown longer
+            out.clip["identity_people"] = 2
+            out.clip["identity_change_s"] = chips[change][0] / clip.fps
+            keep = range(change, len(chips)) if 2 * change < len(chips) else range(change)
+        elif chips:
+            out.clip["identity_people"] = 1
+        position = {id(chips[i][1]): i for i in keep}
+        picked = [position[id(c)] for c in self._embedder.pick([chips[i][1] for i in keep])]
+        if not picked:
+            out.clip["identity_skipped"] = "no_usable_face: no crop large, frontal and sharp enough"
+        else:
+            out.track["identity_embedding"] = [float(v) for v in unit(described[picked].mean(axis=0))]
+        return out
+
+
+#: Crops on each side of a change of person, at least.
+MIN_SIDE = 3
+
+
+def change_point(descriptors: np.ndarray, threshold: float) -> int | None:
+    """Where a time-ordered run of face descriptors ((n, d), one per crop) turns into another
+    person's: the split ``k`` (crops ``:k`` and ``k:``, at least :data:`MIN_SIDE` each) whose
+    two sides' mean descriptors are farthest apart, when that distance (between unit means) is
+    above ``threshold``; ``None`` for one person."""
+    n = len(descriptors)
+    best: tuple[float, int] | None = None
+    for k in range(MIN_SIDE, n - MIN_SIDE + 1):
+        distance = float(
+            np.linalg.norm(unit(descriptors[:k].mean(axis=0)) - unit(descriptors[k:].mean(axis=0)))
+        )
+        if best is None or distance > best[0]:
+            best = (distance, k)
+    return best[1] if best is not None and best[0] > threshold else None
