@@ -25,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 from curate.arkit_fit import CALIBRATION
 from curate.filter import NoClips
+from extractors.base import square_crop
 from extractors.emotion.fusion import EMOTION_CLASSES
 from extractors.registry import dataset_schemas, in_effect, make_config
 from filters.rules import bands
@@ -43,6 +44,8 @@ EXAMPLES = 4
 #: Clips listed under "Synthetic faces".
 SUSPECTS = 10
 FRAME_WIDTH = 320  # px, widest embedded frame
+IDENTITIES = 24  # people shown
+FACE_PX = 96  # side of an identity's face picture
 NEAR_ZERO = 0.01  # a channel whose p95 is below this barely moves
 VERDICT_COLORS = {"accept": "#2e7d32", "review": "#ef6c00", "reject": "#c62828"}
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222}
@@ -392,6 +395,56 @@ def _frame(uri: str, t_s: float) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
 
 
+def _face(uri: str, t_s: float, box: list[float]) -> str:
+    """The face in ``box`` (normalised x0, y0, x1, y1) of the frame shown at ``t_s``, a JPEG data URI."""
+    frame = next(iter_frames_at_rate(Path(uri), t_s, t_s + 0.5, 2.0), None)
+    if frame is None:
+        raise ValueError("no frame decoded")
+    crop, _ = square_crop(frame.image, box)
+    crop = cv2.resize(crop, (FACE_PX, FACE_PX), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+
+
+def identities(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
+    """The people of the root, most seconds first: a face of each (its founding clip's middle face
+    frame), its clips and seconds, and how many are accepted."""
+    if "identity_id" not in columns:
+        return '<p class="muted">No identities in this root (the identity signal did not run).</p>'
+    rows = _rows(
+        con,
+        'select c.identity_id, count(*) clips, round(sum(c.duration_s), 1) as "seconds",'
+        " count(*) filter (where d.verdict = 'accept') accepted,"
+        " arg_min(v.uri, c.clip_id) uri, arg_min(t.t_s, c.clip_id) t_s, arg_min(t.face_box, c.clip_id) boxes"
+        " from clips c join tracks t using (clip_id) left join videos v on v.video_id = c.video_id"
+        " left join current_decisions d on d.clip_id = c.clip_id"
+        f" where c.identity_id is not null group by 1 order by seconds desc, 1 limit {IDENTITIES}",
+    )
+    if not rows:
+        return '<p class="muted">No clip has an identity yet.</p>'
+    ((people,),) = con.sql("select count(distinct identity_id) from clips").fetchall()
+    cards = []
+    for r in rows:
+        faces = [(t, b) for t, b in zip(r["t_s"] or [], r["boxes"] or [], strict=False) if b is not None]
+        try:
+            if not faces or r["uri"] is None:
+                raise ValueError("no face frame at hand")
+            t_s, box = faces[len(faces) // 2]
+            picture = f'<img src="{_face(r["uri"], t_s, box)}" alt="{escape(r["identity_id"])}">'
+        except Exception as exc:  # a moved or remote video: the card still shows the counts
+            picture = f'<p class="muted">face unavailable: {escape(str(exc))}</p>'
+        cards.append(
+            f'<div class="card">{picture}<div><b>{escape(r["identity_id"])}</b><br>{r["clips"]} clip(s),'
+            f" {r['seconds']} s, {r['accepted']} accepted</div></div>"
+        )
+    return (
+        f"<p>{people} people by face (identity_id: the subject's face descriptor, clustered over the root;"
+        f" docs/scores.md), the {len(rows)} with the most seconds shown.</p>" + "".join(cards)
+    )
+
+
 def examples(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
     """Up to EXAMPLES clips with blendshapes, accepted first: a middle frame beside five curves."""
     text = "c.speech_text" if "speech_text" in columns else "null"
@@ -446,6 +499,7 @@ def _sections(con: duckdb.DuckDBPyConnection, config: Config, root: Path) -> lis
         ("Emotion mix", emotion_mix(con, columns)),
         ("Languages", languages(con, columns)),
         ("Synthetic faces", synthetic_faces(con, columns)),
+        ("Identities", identities(con, columns)),
         ("Review", review_progress(con, root, config)),
         ("Blendshape channels", blendshape_stats(con) if faces else no_faces),
         ("Calibration to ARKit ranges", calibration_ranges(root / CALIBRATION)),

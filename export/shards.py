@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import duckdb
@@ -75,6 +75,14 @@ class ExportOptions(BaseModel):
         None, description="SQL predicate over c (clips), v (videos), d (decision), m (clip_emotion)"
     )
     group: str | None = Field(None, description="SQL expression giving the group id; default: merged video")
+    split_by: Literal["video", "identity"] = Field(
+        "video",
+        description="what no two splits share: the video (twins merged), or also the person (a speaker_id "
+        "tag, else the clip's identity_id): videos and people linked by a clip form one group",
+    )
+    max_per_identity_s: float | None = Field(
+        None, gt=0, description="seconds of clips kept per person at most (speaker_id tag, else identity_id)"
+    )
     test: str | None = Field(
         None,
         description="SQL predicate over c, v, d: the groups of the clips it holds for form the test split "
@@ -94,6 +102,8 @@ class ExportOptions(BaseModel):
             raise ValueError(f"export name {self.name!r}: use letters, digits, '.', '_' and '-'")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must leave a share for train")
+        if self.group and self.split_by != "video":
+            raise ValueError("--group and --split-by identity both set the groups: give one")
         return self
 
 
@@ -193,7 +203,8 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
     sql = f"""
         select c.clip_id, c.video_id, v.uri, v.has_audio, c.start_s, c.fps, c.sync_offset_frames, v.run_id,
                d.decision_set, d.config_hash, {group} as group_override, {test} as in_test,
-               m.emotion, m.emotion_confidence, m.emotion_intensity
+               m.emotion, m.emotion_confidence, m.emotion_intensity, c.duration_s,
+               coalesce('speaker:' || v.source_tags['speaker_id'], 'identity:' || c.identity_id) as person
         from current_decisions d join clips c on c.clip_id = d.clip_id
              join videos v on v.video_id = c.video_id
              join clip_emotion m on m.clip_id = c.clip_id
@@ -219,10 +230,32 @@ def _selected(con: duckdb.DuckDBPyConnection, options: ExportOptions) -> list[di
             """select c.video_id, k.video_id from current_decisions d
                join clips c on c.clip_id = d.clip_id join clips k on k.clip_id = d.duplicate_of"""
         ).fetchall()
+        if options.split_by == "identity":  # a person links the videos they are in
+            pairs += [(r["video_id"], r["person"]) for r in rows if r["person"]]
         group_of = merge_duplicates((r["video_id"] for r in rows), pairs)
         for r in rows:
             r["group_id"] = group_of[r["video_id"]]
     return rows
+
+
+def capped_per_person(
+    rows: Sequence[dict[str, Any]], max_s: float
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """``rows`` with each person's clips (``person``: speaker tag or identity; clips of none are
+    not capped) kept up to ``max_s`` seconds in all, in an order fixed by a hash of the clip id
+    (the same clips stay when clips are added elsewhere), and the clips left out with why."""
+    kept: list[dict[str, Any]] = []
+    left: dict[str, str] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    for r in sorted(rows, key=lambda r: _unit(r["clip_id"])):
+        person = r["person"]
+        if person is not None and seconds[person] + (r["duration_s"] or 0.0) > max_s:
+            left[r["clip_id"]] = f"person_cap: {person} has {seconds[person]:.1f} s, the cap is {max_s:g} s"
+            continue
+        if person is not None:
+            seconds[person] += r["duration_s"] or 0.0
+        kept.append(r)
+    return sorted(kept, key=lambda r: r["clip_id"]), left
 
 
 def _blendshape_frames(frames: Sequence[Sequence[float] | None] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -390,8 +423,12 @@ def export(
     # --where, --group and --test are user SQL: they read the root and nothing else, in bounded memory
     lock_down(con, root, memory_mb=QUERY_MEMORY_MB)
     rows = _selected(con, options)
+    capped: dict[str, str] = {}
+    if options.max_per_identity_s is not None:
+        rows, capped = capped_per_person(rows, options.max_per_identity_s)
     if not rows:
-        raise ExportError(f"no clip of {root.path} is accepted and matches the selection")
+        why = f" ({len(capped)} left out by --max-per-identity-s)" if capped else ""
+        raise ExportError(f"no clip of {root.path} is accepted and matches the selection{why}")
     where = locate(root, (r["clip_id"] for r in rows))
     for r in rows:
         r["tracks"] = where.get(r["clip_id"])
@@ -455,6 +492,7 @@ def export(
             "runs": sorted({r["run_id"] for r in kept if r["run_id"]}),
             "extractor_versions": {name: cls.version for name, cls in extractor_classes().items()},
             "skipped": skipped,
+            "capped": capped,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _fsync(tmp / "manifest.json")

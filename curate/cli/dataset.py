@@ -212,6 +212,19 @@ def export_cmd(
             help="SQL expression over c, v, d giving the speaker/group id (default: the video, twins merged)."
         ),
     ] = None,
+    split_by: Annotated[
+        str,
+        typer.Option(
+            help="video: no video in two splits (twins merged) | identity: no person either (their "
+            "speaker_id tag, else the identity_id of the clip's face)."
+        ),
+    ] = "video",
+    max_per_identity_s: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep at most this many seconds of clips of any one person (speaker_id tag, else identity)."
+        ),
+    ] = None,
     val: Annotated[float, typer.Option(help="Share of groups in the val split.")] = 0.1,
     test: Annotated[float, typer.Option(help="Share of groups in the test split.")] = 0.1,
     test_where: Annotated[
@@ -249,7 +262,8 @@ def export_cmd(
     options = _validated(
         ExportOptions,
         dict(
-            name=name, where=where, group=group, val_fraction=val, test_fraction=test, test=test_where,
+            name=name, where=where, group=group, split_by=split_by, max_per_identity_s=max_per_identity_s,
+            val_fraction=val, test_fraction=test, test=test_where,
             clips_per_row_group=clips_per_row_group, calibration=str(calibration) if calibration else None,
         ),
     )  # fmt: skip

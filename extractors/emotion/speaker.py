@@ -10,8 +10,8 @@ fusion judges the moved cues. A speaker with one clip keeps its clip's label; th
 between one speaker's clips are kept whole.
 
 A clip's speaker is its video's ``speaker_id`` source tag (a column of the list file ``curate
-run`` read), else the actor in its file name (MEAD, RAVDESS, CREMA-D naming). Clips of neither
-are not grouped: a video of one person is not assumed to hold every emotion, which the shift
+run`` read), else the identity of its face (``identity_id``, extractors/identity), else the actor
+in its file name (MEAD, RAVDESS, CREMA-D naming). Clips of none are not grouped: a video of one person is not assumed to hold every emotion, which the shift
 assumes (acted corpora give each actor every class; a vlogger smiling in every clip would be
 read less happy).
 
@@ -66,11 +66,12 @@ def speaker_relative(
     return logs, meds
 
 
-def speaker_of(uri: str, tags: dict[str, str] | None) -> str | None:
-    """A clip's speaker: the ``speaker_id`` tag, else the actor in a corpus file name, else None."""
+def speaker_of(uri: str, tags: dict[str, str] | None, identity: str | None = None) -> str | None:
+    """A clip's speaker: the ``speaker_id`` tag, else its face's ``identity`` (identity_id), else
+    the actor in a corpus file name, else None."""
     if tags and tags.get("speaker_id"):
         return tags["speaker_id"]
-    return label_from_name(Path(uri).name)[1]
+    return identity or label_from_name(Path(uri).name)[1]
 
 
 def relative_probs(
@@ -126,13 +127,16 @@ def label_root(root_path: str | Path, config: Config, changed_only: bool = False
     con = connect(root, dataset_schemas())
     clips = (
         con.sql(
-            """select c.clip_id, v.uri, v.source_tags, c.emotion_dominant from clips c join videos v using (video_id)
+            """select c.clip_id, v.uri, v.source_tags, c.identity_id, c.emotion_dominant
+               from clips c join videos v using (video_id)
                where c.emotion_face_probs is not null order by c.clip_id"""
         )
         .to_arrow_table()
         .to_pylist()
     )
-    found = {c["clip_id"]: speaker_of(c["uri"], dict(c["source_tags"] or {})) for c in clips}
+    found = {
+        c["clip_id"]: speaker_of(c["uri"], dict(c["source_tags"] or {}), c["identity_id"]) for c in clips
+    }
     speaker = {clip_id: s for clip_id, s in found.items() if s is not None}
     counts = Counter(speaker.values())
     grouped = [c for c in clips if counts[speaker.get(c["clip_id"], "")] > 1]

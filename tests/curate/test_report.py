@@ -28,6 +28,7 @@ SECTIONS = (
     "Score distributions",
     "Emotion mix",
     "Languages",
+    "Identities",
     "Review",
     "Blendshape channels",
     "Example clips",
@@ -89,7 +90,10 @@ def test_report_has_every_section_and_the_example_clips(report, judged_root) -> 
     caption = detect_rate_caption(page)
     assert caption.startswith("face_detect_rate: share of frames with at least one face")  # schema doc
     assert "filter limit 0.9 ± 0.05 (" in caption  # the face_missing threshold drawn on its histogram
-    assert page.count("data:image/jpeg;base64,") == 4  # one frame per example
+    people = query(judged_root, "select count(distinct identity_id) n from clips").to_pylist()[0]["n"]
+    assert 5 <= people < 13  # the fixtures' people; twins and the NeRF copy of r3p_May_5s filed with theirs
+    assert page.count('alt="middle frame of') == 4  # one frame per example
+    assert page.count('alt="id-') == people  # a face per person
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from the network
 
 

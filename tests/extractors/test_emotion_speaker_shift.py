@@ -26,7 +26,9 @@ def test_clips_without_a_speaker_are_not_grouped():
     assert np.allclose(moved, medians)
 
 
-def test_speaker_from_tag_then_corpus_name():
+def test_speaker_from_tag_then_identity_then_corpus_name():
+    assert speaker_of("/x/1001_DFA_ANG_XX.mp4", {"speaker_id": "alice"}, "id-0123456789ab") == "alice"
+    assert speaker_of("/x/1001_DFA_ANG_XX.mp4", {}, "id-0123456789ab") == "id-0123456789ab"
     assert speaker_of("/x/1001_DFA_ANG_XX.mp4", {"speaker_id": "alice"}) == "alice"
     assert speaker_of("/x/1001_DFA_ANG_XX.mp4", None) == "crema_1001"
     assert speaker_of("/x/03-01-05-01-02-01-12.mp4", {}) == "ravdess_12"

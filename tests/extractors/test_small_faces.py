@@ -4,12 +4,10 @@ a face that leaves the frame for a second, and one shown for too few frames to s
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
