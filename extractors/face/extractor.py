@@ -337,6 +337,11 @@ class FaceExtractor(Extractor):
             "per other track, per frame: its face box as face_box; null: not in that frame",
         ),
         field(
+            "face_other_head_pose",
+            pa.list_(pa.list_(pa.list_(pa.float32(), len(HEAD_POSE_NAMES)))),
+            "per other track, per frame: its head pose as head_pose; null: not in that frame",
+        ),
+        field(
             "face_other_blendshapes",
             pa.list_(pa.list_(pa.list_(pa.float32(), len(BLENDSHAPE_NAMES)))),
             "per other track, per frame: its 52 blendshapes; null: not in that frame",
@@ -531,6 +536,9 @@ class FaceExtractor(Extractor):
                 "face_track_id": subject.track_ids,
                 "face_other_ids": list(others),
                 "face_other_boxes": [[v[2] if v is not None else None for v in o] for o in others.values()],
+                "face_other_head_pose": [
+                    [v[1] if v is not None else None for v in o] for o in others.values()
+                ],
                 "face_other_blendshapes": [
                     [v[0] if v is not None else None for v in o] for o in others.values()
                 ],

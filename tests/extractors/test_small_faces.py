@@ -106,6 +106,11 @@ def test_of_two_faces_side_by_side_the_speaking_one_is_the_subject(face: FaceExt
     assert all((b[0] + b[2]) / 2 < 0.5 for b in boxes)  # the left half
     others = out.track["face_other_boxes"]
     assert len(others) == 1 and all((b[0] + b[2]) / 2 > 0.5 for b in others[0] if b is not None)
+    assert (
+        len(out.track["face_other_head_pose"][0])
+        == len(out.track["face_other_blendshapes"][0])
+        == out.clip["face_frames"]
+    )
     assert multiple_faces(out) == "pass"
 
 
