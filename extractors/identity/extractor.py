@@ -31,7 +31,7 @@ class IdentityConfig(Section):
 
     model: str = Field("face-embedding", description="registry name of the face descriptor model")
     crops: int = Field(
-        8, ge=1, le=64, description="face crops per clip looked at (the sharpest frontal ones embedded)"
+        6, ge=1, le=64, description="face crops per clip looked at (the sharpest frontal ones embedded)"
     )
     threshold: float = Field(
         0.33,
@@ -124,7 +124,7 @@ class IdentityExtractor(Extractor):
 
 
 #: Crops on each side of a change of person, at least.
-MIN_SIDE = 3
+MIN_SIDE = 2
 
 
 def change_point(descriptors: np.ndarray, threshold: float) -> int | None:
