@@ -168,14 +168,16 @@ def test_multiple_faces_counts_only_frames_with_a_face_and_null_face_scores_neve
     """A clip whose face is missed in some frames but never shown twice is not "multiple faces";
     scores left null for too few face frames send it to review, not to reject."""
     row = {
-        "errors": {}, "face_detect_rate": 0.87, "face_multi_rate": 0.0, "speech_ratio": 0.9,
+        "errors": {}, "face_detect_rate": 0.87, "face_unresolved_rate": 0.0, "speech_ratio": 0.9,
         "speech_language_prob": 0.99, "duration_s": 5.0, "sync_confidence": 3.5, "sync_offset_frames": 1,
         "sync_in_sync_p": 0.5, "quality_face_px": 200.0, "quality_brightness": 120.0, "quality_snr_db": 30.0, "quality_clipping": 0.0,
     }  # fmt: skip
     assert judge(row, make_config().filter) == Verdict("review", ["face_missing"])
-    assert judge({**row, "face_multi_rate": 0.5}, make_config().filter) == Verdict(
+    assert judge({**row, "face_unresolved_rate": 0.5}, make_config().filter) == Verdict(
         "reject", ["multiple_faces", "face_missing"]
     )
+    # two faces, the speaking one told by sync: face_multi_rate is high, nothing unresolved
+    assert judge({**row, "face_multi_rate": 1.0}, make_config().filter) == Verdict("review", ["face_missing"])
     weak = {**row, "face_detect_rate": 1.0, "quality_face_px": None, "quality_brightness": None}
     weak |= {"sync_confidence": None, "sync_offset_frames": None, "sync_in_sync_p": None}
     assert judge(weak, make_config().filter) == Verdict(
