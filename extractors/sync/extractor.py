@@ -457,18 +457,18 @@ class SyncExtractor(Extractor):
             clip.media.derived[key] = self._model.predict(features)
         return clip.media.derived[key]
 
-    def mouth_z(self, clip: ClipRef, blendshapes: Sequence[Sequence[float] | None]) -> float | None:
-        """The calibrated sync z-score (``sync_confidence``) of one face track's mouth
-        (``blendshapes`` per frame, null where that face is absent) against ``clip``'s audio;
-        ``None`` when fewer than :data:`MIN_FRAMES` frames can be compared."""
+    def _score(self, clip: ClipRef, blendshapes: Sequence[Sequence[float] | None]) -> SyncScore | None:
+        """One face track's mouth (``blendshapes`` per frame, null where that face is absent)
+        scored against ``clip``'s audio; ``None`` when fewer than :data:`MIN_FRAMES` frames can
+        be compared."""
         cfg = self.settings
-        result = score(
-            self._model,
-            self._predicted(clip, len(blendshapes)),
-            blendshapes,
-            cfg.search_frames,
-            cfg.significance_z,
-        )
+        predicted = self._predicted(clip, len(blendshapes))
+        return score(self._model, predicted, blendshapes, cfg.search_frames, cfg.significance_z)
+
+    def mouth_z(self, clip: ClipRef, blendshapes: Sequence[Sequence[float] | None]) -> float | None:
+        """The calibrated sync z-score (``sync_confidence``) of one face track's mouth against
+        ``clip``'s audio (see :meth:`_score`)."""
+        result = self._score(clip, blendshapes)
         return None if result is None else result.confidence
 
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
@@ -481,13 +481,7 @@ class SyncExtractor(Extractor):
             return out
         audio = clip.audio()
         cfg = self.settings
-        result = score(
-            self._model,
-            self._predicted(clip, len(blendshapes)),
-            blendshapes,
-            cfg.search_frames,
-            cfg.significance_z,
-        )
+        result = self._score(clip, blendshapes)
         if result is not None:
             speech_s = (
                 float(np.sum(speech_frames(audio, clip.fps, len(blendshapes)) & result.valid)) / clip.fps
