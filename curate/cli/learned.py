@@ -176,8 +176,8 @@ def emotion_speakers(
 ) -> None:
     """Label every clip against its speaker's other clips (speaker-relative emotion).
 
-    A clip's speaker is its speaker_id source tag, else the actor in a MEAD, RAVDESS or CREMA-D
-    file name; clips of neither keep their own label. The labels go to the emotion_speaker table
+    A clip's speaker is its speaker_id source tag, else its face's identity (identity_id), else
+    the actor in a MEAD, RAVDESS or CREMA-D file name; clips of none keep their own label. The labels go to the emotion_speaker table
     (latest per clip: the speaker_emotion view) and `curate export` prefers them. Run again after
     a run adds clips of a speaker.
     """
