@@ -77,6 +77,7 @@ def test_stages_are_in_pipeline_order(tmp_path) -> None:
         "emotion",
         "quality",
         "synthetic",
+        "identity",
     ]
 
 
