@@ -18,6 +18,14 @@ import pyarrow as pa
 from pydantic import Field
 
 from extractors.base import ClipRef, Extraction, Extractor, Resources
+from extractors.speech.window import (
+    SPEECH_WINDOW,
+    VOICE_ENCODER,
+    joined_speech,
+    speech_spans,
+    window_mel,
+    window_of,
+)
 from ingest.media import SPEECH_SR_HZ
 from manifests.schema import field
 from settings.config import Rule, Section
@@ -216,44 +224,37 @@ class SpeechExtractor(Extractor):
         audio = clip.audio()
         duration = max(len(audio) / SPEECH_SR_HZ, 1e-9)
         peak_db = float(20 * np.log10(np.max(np.abs(audio)) + 1e-12)) if len(audio) else -240.0
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        spans = get_speech_timestamps(audio, VadOptions()) if len(audio) else []
+        spans = speech_spans(audio)
         ratio = sum(s["end"] - s["start"] for s in spans) / SPEECH_SR_HZ / duration
         out.clip.update(speech_ratio=ratio, speech_peak_db=peak_db)
+        clip.media.derived[SPEECH_WINDOW] = None  # until a window of speech is encoded
         if peak_db < DIGITAL_SILENCE_DB:
             out.failure = ("no_speech", f"the audio is digital silence (peak {peak_db:.1f} dBFS)")
             return out
         if ratio < self.settings.min_speech_ratio:
             out.failure = ("no_speech", f"voice activity in {ratio:.0%} of the clip")
             return out
-        values, out.track["words"] = self._transcribe(audio, spans, clip.start_s)
+        values, out.track["words"] = self._transcribe(audio, spans, clip)
         out.clip.update(values)
         return out
 
-    def _first_window(self, audio: np.ndarray, spans: list[dict[str, int]]) -> np.ndarray:
-        """The features of the first window the transcription encodes, shape (n_mels, 3000): the
-        speech ``spans`` (samples) of ``audio`` joined, as ``transcribe(vad_filter=True)`` does."""
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.vad import collect_chunks
-
-        speech = np.concatenate(collect_chunks(audio, spans)[0])
-        extractor = self._model.feature_extractor
-        features = extractor(speech)
-        return pad_or_trim(features[:, : min(extractor.nb_max_frames, features.shape[-1] - 1)])
-
     def _transcribe(
-        self, audio: np.ndarray, spans: list[dict[str, int]], offset_s: float
+        self, audio: np.ndarray, spans: list[dict[str, int]], clip: ClipRef
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Clip columns and the word list of ``audio`` (16 kHz mono) starting at ``offset_s`` in
-        the source; ``spans``: its speech (samples), as voice activity detection found it.
+        """Clip columns and the word list of ``audio`` (16 kHz mono) of ``clip``; ``spans``: its
+        speech (samples), as voice activity detection found it.
 
-        The language is identified on the first window of speech, the window the transcription
-        encodes first, so the encoder runs once for both."""
+        The language is identified on the first window of speech (:mod:`extractors.speech.window`),
+        the window the transcription encodes first, so the encoder runs once for both; on the CPU
+        the window's states are left for the voice cue of emotion."""
         cfg = self.settings
         language, language_prob = None, 1.0
+        offset_s = clip.start_s
         if self._multilingual:
-            encoded = self.encoder.keep(self._first_window(audio, spans))
+            speech = joined_speech(audio, spans)
+            encoded = self.encoder.keep(window_mel(self._model, speech))
+            if self._device() == "cpu" and self.settings.model == VOICE_ENCODER:
+                clip.media.derived[SPEECH_WINDOW] = window_of(speech, encoded)
             all_probs = [(token[2:-2], p) for token, p in self._model.model.detect_language(encoded)[0]]
             language, language_prob = pick_language(all_probs, cfg.languages)
         segments, info = self._model.transcribe(
