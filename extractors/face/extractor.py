@@ -24,6 +24,17 @@ import pyarrow as pa
 from pydantic import Field
 
 from extractors.base import ClipRef, Extraction, Extractor
+from extractors.face.regions import (
+    LOST_AFTER_FRAMES,
+    TILE_EVERY_FRAMES,
+    WHOLE,
+    ExtraFaceSearch,
+    Region,
+    around,
+    crop_region,
+    same_face,
+    tiles,
+)
 from extractors.face.speaker import FaceValues, MouthScorer, Subject, choose_subject, lasting
 from extractors.face.tracks import MIN_IOU, FaceTracker, area, iou
 from ingest.media import iter_frames_at_rate
@@ -60,6 +71,22 @@ class FaceConfig(Section):
         description="where the landmarker finds no face, look again around the last face box "
         "(upscaled crop) or, once a second while none is known, over tiles of the frame: small faces "
         'in large frames (docs/benchmarks.md, "Small faces")',
+    )
+    extra_faces_every_s: float = Field(
+        1.5,
+        ge=0,
+        description="while some faces but fewer than max_faces are found in a frame, search it in tiles "
+        "for more (faces too small for the whole-frame detector: a wide shot beside a close-up) once "
+        "every this many seconds (s); a face found so is then looked for around its last box in every "
+        "frame, as a track; 0: off",
+    )
+    extra_faces_tile: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="side of those tiles as a share of the frame's shorter side, overlapping by half "
+        "(smaller: smaller faces found, more detector runs a search); a frame one tile covers (square, "
+        "at 1.0) is not searched",
     )
     active_speaker: bool = Field(
         True,
@@ -126,12 +153,6 @@ def head_pose(matrix: np.ndarray) -> list[float]:
     return [math.degrees(yaw), math.degrees(pitch), math.degrees(roll), *map(float, matrix[:3, 3])]
 
 
-#: A frame region in normalised frame coordinates: x0, y0, width, height. Landmarks found in a
-#: crop of that region map back as ``x0 + x * width``, ``y0 + y * height``.
-Region = tuple[float, float, float, float]
-WHOLE: Region = (0.0, 0.0, 1.0, 1.0)
-
-
 def _faces(result: Any, region: Region = WHOLE) -> list[FaceValues]:
     """Every face of one landmarker result on the frame, or on a crop of its ``region``: its 52
     blendshapes, head pose and box (normalised to the frame)."""
@@ -169,56 +190,6 @@ def _mirror_averaged(faces: list[FaceValues], mirrored: list[FaceValues], region
             partner = int(np.argmax(overlaps)) if overlaps and max(overlaps) >= MIN_IOU else None
         out.append((mirror_average(shapes, mirrored[partner][0] if partner is not None else None), pose, box))
     return out
-
-
-#: Re-detection (``[face] redetect``): a crop around the last box is this many times the box's
-#: larger side, upscaled to at least ``CROP_MIN_PX`` so the face fills the detector's input.
-CROP_SCALE = 3.0
-CROP_MIN_PX = 256
-#: Frames the last box is looked around before the face counts as lost.
-LOST_AFTER_FRAMES = 30
-#: While no face has been seen (or it is lost), the whole frame is searched in tiles once every
-#: this many frames (tiles: squares of half the frame's shorter side, overlapping by half).
-TILE_EVERY_FRAMES = 30
-
-
-def crop_region(frame: np.ndarray, region: Region, min_px: int = CROP_MIN_PX) -> np.ndarray:
-    """The pixels of ``region`` of an (H, W, 3) frame, edge pixels repeated beyond it, resized so
-    its shorter side is at least ``min_px``."""
-    h, w = frame.shape[:2]
-    x0, y0 = round(region[0] * w), round(region[1] * h)
-    x1, y1 = max(round((region[0] + region[2]) * w), x0 + 2), max(round((region[1] + region[3]) * h), y0 + 2)
-    crop = frame[np.ix_(np.clip(np.arange(y0, y1), 0, h - 1), np.clip(np.arange(x0, x1), 0, w - 1))]
-    short = min(crop.shape[:2])
-    if short >= min_px:
-        return crop
-    import cv2  # loaded only when a small face is looked for
-
-    scale = min_px / short
-    size = (round(crop.shape[1] * scale), round(crop.shape[0] * scale))
-    return cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
-
-
-def around(box: list[float], width: int, height: int, scale: float = CROP_SCALE) -> Region:
-    """A square region (in pixels) ``scale`` times the larger side of a normalised ``box``,
-    centred on it, as a normalised region."""
-    side = max((box[2] - box[0]) * width, (box[3] - box[1]) * height) * scale
-    cx, cy = (box[0] + box[2]) / 2 * width, (box[1] + box[3]) / 2 * height
-    return ((cx - side / 2) / width, (cy - side / 2) / height, side / width, side / height)
-
-
-def tiles(width: int, height: int) -> list[Region]:
-    """Squares of half the frame's shorter side, overlapping by half, covering the frame."""
-    side = min(width, height) / 2
-    step = side / 2
-
-    def starts(extent: int) -> list[float]:
-        n = max(int(np.ceil((extent - side) / step)), 0) + 1
-        return [min(i * step, extent - side) for i in range(n)]
-
-    return [
-        (x / width, y / height, side / width, side / height) for y in starts(height) for x in starts(width)
-    ]
 
 
 def _image(pixels: np.ndarray) -> mp.Image:
@@ -269,7 +240,7 @@ def _look_again(
 
 class FaceExtractor(Extractor):
     name = "face"
-    version = "3"
+    version = "4"
     settings_class = FaceConfig
     model_specs = (FACE_LANDMARKER,)
     default_rules: ClassVar[dict[str, Rule]] = {
@@ -445,14 +416,65 @@ class FaceExtractor(Extractor):
             flipped = _faces(self._finder().detect(_image(cv2.flip(crop, 1))), region)
         return _mirror_averaged(faces, flipped, region)
 
+    def _in_region(self, image: np.ndarray, region: Region) -> list[FaceValues]:
+        """The faces the IMAGE-mode landmarker finds in an upscaled crop of ``region`` of a frame
+        (``image``: (H, W, 3) uint8 RGB), boxes mapped back to the frame, blendshapes
+        mirror-averaged under ``[face] mirror_average``."""
+        crop = crop_region(image, region)
+        faces = _faces(self._finder().detect(_image(crop)), region)
+        if faces and self.settings.mirror_average:
+            import cv2
+
+            flipped = _faces(self._finder().detect(_image(cv2.flip(crop, 1))), region)
+            faces = _mirror_averaged(faces, flipped, region)
+        return faces
+
+    def _extra_faces(
+        self, search: ExtraFaceSearch, index: int, image: np.ndarray, faces: Sequence[FaceValues]
+    ) -> list[FaceValues]:
+        """Faces of grid frame ``index`` (``image``: (H, W, 3) uint8 RGB) besides its ``faces``
+        (at least one, fewer than ``[face] max_faces``) that ``search`` finds: around those it
+        found before, and over its tiles when due; at most as many as ``faces`` leaves room for.
+        Each found in a tile is looked at again centred on it (the tile may cut it)."""
+        h, w = image.shape[:2]
+        room = self.settings.max_faces - len(faces)
+        known = [f[2] for f in faces]
+        extra: list[FaceValues] = []
+
+        def take(found: list[FaceValues], near: Sequence[float]) -> None:
+            fresh = [f for f in found if same_face(f[2], near) and not any(same_face(f[2], b) for b in known)]
+            if fresh:
+                face = max(fresh, key=lambda f: iou(f[2], near))
+                extra.append(face)
+                known.append(face[2])
+
+        for region, box in search.follow(index, known, w, h):
+            if len(extra) < room:
+                take(self._in_region(image, region), box)
+        if len(extra) < room and search.tiles_due(index):
+            for region in search.tiles(w, h):
+                for _, _, box in _faces(self._finder().detect(_image(crop_region(image, region))), region):
+                    if len(extra) < room and not any(same_face(box, b) for b in known):
+                        take(self._in_region(image, around(box, w, h)), box)
+                if len(extra) >= room:
+                    break
+        search.seen(index, [f[2] for f in extra])
+        return extra
+
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
+        cfg = self.settings
         src_pts: list[float] = []
         counts: list[int] = []
         tracks: dict[int, dict[int, FaceValues]] = {}
         tracker = FaceTracker()
         landmarker = self._landmarker()
-        mirrored = self._landmarker() if self.settings.mirror_average else None
-        redetect = self.settings.redetect
+        mirrored = self._landmarker() if cfg.mirror_average else None
+        redetect = cfg.redetect
+        search = (
+            ExtraFaceSearch(max(round(cfg.extra_faces_every_s * clip.fps), 1), cfg.extra_faces_tile)
+            if cfg.extra_faces_every_s > 0 and cfg.max_faces >= 2
+            else None
+        )
         clip.media.keep = self.crops_wanted  # for the signals that look at faces: no second decode
         last_box: list[float] | None = None
         last_seen = next_search = 0
@@ -472,6 +494,8 @@ class FaceExtractor(Extractor):
                     )
                     if not faces and look_again and last_box is None:
                         next_search = frame.index + TILE_EVERY_FRAMES
+                    if search is not None and 0 < len(faces) < cfg.max_faces:
+                        faces = [*faces, *self._extra_faces(search, frame.index, frame.image, faces)]
                     if faces:
                         last_box, last_seen = _largest(faces)[2], frame.index
                     ids = tracker.update(frame.index, [f[2] for f in faces])
@@ -486,7 +510,6 @@ class FaceExtractor(Extractor):
                 mirrored.close()
         n = len(counts)
         per_frame = {t: [got.get(i) for i in range(n)] for t, got in tracks.items()}
-        cfg = self.settings
         subject = choose_subject(
             per_frame,
             n,
