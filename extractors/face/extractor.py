@@ -11,6 +11,13 @@ chosen among them (``extractors/face/speaker.py``: the face whose mouth the audi
 two share the screen). Per frame (track columns): face count, and the subject's 52 blendshapes,
 head pose from its facial transformation matrix, box and track id; the other lasting tracks'
 boxes and blendshapes beside them.
+
+Faces the whole-frame detector misses (small in a large or wide frame) are looked for in upscaled
+crops (``extractors/face/regions.py``): where no face is found, around the last face box or over
+tiles (``[face] redetect``); where some but fewer than ``[face] max_faces`` are, over tiles on a
+sparse schedule (``[face] extra_faces_every_s``), each face found then looked for around its last
+box in the frames after. Faces found in crops go through the same landmarker (IMAGE mode), mirror
+averaging and tracks as the others.
 """
 
 from __future__ import annotations
