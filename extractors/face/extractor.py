@@ -440,9 +440,10 @@ class FaceExtractor(Extractor):
         self, search: ExtraFaceSearch, index: int, image: np.ndarray, faces: Sequence[FaceValues]
     ) -> list[FaceValues]:
         """Faces of grid frame ``index`` (``image``: (H, W, 3) uint8 RGB) besides its ``faces``
-        (at least one, fewer than ``[face] max_faces``) that ``search`` finds: around those it
-        found before, and over its tiles when due; at most as many as ``faces`` leaves room for.
-        Each found in a tile is looked at again centred on it (the tile may cut it)."""
+        (fewer than ``[face] max_faces``) that ``search`` finds: around those it found before,
+        and, when ``faces`` has one and tiles are due, over its tiles (a frame without a face is
+        ``[face] redetect``'s); at most as many as ``faces`` leaves room for. Each found in a tile
+        is looked at again centred on it (the tile may cut it)."""
         h, w = image.shape[:2]
         room = self.settings.max_faces - len(faces)
         known = [f[2] for f in faces]
@@ -458,7 +459,7 @@ class FaceExtractor(Extractor):
         for region, box in search.follow(index, known, w, h):
             if len(extra) < room:
                 take(self._in_region(image, region), box)
-        if len(extra) < room and search.tiles_due(index):
+        if faces and len(extra) < room and search.tiles_due(index):
             for region in search.tiles(w, h):
                 for _, _, box in _faces(self._finder().detect(_image(crop_region(image, region))), region):
                     if len(extra) < room and not any(same_face(box, b) for b in known):
@@ -501,7 +502,7 @@ class FaceExtractor(Extractor):
                     )
                     if not faces and look_again and last_box is None:
                         next_search = frame.index + TILE_EVERY_FRAMES
-                    if search is not None and 0 < len(faces) < cfg.max_faces:
+                    if search is not None and len(faces) < cfg.max_faces:
                         faces = [*faces, *self._extra_faces(search, frame.index, frame.image, faces)]
                     if faces:
                         last_box, last_seen = _largest(faces)[2], frame.index

@@ -10,7 +10,8 @@ size the detector finds. Two searches use such crops (``extractors/face/extracto
   are found (:class:`ExtraFaceSearch`): a face on the screen beside a larger one (a wide shot
   next to a close-up) that the whole-frame detector never finds. Tiles are searched on a sparse
   schedule; a face found there that is none of the frame's faces is then looked for around its
-  last box in every frame after, so that it becomes a lasting track.
+  last box in every frame after with fewer than ``max_faces`` (until lost), so that it becomes
+  a lasting track.
 """
 
 from __future__ import annotations
@@ -99,10 +100,10 @@ class _Followed:
 @dataclass
 class ExtraFaceSearch:
     """One clip's search for faces beside those the whole-frame detector finds (``[face]
-    extra_faces_every_s``). Per frame with at least one and fewer than ``[face] max_faces`` faces,
-    in frame order: :meth:`follow` gives the crops around the faces it found before that the
-    frame's faces are not; :meth:`tiles_due` says whether the frame is searched in tiles
-    (:meth:`tiles`); :meth:`seen` records the faces found in those crops and tiles.
+    extra_faces_every_s``). Per frame with fewer than ``[face] max_faces`` faces, in frame
+    order: :meth:`follow` gives the crops around the faces it found before that the frame's
+    faces are not; where the frame has a face, :meth:`tiles_due` says whether it is searched in
+    tiles (:meth:`tiles`); :meth:`seen` records the faces found in those crops and tiles.
 
     ``every_frames``: grid frames between tile searches; ``share``: the tiles' side as a share of
     the frame's shorter side.

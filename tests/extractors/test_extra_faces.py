@@ -12,7 +12,7 @@ import av
 import pytest
 
 from extractors.base import ClipRef, Extraction
-from extractors.face.extractor import FaceExtractor
+from extractors.face.extractor import FaceConfig, FaceExtractor
 from extractors.face.regions import ExtraFaceSearch, around, same_face
 from extractors.registry import make_config
 from settings.config import Config
@@ -72,11 +72,13 @@ def wide_beside_close(tmp_path_factory: pytest.TempPathFactory, pool: Path, vide
 def faces(config: Config, path: Path) -> Extraction:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        assert stream.duration is not None and stream.time_base is not None
         duration = float(stream.duration * stream.time_base)
+    fps = config.section("face", FaceConfig).fps
     extractor = FaceExtractor(config)
     extractor.setup()
     try:
-        return extractor.extract(ClipRef(path, "test", path.stem, 0.0, duration, config.face.fps, True), {})
+        return extractor.extract(ClipRef(path, "test", path.stem, 0.0, duration, fps, True), {})
     finally:
         extractor.close()
 
