@@ -45,7 +45,10 @@ def crop_region(frame: np.ndarray, region: Region, min_px: int = CROP_MIN_PX) ->
     h, w = frame.shape[:2]
     x0, y0 = round(region[0] * w), round(region[1] * h)
     x1, y1 = max(round((region[0] + region[2]) * w), x0 + 2), max(round((region[1] + region[3]) * h), y0 + 2)
-    crop = frame[np.ix_(np.clip(np.arange(y0, y1), 0, h - 1), np.clip(np.arange(x0, x1), 0, w - 1))]
+    if min(x0, y0) >= 0 and x1 <= w and y1 <= h:
+        crop = frame[y0:y1, x0:x1]  # a view: indexing copies a tile of a 1080p frame in 14 ms
+    else:
+        crop = frame[np.ix_(np.clip(np.arange(y0, y1), 0, h - 1), np.clip(np.arange(x0, x1), 0, w - 1))]
     short = min(crop.shape[:2])
     if short >= min_px:
         return crop
