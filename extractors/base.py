@@ -119,12 +119,15 @@ def square_crop(
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
-def trained_here(name: str, description: str, file: str, sha256: str, size: int) -> ModelSpec:
-    """The registry entry of a one-file model this project trained and ships in :data:`WEIGHTS`."""
+def trained_here(
+    name: str, description: str, file: str, sha256: str, size: int, licence: str = "Apache-2.0"
+) -> ModelSpec:
+    """The registry entry of a one-file model this project trained and ships in :data:`WEIGHTS`;
+    ``licence``: the weights' terms (those of the data they were trained on, where these bind)."""
     return ModelSpec(
         name=name,
         description=description,
-        licence="Apache-2.0",
+        licence=licence,
         files=(ModelFile(file, sha256, size),),
         packaged=WEIGHTS,
     )

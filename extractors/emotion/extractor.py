@@ -1,8 +1,8 @@
 """Emotion of each clip: calibrated expression classes with a confidence, and how expressive
 face and voice are.
 
-Classes (:mod:`extractors.emotion.fusion`): two cues fused by weights fitted on labelled clips of
-the pool's training speakers (``emotion-fusion``, ``curate emotion train``):
+Classes: the face side (:mod:`extractors.emotion.fusion`), two cues fused by weights fitted on
+labelled clips of the pool's training speakers (``emotion-fusion``, ``curate emotion train``):
 
 - the face model: a 7-class facial-expression model of the registry (``[emotion] model``:
   ``expression-facex``, 200x200 RGB, by default; ``expression-fer``, 64x64 gray, FER-2013) run
@@ -11,6 +11,14 @@ the pool's training speakers (``emotion-fusion``, ``curate emotion train``):
   averaged (``emotion_face_probs``);
 - the blendshapes: the clip's median departure from a neutral face, scored against FACS
   prototypes and the training classes' departures.
+
+- the voice (:mod:`extractors.emotion.voice`): the ``speech-emotion`` model on the clip's speech
+  (its first 30 s, as the speech extractor encoded it), ``emotion_voice_probs``; left out, and
+  ``emotion_voice_skipped`` says why, without audio, speech, or ``[emotion] voice_min_speech_s`` of it.
+
+The face side (``emotion_visual_probs``: face model and blendshapes fused) and the voice are fused
+by :func:`extractors.emotion.voice.fuse` (``[emotion] face_weight``, ``voice_weight``); a clip with
+one of them gets that one alone, and ``emotion_cues`` says which were used.
 
 ``emotion_probs`` is the fused distribution, ``emotion_confidence`` its largest value, and
 ``emotion_dominant`` names the class only from ``[emotion] min_confidence`` (below: null,
@@ -27,9 +35,9 @@ Expressiveness, each term in [0, 1] and their mean as ``emotion_expressiveness``
 
 Terms without their signal (no audio, no voiced frames) are left out of the mean.
 
-A clip with fewer frames with a face than ``[face] min_score_frames`` gets no class
-distribution and no face term (null; ``emotion_skipped`` says why): a handful of frames is not
-evidence of an expression.
+A clip with fewer frames with a face than ``[face] min_score_frames`` gets no face side and no
+face term (null; ``emotion_skipped`` says why): a handful of frames is not evidence of an
+expression. Its classes then come from the voice alone, where there is one.
 """
 
 from __future__ import annotations
@@ -54,8 +62,10 @@ from extractors.emotion.fusion import (
     quiet_frames,
     valence_arousal,
 )
+from extractors.emotion.voice import SPEECH_EMOTION, VoiceCue, fuse
 from extractors.face.crops import face_samples
 from extractors.face.extractor import too_few_face_frames
+from extractors.speech.window import SPEECH_WINDOW, VOICE_ENCODER
 from manifests.schema import BLENDSHAPE_NAMES, field
 from settings.config import Section
 from settings.models import ModelFile, ModelSpec, WheelSource
@@ -138,6 +148,26 @@ class EmotionConfig(Section):
         True,
         description="after each run, label the clips of a speaker with several clips (speaker_id tag or "
         "corpus file name) against that speaker's clips (`curate emotion speakers`)",
+    )
+    voice: bool = Field(
+        True,
+        description="fuse the voice cue: the speech-emotion model on the clip's speech (first 30 s of it)",
+    )
+    voice_model: str = Field(
+        "speech-emotion",
+        description="registry name of the speech-emotion model, or a .npz file from bench/speech_emotion.py",
+    )
+    voice_min_speech_s: float = Field(
+        1.0, ge=0, description="seconds of speech below which the voice cue is left out"
+    )
+    face_weight: float = Field(
+        1.0, ge=0, description="weight of the face side's log-probabilities in the fusion"
+    )
+    voice_weight: float = Field(
+        0.4,
+        ge=0,
+        description="weight of the voice cue's log-probabilities in the fusion; 0.4: its temperature "
+        "within corpora over that on corpora it never heard, 2.2 / 5.8 (docs/scores.md)",
     )
     speaker_shrink: float = Field(
         4.0,
@@ -225,16 +255,29 @@ FACE_MODELS: dict[str, FaceModel] = {
 
 class EmotionExtractor(Extractor):
     name = "emotion"
-    version = "3"
+    version = "4"
     needs = ("face",)
     settings_class = EmotionConfig
-    model_specs = (EXPRESSION_FACEX, EXPRESSION_FER, EMOTION_FUSION, EMOTION_FUSION_FER)
+    model_specs = (EXPRESSION_FACEX, EXPRESSION_FER, EMOTION_FUSION, EMOTION_FUSION_FER, SPEECH_EMOTION)
     clip_fields: ClassVar[list[pa.Field]] = [
         field(
             "emotion_probs",
             pa.list_(pa.float32(), len(EMOTION_CLASSES)),
-            "fused class probabilities (face model and blendshapes): " + ", ".join(EMOTION_CLASSES),
+            "fused class probabilities (face side and voice, emotion_cues says which): "
+            + ", ".join(EMOTION_CLASSES),
         ),
+        field("emotion_cues", pa.string(), "cues emotion_probs fuses: face+voice, face or voice; null: none"),
+        field(
+            "emotion_visual_probs",
+            pa.list_(pa.float32(), len(EMOTION_CLASSES)),
+            "the face side's class probabilities (face model and blendshapes fused)",
+        ),
+        field(
+            "emotion_voice_probs",
+            pa.list_(pa.float32(), len(EMOTION_CLASSES)),
+            "the voice cue's class probabilities (speech-emotion model on the clip's speech)",
+        ),
+        field("emotion_voice_skipped", pa.string(), "why emotion_voice_probs is null; null: scored"),
         field(
             "emotion_dominant",
             pa.string(),
@@ -278,8 +321,14 @@ class EmotionExtractor(Extractor):
         return self.settings.fusion or FACE_MODELS[self.settings.model].fusion.name
 
     def models(self) -> list[str]:
+        cfg = self.settings
         fusion = [] if self.fusion_name.endswith(".npz") else [self.fusion_name]
-        return [self.settings.model, *fusion]
+        voice = (
+            []
+            if not cfg.voice
+            else [VOICE_ENCODER] + ([] if cfg.voice_model.endswith(".npz") else [cfg.voice_model])
+        )
+        return [cfg.model, *fusion, *voice]
 
     def load_fusion(self) -> EmotionFusion:
         """The fusion :attr:`fusion_name` names (a registry name or a ``.npz`` file); refused when
@@ -292,6 +341,13 @@ class EmotionExtractor(Extractor):
                 f"not [emotion] model {self.settings.model!r}: fit one with `curate emotion train`"
             )
         return fusion
+
+    def load_voice(self) -> VoiceCue:
+        """The voice cue ``[emotion] voice_model`` names (a registry name or a ``.npz`` file)."""
+        cfg = self.settings
+        given = Path(cfg.voice_model).expanduser()
+        model = given if given.suffix == ".npz" else self.model_path(cfg.voice_model)
+        return VoiceCue(model, self.model_path(VOICE_ENCODER), cfg.voice_min_speech_s)
 
     def face_crops(self) -> int:
         return QUIET_OF * self.settings.frames  # kept evenly; the quietest ``frames`` of them are read
@@ -306,6 +362,7 @@ class EmotionExtractor(Extractor):
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self.fusion = self.load_fusion()
+        self.voice = self.load_voice() if self.settings.voice else None
 
     def close(self) -> None:
         self.__dict__.pop("_interpreter", None)
@@ -335,8 +392,22 @@ class EmotionExtractor(Extractor):
             samples = [candidates[i] for i in quiet_frames(shapes, self.settings.frames)]
             face = np.mean([self.classify(s.crop) for s in samples], axis=0)
             face = face / face.sum()
-            out.clip.update(self.labels(self.fusion.probs(face_log_probs(face), median)))
-            out.clip.update(emotion_face_probs=face.tolist(), emotion_frames=len(samples))
+            visual = self.fusion.probs(face_log_probs(face), median)
+            out.clip.update(
+                emotion_face_probs=face.tolist(),
+                emotion_frames=len(samples),
+                emotion_visual_probs=visual.tolist(),
+            )
+        voice, voice_skipped = self.voice_probs(clip)
+        cfg = self.settings
+        fused, cues = fuse(out.clip["emotion_visual_probs"], voice, cfg.face_weight, cfg.voice_weight)
+        if fused is not None:
+            out.clip.update(self.labels(fused))
+        out.clip.update(
+            emotion_cues=cues,
+            emotion_voice_probs=None if voice is None else voice.tolist(),
+            emotion_voice_skipped=voice_skipped,
+        )
         face_term = None if skipped else face_range(blendshapes)
         pitch_range, energy_std = None, None
         if clip.has_audio and blendshapes:
@@ -350,6 +421,16 @@ class EmotionExtractor(Extractor):
             emotion_skipped=skipped,
         )
         return out
+
+    def voice_probs(self, clip: ClipRef) -> tuple[np.ndarray | None, str | None]:
+        """The voice cue's class probabilities (7,) of the clip's speech window, or None and why."""
+        if self.voice is None:
+            return None, "off ([emotion] voice = false)"
+        if not clip.has_audio:
+            return None, "no audio"
+        derived = clip.media.derived
+        window = derived[SPEECH_WINDOW] if SPEECH_WINDOW in derived else self.voice.encode(clip.audio())
+        return self.voice.probs(window)
 
     def labels(self, probs: np.ndarray) -> dict[str, Any]:
         """The clip columns of fused class probabilities ``probs`` (7,)."""

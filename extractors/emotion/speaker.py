@@ -33,8 +33,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from extractors.emotion.fusion import EmotionFusion, face_log_probs, face_median
+from extractors.emotion.fusion import EMOTION_CLASSES, EmotionFusion, face_log_probs, face_median
 from extractors.emotion.names import label_from_name
+from extractors.emotion.voice import fuse
 from extractors.registry import dataset_schemas
 from manifests.lock import hold
 from manifests.store import existing_root, new_key
@@ -46,6 +47,23 @@ TABLE = "emotion_speaker"
 LABEL_COLUMNS = ("emotion_probs", "emotion_dominant", "emotion_confidence", "emotion_intensity")
 
 
+def toward_reference(
+    values: np.ndarray, speakers: Sequence[str | None], reference: np.ndarray, shrink: float
+) -> np.ndarray:
+    """``values`` (n, d) with each speaker's mean (over their rows without NaN) moved onto
+    ``reference`` (d,) by the share ``(k - 1) / (k - 1 + shrink)`` of a speaker with ``k`` such
+    rows; rows whose speaker is None are left as they are. Returns a new array."""
+    out = np.array(values, np.float64)
+    names = np.array([s if s is not None else "" for s in speakers], dtype=object)
+    usable = ~np.isnan(out).any(axis=1)
+    for speaker in {s for s in speakers if s is not None}:
+        mine = (names == speaker) & usable
+        if mine.any():
+            share = (mine.sum() - 1) / (mine.sum() - 1 + shrink)
+            out[mine] -= share * (out[mine].mean(axis=0) - reference)
+    return out
+
+
 def speaker_relative(
     face_logs: np.ndarray,
     medians: np.ndarray,
@@ -54,16 +72,11 @@ def speaker_relative(
     shrink: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``face_logs`` (n, 7) and ``medians`` (n, 52) with each speaker's mean moved onto
-    ``reference`` ((7,), (52,)) by the share ``(k - 1) / (k - 1 + shrink)`` of a speaker with
-    ``k`` clips; clips whose speaker is None are left as they are. Returns new arrays."""
-    logs, meds = np.array(face_logs, np.float64), np.array(medians, np.float64)
-    names = np.array([s if s is not None else "" for s in speakers], dtype=object)
-    for speaker in {s for s in speakers if s is not None}:
-        mine = names == speaker
-        share = (mine.sum() - 1) / (mine.sum() - 1 + shrink)
-        logs[mine] -= share * (logs[mine].mean(axis=0) - reference[0])
-        meds[mine] -= share * (meds[mine].mean(axis=0) - reference[1])
-    return logs, meds
+    ``reference`` ((7,), (52,)) (:func:`toward_reference`). Returns new arrays."""
+    return (
+        toward_reference(face_logs, speakers, reference[0], shrink),
+        toward_reference(medians, speakers, reference[1], shrink),
+    )
 
 
 def speaker_of(uri: str, tags: dict[str, str] | None, identity: str | None = None) -> str | None:
@@ -81,8 +94,8 @@ def relative_probs(
     speakers: Sequence[str | None],
     shrink: float,
 ) -> np.ndarray:
-    """Fused class probabilities (n, 7) of the speaker-relative cues of clips with face-model
-    distributions ``face_probs`` (n, 7) and median blendshapes ``medians`` (n, 52)."""
+    """The face side's class probabilities (n, 7) of the speaker-relative cues of clips with
+    face-model distributions ``face_probs`` (n, 7) and median blendshapes ``medians`` (n, 52)."""
     if fusion.reference_face_log is None or fusion.reference_median is None:
         raise ValueError(
             f"the emotion fusion for {fusion.face_model} keeps no reference means: "
@@ -91,6 +104,22 @@ def relative_probs(
     reference = (fusion.reference_face_log, fusion.reference_median)
     logs, meds = speaker_relative(face_log_probs(face_probs), medians, speakers, reference, shrink)
     return fusion.probs(logs, meds)
+
+
+def relative_voice(
+    voice_probs: np.ndarray, speakers: Sequence[str | None], reference_log: np.ndarray, shrink: float
+) -> np.ndarray:
+    """The voice cue's class probabilities (n, 7) judged against each speaker's habitual voice:
+    the mean of a speaker's log-probabilities moved onto the model's (``reference_log``, the mean
+    over the speech it was fitted on); rows of NaN (no voice reading) stay NaN."""
+    logs = toward_reference(
+        np.log(np.asarray(voice_probs, np.float64) + 1e-9), speakers, reference_log, shrink
+    )
+    out = np.full_like(logs, np.nan)
+    read = ~np.isnan(logs).any(axis=1)
+    p = np.exp(logs[read] - logs[read].max(axis=1, keepdims=True))
+    out[read] = p / p.sum(axis=1, keepdims=True)
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,16 +188,25 @@ def label_root(root_path: str | Path, config: Config, changed_only: bool = False
         extractor = EmotionExtractor(config)
         readings = _readings(con, [c["clip_id"] for c in grouped])
         ids = [c["clip_id"] for c in grouped if c["clip_id"] in readings]
-        probs = relative_probs(
+        cfg = config.section("emotion", EmotionConfig)
+        who = [speaker[i] for i in ids]
+        visual = relative_probs(
             extractor.load_fusion(),
             np.array([readings[i][0] for i in ids], np.float64),
             np.array([readings[i][1] for i in ids], np.float64),
-            [speaker[i] for i in ids],
-            config.section("emotion", EmotionConfig).speaker_shrink,
+            who,
+            cfg.speaker_shrink,
         )
+        voices = np.array([readings[i][2] for i in ids], np.float64)
+        if cfg.voice and not np.isnan(voices).all():
+            voices = relative_voice(
+                voices, who, extractor.load_voice().model.reference_log, cfg.speaker_shrink
+            )
         now = datetime.now(UTC)
-        for clip_id, p in zip(ids, probs, strict=True):
-            label = extractor.labels(p)
+        for clip_id, face, voice in zip(ids, visual, voices, strict=True):
+            usable_voice = None if not cfg.voice or np.isnan(voice).any() else voice
+            fused, _ = fuse(face, usable_voice, cfg.face_weight, cfg.voice_weight)
+            label = extractor.labels(face if fused is None else fused)
             records.append(
                 {
                     "clip_id": clip_id,
@@ -193,13 +231,21 @@ def label_root(root_path: str | Path, config: Config, changed_only: bool = False
     )
 
 
-def _readings(con: duckdb.DuckDBPyConnection, clip_ids: Sequence[str]) -> dict[str, tuple[Any, np.ndarray]]:
+def _readings(
+    con: duckdb.DuckDBPyConnection, clip_ids: Sequence[str]
+) -> dict[str, tuple[Any, np.ndarray, np.ndarray]]:
     """Clip id -> (face-model distribution (7,), median blendshapes over the frames with a face
-    (52,)) of the clips of ``clip_ids`` that have a face in their track."""
+    (52,), the voice cue's distribution (7,), NaN without one) of the clips of ``clip_ids`` that
+    have a face in their track."""
     con.register("_wanted", pa.table({"clip_id": list(clip_ids)}))
+    voice = "c.emotion_voice_probs" if "emotion_voice_probs" in con.table("clips").columns else "null"
     rows = con.sql(
-        """select c.clip_id, c.emotion_face_probs, t.blendshapes
-           from clips c join _wanted w using (clip_id) join tracks t using (clip_id)"""
+        f"""select c.clip_id, c.emotion_face_probs, t.blendshapes, {voice}
+            from clips c join _wanted w using (clip_id) join tracks t using (clip_id)"""
     ).fetchall()
-    medians = ((clip_id, probs, face_median(blendshapes)) for clip_id, probs, blendshapes in rows)
-    return {clip_id: (probs, median) for clip_id, probs, median in medians if median is not None}
+    none = np.full(len(EMOTION_CLASSES), np.nan)
+    return {
+        clip_id: (probs, median, np.asarray(v, np.float64) if v is not None else none)
+        for clip_id, probs, blendshapes, v in rows
+        if (median := face_median(blendshapes)) is not None
+    }

@@ -28,7 +28,8 @@ from extractors.emotion.fusion import (
     fit,
 )
 from extractors.emotion.names import WORDS, label_from_name
-from extractors.emotion.speaker import relative_probs, speaker_of
+from extractors.emotion.speaker import relative_probs, relative_voice, speaker_of
+from extractors.emotion.voice import fuse
 from extractors.registry import dataset_schemas
 from manifests.store import DatasetRoot
 from manifests.views import connect
@@ -57,17 +58,30 @@ class LabelledClip:
     face_probs: np.ndarray | None  # (7,) the face model's distribution; None: not measured
     median: np.ndarray  # (52,) median blendshapes over the frames with a face
     group: str | None = None  # the speaker its speaker-relative label is judged with (emotion_speaker)
+    voice_probs: np.ndarray | None = None  # (7,) the voice cue's distribution; None: no reading
+
+
+@dataclass(frozen=True)
+class VoiceFusion:
+    """How the face side and the voice cue are fused (``[emotion] face_weight``, ``voice_weight``)
+    and the voice model's reference log-probabilities (speaker-relative labels)."""
+
+    face_weight: float
+    voice_weight: float
+    reference_log: np.ndarray
 
 
 def labelled_clips(root: str | Path, labels: Path | None = None) -> list[LabelledClip]:
     """The root's clips that have a face track and a label among the seven classes."""
     given = read_labels(labels) if labels else {}
     con = connect(DatasetRoot(root), dataset_schemas())
+    voice = "c.emotion_voice_probs" if "emotion_voice_probs" in con.table("clips").columns else "null"
     rows = (
         con.sql(
-            """select c.clip_id, v.uri, v.video_id, v.source_tags, c.emotion_face_probs, t.blendshapes
-               from clips c join videos v using (video_id) join tracks t using (clip_id)
-               order by c.clip_id"""
+            f"""select c.clip_id, v.uri, v.video_id, v.source_tags, c.emotion_face_probs, t.blendshapes,
+                       {voice} as voice_probs
+                from clips c join videos v using (video_id) join tracks t using (clip_id)
+                order by c.clip_id"""
         )
         .to_arrow_table()
         .to_pylist()
@@ -81,7 +95,7 @@ def labelled_clips(root: str | Path, labels: Path | None = None) -> list[Labelle
         median = face_median(row["blendshapes"])
         if label not in EMOTION_CLASSES or median is None:
             continue
-        probs = row["emotion_face_probs"]
+        probs, voice_probs = row["emotion_face_probs"], row["voice_probs"]
         group = speaker_of(row["uri"], tags)
         out.append(
             LabelledClip(
@@ -92,6 +106,7 @@ def labelled_clips(root: str | Path, labels: Path | None = None) -> list[Labelle
                 np.asarray(probs, np.float64) if probs is not None else None,
                 median,
                 group,
+                np.asarray(voice_probs, np.float64) if voice_probs is not None else None,
             )
         )
     if not out:
@@ -197,20 +212,45 @@ def cue_figures(probs: np.ndarray, labels: np.ndarray) -> CueFigures:
 
 
 def _cue_probs(
-    clips: Sequence[LabelledClip], model: EmotionFusion, shrink: float | None = None
+    clips: Sequence[LabelledClip],
+    model: EmotionFusion,
+    shrink: float | None = None,
+    voice: VoiceFusion | None = None,
 ) -> dict[str, np.ndarray]:
-    """Each cue's class probabilities under ``model``, shape (n, 7) each; with ``shrink`` (and a
+    """Each cue's class probabilities under ``model``, shape (n, 7) each: the face model, the
+    blendshapes, the face side (both fused), with ``voice`` and clips with voice readings the
+    voice cue (uniform where a clip has none), and ``fused`` (the labels); with ``shrink`` (and a
     fusion that keeps its reference means) also the speaker-relative labels
     (:mod:`extractors.emotion.speaker`, speakers by :attr:`LabelledClip.group`)."""
     faces, medians = _face_probs(clips), _medians(clips)
-    cues = {
-        "face model": faces,
-        "blendshapes": model.blendshape_probs(medians),
-        "fused": model.probs(face_log_probs(faces), medians),
-    }
+    side = model.probs(face_log_probs(faces), medians)
+    cues = {"face model": faces, "blendshapes": model.blendshape_probs(medians), "face side": side}
+    voices = np.array([c.voice_probs if c.voice_probs is not None else np.full(7, np.nan) for c in clips])
+    heard = voice is not None and not np.isnan(voices).all()
+    if heard:
+        cues["voice"] = np.where(np.isnan(voices), 1 / len(EMOTION_CLASSES), voices)
+    cues["fused"] = _with_voice(side, voices, voice) if heard else side
     if shrink is not None and model.reference_face_log is not None:
-        cues[SPEAKER_RELATIVE] = relative_probs(model, faces, medians, [c.group for c in clips], shrink)
+        groups = [c.group for c in clips]
+        relative = relative_probs(model, faces, medians, groups, shrink)
+        if heard and voice is not None:
+            relative = _with_voice(
+                relative, relative_voice(voices, groups, voice.reference_log, shrink), voice
+            )
+        cues[SPEAKER_RELATIVE] = relative
     return cues
+
+
+def _with_voice(side: np.ndarray, voices: np.ndarray, voice: VoiceFusion | None) -> np.ndarray:
+    """Each row of the face side's ``side`` (n, 7) fused with its row of ``voices`` (n, 7; NaN
+    rows: no voice reading, the face side alone)."""
+    assert voice is not None
+    return np.array(
+        [
+            fuse(f, None if np.isnan(v).any() else v, voice.face_weight, voice.voice_weight)[0]
+            for f, v in zip(side, voices, strict=True)
+        ]
+    )
 
 
 def figures(clips: Sequence[LabelledClip], cues: dict[str, np.ndarray], min_confidence: float) -> EmotionEval:
@@ -247,15 +287,23 @@ def abstention(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -> 
 
 
 def evaluate(
-    clips: Sequence[LabelledClip], model: EmotionFusion, min_confidence: float, shrink: float | None = None
+    clips: Sequence[LabelledClip],
+    model: EmotionFusion,
+    min_confidence: float,
+    shrink: float | None = None,
+    voice: VoiceFusion | None = None,
 ) -> EmotionEval:
-    """Each cue and the fused labels of ``model`` on ``clips`` (:func:`figures`), with the
-    speaker-relative labels at ``shrink``."""
-    return figures(clips, _cue_probs(clips, model, shrink), min_confidence)
+    """Each cue and the fused labels of ``model`` (and ``voice``) on ``clips`` (:func:`figures`),
+    with the speaker-relative labels at ``shrink``."""
+    return figures(clips, _cue_probs(clips, model, shrink, voice), min_confidence)
 
 
 def leave_one_speaker_out(
-    clips: Sequence[LabelledClip], face_model: str, min_confidence: float, shrink: float | None = None
+    clips: Sequence[LabelledClip],
+    face_model: str,
+    min_confidence: float,
+    shrink: float | None = None,
+    voice: VoiceFusion | None = None,
 ) -> EmotionEval:
     """Each speaker's clips judged by a fusion fitted on the other speakers' clips."""
     held: list[LabelledClip] = []
@@ -266,7 +314,7 @@ def leave_one_speaker_out(
             continue
         mine = [c for c in clips if c.speaker == speaker]
         held += mine
-        parts.append(_cue_probs(mine, train(rest, face_model), shrink))
+        parts.append(_cue_probs(mine, train(rest, face_model), shrink, voice))
     if not held:
         raise NothingToWorkOn("leave-one-speaker-out needs neutral clips of at least two speakers")
     return figures(
@@ -298,7 +346,12 @@ def evaluate_root(
 
     settings = config.section("emotion", EmotionConfig)
     clips = labelled_clips(root, labels)
+    extractor = EmotionExtractor(config)
+    voice = None
+    if settings.voice and any(c.voice_probs is not None for c in clips):
+        reference = extractor.load_voice().model.reference_log
+        voice = VoiceFusion(settings.face_weight, settings.voice_weight, reference)
+    shrink = settings.speaker_shrink
     if each_speaker_held_out:
-        return leave_one_speaker_out(clips, settings.model, settings.min_confidence, settings.speaker_shrink)
-    fusion = EmotionExtractor(config).load_fusion()
-    return evaluate(clips, fusion, settings.min_confidence, settings.speaker_shrink)
+        return leave_one_speaker_out(clips, settings.model, settings.min_confidence, shrink, voice)
+    return evaluate(clips, extractor.load_fusion(), settings.min_confidence, shrink, voice)

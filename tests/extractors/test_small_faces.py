@@ -162,9 +162,11 @@ def test_no_emotion_or_quality_from_fewer_face_frames_than_the_minimum(
     finally:
         emotion.close()
     q = quality.extract(clip, out.track).clip
-    assert e["emotion_probs"] is None and e["emotion_dominant"] is None and e["emotion_face_range"] is None
+    assert e["emotion_visual_probs"] is None and e["emotion_face_range"] is None
     assert e["emotion_skipped"].startswith(f"few_face_frames: {found} frames with a face")
     assert e["emotion_energy_std_db"] is not None  # the voice is still measured
+    # ... and heard: the classes come from the voice alone, and say so.
+    assert e["emotion_cues"] == "voice" and e["emotion_probs"] == e["emotion_voice_probs"]
     assert q["quality_sharpness"] is None and q["quality_face_px"] is None and q["quality_jitter"] is None
     assert q["quality_skipped"].startswith("few_face_frames") and q["quality_snr_db"] is not None
     rules = make_config().filter.rules
