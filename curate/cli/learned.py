@@ -184,3 +184,32 @@ def emotion_speakers(
     from extractors.emotion.speaker import label_root
 
     typer.echo(label_root(root, load_config(config)).to_text())
+
+
+@emotion_app.command("eval-speech")
+def emotion_eval_speech(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of audio files (the labels' file paths are under it).")
+    ],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            help="CSV with file, dataset and label columns (speaker optional), as the pool's labels.csv."
+        ),
+    ],
+    config: ConfigOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Score FOLDER's labelled audio with the voice cue alone, per dataset.
+
+    Prints top-1, unweighted average recall, the confusion matrix, and the coverage and precision
+    at [emotion] min_confidence. Calm counts as neutral; labels of no class of ours (boredom) are
+    left out and counted. A file's prediction is the most probable of the classes its dataset's
+    labels use (URDU: four).
+    """
+    from extractors.emotion.speech_eval import evaluate_speech
+
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder")
+    _print_and_save(evaluate_speech(folder, labels, load_config(config), progress), json_out)
