@@ -227,12 +227,12 @@ class SpeechExtractor(Extractor):
         spans = speech_spans(audio)
         ratio = sum(s["end"] - s["start"] for s in spans) / SPEECH_SR_HZ / duration
         out.clip.update(speech_ratio=ratio, speech_peak_db=peak_db)
-        clip.media.derived[SPEECH_WINDOW] = None  # until a window of speech is encoded
         if peak_db < DIGITAL_SILENCE_DB:
             out.failure = ("no_speech", f"the audio is digital silence (peak {peak_db:.1f} dBFS)")
-            return out
-        if ratio < self.settings.min_speech_ratio:
+        elif ratio < self.settings.min_speech_ratio:
             out.failure = ("no_speech", f"voice activity in {ratio:.0%} of the clip")
+        if out.failure:
+            clip.media.derived[SPEECH_WINDOW] = None  # no usable speech: the voice cue need not look
             return out
         values, out.track["words"] = self._transcribe(audio, spans, clip)
         out.clip.update(values)

@@ -4,9 +4,11 @@ cue of emotion (:mod:`extractors.emotion.voice`).
 The window is the clip's speech (the voice-activity spans joined, as ``transcribe(vad_filter=True)``
 joins them), at most the Whisper encoder's 30 s, its log-mel padded with zeros to 3000 frames, as
 faster-whisper pads it. The speech extractor encodes it once for language identification and the
-transcription (:class:`extractors.speech.extractor.EncodeOnce`) and leaves the speech and the
-encoder's states in ``ClipMedia.derived[SPEECH_WINDOW]`` for the signals after it in the same
-process; ``None`` there means the clip has no usable speech.
+transcription (:class:`extractors.speech.extractor.EncodeOnce`) and, when it runs
+:data:`VOICE_ENCODER` on the CPU, leaves the speech and the encoder's states in
+``ClipMedia.derived[SPEECH_WINDOW]`` for the signals after it in the same process; ``None`` there
+means the clip has no usable speech, and no entry that the window was not shared (another model,
+or a GPU), so a reader encodes it itself.
 """
 
 from __future__ import annotations

@@ -93,3 +93,32 @@ def test_the_voice_cue_reads_the_window_the_speech_stage_encoded(video) -> None:
     finally:
         speech.close()
         emotion.close()
+
+
+@pytest.mark.slow  # whisper models and the speech-emotion model on real media
+def test_a_window_not_shared_is_encoded_by_the_voice_cue_and_silence_is_not(video) -> None:  # type: ignore[no-untyped-def]
+    """A speech stage that runs another model (here English-only whisper-tiny-en, which identifies
+    no language) shares no window: the voice cue encodes the speech itself rather than reading
+    "no speech". Digital silence is marked as no speech, and the cue does not look."""
+    from extractors.emotion.extractor import EmotionExtractor
+    from extractors.speech.extractor import SpeechExtractor
+
+    config = make_config(speech={"model": "whisper-tiny-en"})
+    speech, emotion = SpeechExtractor(config), EmotionExtractor(config)
+    speech.setup()
+    emotion.setup()
+    try:
+        path = video("vr_face_3.mp4")
+        clip = ClipRef(path, "v", "c", 0.0, duration_s(path), config.face.fps, True)
+        assert speech.extract(clip, {}).failure is None
+        assert SPEECH_WINDOW not in clip.media.derived
+        probs, why = emotion.voice_probs(clip)
+        assert why is None and probs is not None and probs.sum() == pytest.approx(1.0, abs=1e-5)
+        silent = video("lp_driving_d18.mp4")  # an audio track of digital silence
+        quiet = ClipRef(silent, "v", "c", 0.0, duration_s(silent), config.face.fps, True)
+        assert speech.extract(quiet, {}).failure[0] == "no_speech"
+        assert quiet.media.derived[SPEECH_WINDOW] is None
+        assert emotion.voice_probs(quiet) == (None, "no speech")
+    finally:
+        speech.close()
+        emotion.close()
