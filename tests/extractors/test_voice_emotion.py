@@ -116,7 +116,8 @@ def test_a_window_not_shared_is_encoded_by_the_voice_cue_and_silence_is_not(vide
         assert why is None and probs is not None and probs.sum() == pytest.approx(1.0, abs=1e-5)
         silent = video("lp_driving_d18.mp4")  # an audio track of digital silence
         quiet = ClipRef(silent, "v", "c", 0.0, duration_s(silent), config.face.fps, True)
-        assert speech.extract(quiet, {}).failure[0] == "no_speech"
+        failure = speech.extract(quiet, {}).failure
+        assert failure is not None and failure[0] == "no_speech"
         assert quiet.media.derived[SPEECH_WINDOW] is None
         assert emotion.voice_probs(quiet) == (None, "no speech")
     finally:
