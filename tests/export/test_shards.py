@@ -131,7 +131,7 @@ def test_manifest_records_what_produced_the_export(exported, accepted_run) -> No
     assert manifest["decision_sets"] == sorted({r["decision_set"] for r in current})
     assert manifest["config_hashes"] == sorted({r["config_hash"] for r in current})
     assert manifest["extractor_versions"] == {
-        "face": "3", "speech": "1", "fingerprint": "1", "sync": "4", "emotion": "3", "quality": "2", "synthetic": "1",
+        "face": "4", "speech": "1", "fingerprint": "1", "sync": "4", "emotion": "4", "quality": "2", "synthetic": "1",
         "identity": "1",
     }  # fmt: skip
     assert manifest["runs"] == [accepted_run.summary.run_id]
