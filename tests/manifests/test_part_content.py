@@ -101,7 +101,12 @@ def test_compaction_leaves_a_part_of_another_schema_where_it_is(tmp_path: Path) 
     fill(root, videos=6, clips_per_video=5, batch=5)
     victim = root.parts("clips")[2]
     retyped(victim)
+    # A batch's parts share a name; the first batch holds no video and the last only one, so
+    # which tables hold the victim's batch depends on how the names sort.
+    tables = ("clips", "tracks", "videos")
+    parts = [p for t in tables for p in root.parts(t)]
+    batch = [p for p in parts if p.name == victim.name]
     report = compact(tmp_path, target_clips=100, grace_s=0, schemas=SCHEMAS)
-    assert report.merged == 5 * 3 and victim.exists()  # the other five batches merged
+    assert report.merged == len(parts) - len(batch) and victim.exists()  # every other part merged
     with pytest.warns(DamagedPart, match="its column 'duration_s' is string"):
         assert counts(root)[:2] == (25, 25)
