@@ -27,6 +27,7 @@ from curate.arkit_fit import CALIBRATION
 from curate.filter import NoClips
 from extractors.base import square_crop
 from extractors.emotion.fusion import EMOTION_CLASSES
+from extractors.identity.extractor import IdentityConfig
 from extractors.registry import dataset_schemas, in_effect, make_config
 from filters.rules import bands
 from ingest.media import iter_frames_at_rate
@@ -408,9 +409,10 @@ def _face(uri: str, t_s: float, box: list[float]) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
 
 
-def identities(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
+def identities(con: duckdb.DuckDBPyConnection, columns: set[str], min_voice_match: float) -> str:
     """The people of the root, most seconds first: a face of each (its founding clip's middle face
-    frame), its clips and seconds, and how many are accepted."""
+    frame), its clips and seconds, and how many are accepted; then the clips whose voice is not
+    their person's (``voice_matches`` under ``min_voice_match``)."""
     if "identity_id" not in columns:
         return '<p class="muted">No identities in this root (the identity signal did not run).</p>'
     rows = _rows(
@@ -441,8 +443,28 @@ def identities(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
         )
     return (
         f"<p>{people} people by face (identity_id: the subject's face descriptor, clustered over the root;"
-        f" docs/scores.md), the {len(rows)} with the most seconds shown.</p>" + "".join(cards)
+        f" docs/scores.md), the {len(rows)} with the most seconds shown.</p>"
+        + "".join(cards)
+        + other_voices(con, min_voice_match)
     )
+
+
+def other_voices(con: duckdb.DuckDBPyConnection, min_voice_match: float) -> str:
+    """A table of the clips whose voice does not match their person's other clips (voice-over,
+    dubbing, a generated face on another's speech), lowest match first."""
+    ((checked,),) = con.sql("select count(*) from voice_matches").fetchall()
+    rows = _rows(
+        con,
+        "select coalesce(regexp_extract(v.uri, '[^/]+$'), c.video_id) name, c.clip_index, m.identity_id,"
+        " round(m.voice_match, 2) voice_match, m.other_voices from voice_matches m join clips c using (clip_id)"
+        f" left join videos v on v.video_id = c.video_id where m.voice_match < {float(min_voice_match)}"
+        f" order by m.voice_match, name limit {IDENTITIES}",
+    )
+    head = (
+        f"<p>Voice check: {checked} clip(s) whose person has another clip with a voice; {len(rows)} sound like"
+        f" someone else (voice match under {min_voice_match}: voice-over, dubbing; view voice_matches).</p>"
+    )
+    return head + _table(rows) if rows else head
 
 
 def examples(con: duckdb.DuckDBPyConnection, columns: set[str]) -> str:
@@ -499,7 +521,7 @@ def _sections(con: duckdb.DuckDBPyConnection, config: Config, root: Path) -> lis
         ("Emotion mix", emotion_mix(con, columns)),
         ("Languages", languages(con, columns)),
         ("Synthetic faces", synthetic_faces(con, columns)),
-        ("Identities", identities(con, columns)),
+        ("Identities", identities(con, columns, config.section("identity", IdentityConfig).voice_min_match)),
         ("Review", review_progress(con, root, config)),
         ("Blendshape channels", blendshape_stats(con) if faces else no_faces),
         ("Calibration to ARKit ranges", calibration_ranges(root / CALIBRATION)),

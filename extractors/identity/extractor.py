@@ -6,6 +6,10 @@ of person along them (a cut from one speaker to the next inside a clip: ``identi
 the rule ``speaker_change``), and embeds the sharpest, most frontal ones (of the person shown
 longer) into one unit vector, stored in the ``tracks`` table. Which person that is, across the root, is
 decided at the end of a run over every clip at once (:mod:`extractors.identity.assign`).
+
+Beside the face, the voice heard: a voice descriptor of the clip's speech
+(:class:`~extractors.identity.voice.VoiceEmbedder`, ``identity_voice``), which the root compares
+with the voices of the same person's other clips (the ``voice_matches`` view: voice-over, dubbing).
 """
 
 from __future__ import annotations
@@ -22,8 +26,14 @@ from extractors.face.crops import face_samples
 from extractors.face.extractor import too_few_face_frames
 from extractors.identity.embedding import DIM, FaceEmbedder, unit
 from extractors.identity.model import FACE_EMBEDDING
+from extractors.identity.voice import VOICE_DIM, VOICE_EMBEDDING, VoiceEmbedder
+from extractors.speech.window import SPEECH_WINDOW, WINDOW_SAMPLES, joined_speech, speech_spans
+from ingest.media import SPEECH_SR_HZ
 from manifests.schema import field
 from settings.config import Rule, Section
+
+#: Voice match under which a clip's voice is not its person's (docs/scores.md, "The voice heard").
+VOICE_MIN_MATCH = 0.81
 
 
 class IdentityConfig(Section):
@@ -40,14 +50,28 @@ class IdentityConfig(Section):
         description="distance (Euclidean between unit descriptors) under which a clip's face joins an "
         "identity (docs/scores.md, 'Identity')",
     )
+    voice: bool = Field(
+        True, description="also describe the voice heard (identity_voice), for the voice check"
+    )
+    voice_model: str = Field("voice-embedding", description="registry name of the voice descriptor model")
+    voice_min_speech_s: float = Field(
+        2.0, ge=0.5, description="seconds of speech (voice activity) a clip needs for a voice descriptor"
+    )
+    voice_min_match: float = Field(
+        VOICE_MIN_MATCH,
+        ge=-1,
+        le=1,
+        description="cosine of a clip's voice to its person's other clips' voices under which the report "
+        "flags it (voice-over, dubbing: docs/scores.md, 'The voice heard')",
+    )
 
 
 class IdentityExtractor(Extractor):
     name = "identity"
-    version = "1"
+    version = "2"
     needs = ("face",)
     settings_class = IdentityConfig
-    model_specs = (FACE_EMBEDDING,)
+    model_specs = (FACE_EMBEDDING, VOICE_EMBEDDING)
     default_rules: ClassVar[dict[str, Rule]] = {
         # Two people in the subject's track (a cut from one speaker to another that no shot
         # boundary caught): the clip goes to review, never rejected on it alone.
@@ -70,12 +94,23 @@ class IdentityExtractor(Extractor):
             pa.string(),
             "why the clip has no descriptor although it has a face, e.g. few_face_frames: ... or no_usable_face",
         ),
+        field(
+            "identity_voice_s",
+            pa.float32(),
+            "seconds of speech its voice descriptor heard (the first 30 s of speech at most); null: none",
+        ),
     ]
     track_fields: ClassVar[list[pa.Field]] = [
         field(
             "identity_embedding",
             pa.list_(pa.float32(), DIM),
             "unit face descriptor of the subject (dlib ResNet, 128-d); null: none",
+        ),
+        field(
+            "identity_voice",
+            pa.list_(pa.float32(), VOICE_DIM),
+            "unit voice descriptor of the clip's speech (Resemblyzer GE2E, 256-d), given with a face "
+            "descriptor; null: none (no face descriptor, under [identity] voice_min_speech_s of speech, or off)",
         ),
     ]
 
@@ -84,13 +119,16 @@ class IdentityExtractor(Extractor):
         return self.config.section(self.name, IdentityConfig)
 
     def models(self) -> list[str]:
-        return [self.settings.model]
+        return [self.settings.model] + ([self.settings.voice_model] if self.settings.voice else [])
 
     def face_crops(self) -> int:
         return self.settings.crops
 
     def setup(self) -> None:
         self._embedder = FaceEmbedder(self.model_path(self.settings.model))
+        self._voice = (
+            VoiceEmbedder(self.model_path(self.settings.voice_model)) if self.settings.voice else None
+        )
 
     def extract(self, clip: ClipRef, earlier: Mapping[str, Any]) -> Extraction:
         out = self.empty()
@@ -120,7 +158,25 @@ class IdentityExtractor(Extractor):
             out.clip["identity_skipped"] = "no_usable_face: no crop large, frontal and sharp enough"
         else:
             out.track["identity_embedding"] = [float(v) for v in unit(described[picked].mean(axis=0))]
+            self.describe_voice(clip, out)
         return out
+
+    def describe_voice(self, clip: ClipRef, out: Extraction) -> None:
+        """Set the clip's voice descriptor from its speech: the speech window the speech signal
+        left (the first 30 s of speech), else the clip's voice activity found here."""
+        if self._voice is None or not clip.has_audio:
+            return
+        derived = clip.media.derived
+        if SPEECH_WINDOW in derived:
+            window = derived[SPEECH_WINDOW]
+            speech = window.audio if window is not None else np.zeros(0, np.float32)
+        else:
+            audio = clip.audio()
+            speech = joined_speech(audio, speech_spans(audio))[:WINDOW_SAMPLES]
+        if len(speech) < self.settings.voice_min_speech_s * SPEECH_SR_HZ:
+            return
+        out.clip["identity_voice_s"] = len(speech) / SPEECH_SR_HZ
+        out.track["identity_voice"] = [float(v) for v in self._voice.embed(speech)]
 
 
 #: Crops on each side of a change of person, at least.

@@ -61,8 +61,28 @@ def test_the_same_person_in_a_later_run_joins_their_identity(tmp_path, video) ->
     assert second.identities is not None and (second.identities.joined, second.identities.founded) == (1, 0)
     found = identity_by_file(root)
     assert found[SAME[0]] == found[SAME[1]]
-    (row,) = query(root, "select clips from identities").to_pylist()
-    assert row["clips"] == 2
+    (row,) = query(root, "select clips, voice_clips from identities").to_pylist()
+    assert (row["clips"], row["voice_clips"]) == (2, 2)
+    # the same recording's voice: each clip's voice matches the other's
+    matches = query(root, "select voice_match, other_voices from voice_matches").to_pylist()
+    assert len(matches) == 2 and all(m["voice_match"] > 0.9 and m["other_voices"] == 1 for m in matches)
+
+
+def test_a_voice_that_is_not_the_persons_is_flagged(fixture_run) -> None:
+    """geneface_zozo_radnerf shows the May speaker's face (filed with r3p_May_5s) speaking with
+    another voice; vr_face_3 and sadtalker_WDA_AOC_000 are AOC's face and voice. People with one
+    clip are not checked."""
+    rows = fixture_run.sql(
+        "select regexp_extract(v.uri, '[^/]+$') f, m.voice_match, m.other_voices from voice_matches m"
+        " join clips c using (clip_id) join videos v using (video_id)"
+    )
+    match = {r["f"]: r["voice_match"] for r in rows}
+    assert match[SAME[0]] > 0.9 and match[SAME[1]] > 0.9
+    assert match["geneface_zozo_radnerf.mp4"] < 0.6 and match["r3p_May_5s.mp4"] < 0.6
+    assert not set(match) & {"vr_face_5.mp4", "vr_face_1.mp4", "lp_driving_d20.mp4"}
+    (voiced,) = fixture_run.sql("select count(*) n from tracks where identity_voice is not null")
+    (seconds,) = fixture_run.sql("select min(identity_voice_s) lo, max(identity_voice_s) hi from clips")
+    assert voiced["n"] >= 7 and 2.0 <= seconds["lo"] and seconds["hi"] <= 30.0
 
 
 def test_split_by_identity_keeps_a_person_in_one_split_and_the_cap_holds(accepted_run) -> None:

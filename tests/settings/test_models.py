@@ -75,13 +75,13 @@ def test_fetch_with_no_reachable_source_fails_clearly(tmp_path, monkeypatch) -> 
 def test_fetch_without_names_takes_every_model_the_config_uses(curate, tmp_path) -> None:
     """Cluster nodes run it: the sync model's Whisper encoder (which the face's active speaker
     uses too), the emotion models (face and voice; the voice reads whisper-base's states) and the
-    identity model included."""
+    identity models (face and voice) included."""
     done = curate("models", "fetch")
     assert done.returncode == 0, done.stderr
     fetched = [line.split(":")[0] for line in done.stdout.splitlines()]
     assert fetched == [
         "face-landmarker", "sync-default", "whisper-tiny-en", "whisper-base", "expression-facex", "emotion-fusion",
-        "speech-emotion", "face-embedding",
+        "speech-emotion", "face-embedding", "voice-embedding",
     ]  # fmt: skip
     config = tmp_path / "c.toml"
     config.write_text('[run]\nextractors = ["face", "speech"]\n')
