@@ -45,6 +45,9 @@ speaking parts), so the ``duplicate`` filter rejects most clips whatever their s
 rejected for another reason is given beside it. And while one face shows at a time (``a_then_b``)
 the region test cannot fail: a clip not cut at the change holds two people's faces as one
 subject, counted as ``two_speakers_in_clip`` (and how many of those are accepted or in review).
+A clip the run cut where its speaker changes (``identity_parts`` > 0: rejected, ``speaker_cut``)
+is left out of the figures, its parts (``cut_start`` or ``cut_end`` = ``speaker``) counted as
+clips, and reported under ``cut_at_speaker_change``.
 """
 
 from __future__ import annotations
@@ -438,7 +441,7 @@ def run_pipeline(out: Path, root: Path, executor: str | None, fresh: bool) -> No
 
 
 #: Clip columns read when the root has them (not every version of the face extractor writes them).
-OPTIONAL_CLIP_COLUMNS = ("face_unresolved_rate", "face_tracks", "face_subject_by")
+OPTIONAL_CLIP_COLUMNS = ("face_unresolved_rate", "face_tracks", "face_subject_by", "identity_parts")
 
 
 def clip_sql(columns: set[str]) -> str:
@@ -446,7 +449,7 @@ def clip_sql(columns: set[str]) -> str:
         f", c.{name}" if name in columns else f", null as {name}" for name in OPTIONAL_CLIP_COLUMNS
     )
     return f"""
-select v.uri, c.clip_id, c.start_s, c.end_s, c.duration_s, c.speech_ratio, c.sync_speech_s,
+select v.uri, c.clip_id, c.start_s, c.end_s, c.cut_start, c.cut_end, c.duration_s, c.speech_ratio, c.sync_speech_s,
        c.face_multi_rate, c.face_count_max{optional}, t.t_s, t.face_box, d.verdict, d.reasons
 from clips c
 join videos v using (video_id)
@@ -547,6 +550,8 @@ def evaluate(out: Path, root: Path) -> list[dict[str, Any]]:
                 else None,
                 "face_tracks": row["face_tracks"],
                 "face_subject_by": row["face_subject_by"],
+                "cut_into": row["identity_parts"] or 0,  # parts made of it where its speaker changes
+                "speaker_part": "speaker" in (row["cut_start"], row["cut_end"]),
                 "speakers": speakers,
                 **judge(kind, spans, row["t_s"], row["face_box"]),
                 "verdict": row["verdict"] or "none",
@@ -595,10 +600,15 @@ def summary(clips: list[dict[str, Any]]) -> dict[str, Any]:
         "right_subject_accepted_or_review": sum(
             c["subject"] == "right" and c["verdict"] in ("accept", "review") for c in clips
         ),
+        "speaker_parts": sum(c["speaker_part"] for c in clips),
     }
 
 
 def figures(clips: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summaries by kind and speech; a clip cut where its speaker changes is left out (its
+    parts, clips of their own, stand for it) and counted apart."""
+    cut = [c for c in clips if c["cut_into"]]
+    clips = [c for c in clips if not c["cut_into"]]
     speech = [c for c in clips if (c["speech_s"] or 0) >= MIN_SPEECH_S]
     short = [c for c in clips if (c["speech_s"] or 0) < MIN_SPEECH_S]
     return {
@@ -609,6 +619,11 @@ def figures(clips: list[dict[str, Any]]) -> dict[str, Any]:
         "speech_under_2s": {
             "all": summary(short),
             **{kind: summary([c for c in short if c["kind"] == kind]) for kind in KINDS},
+        },
+        "cut_at_speaker_change": {
+            "clips": len(cut),
+            "parts": sum(c["cut_into"] for c in cut),
+            "by_kind": dict(Counter(c["kind"] for c in cut)),
         },
     }
 

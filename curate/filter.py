@@ -166,6 +166,12 @@ def why_kept(kept: str, this: str, standing: dict[str, Verdict], source: dict[st
     )
 
 
+def same_footage(a: tuple[str, float, float], b: tuple[str, float, float]) -> bool:
+    """Whether two clips, each (video id, start, end in seconds), overlap in one video: a clip cut
+    where its speaker changes and its parts (curate/speaker_cuts.py) are one footage, not twins."""
+    return a[0] == b[0] and max(a[1], b[1]) < min(a[2], b[2])
+
+
 def duplicates(
     con: DuckDBPyConnection,
     root: DatasetRoot,
@@ -183,7 +189,8 @@ def duplicates(
     verdict_columns = ", ".join(f'c."{c}"' for c in needed_columns(thresholds))
     rows: list[dict[str, Any]] = (
         con.sql(
-            f"""select {verdict_columns}, v.audio_sr_hz, c.quality_face_px as face_px, c.duration_s as seconds
+            f"""select {verdict_columns}, v.audio_sr_hz, c.quality_face_px as face_px, c.duration_s as seconds,
+                  c.video_id as _video, c.start_s as _start, c.end_s as _end
            from clips c join tracks t using (clip_id) join videos v on v.video_id = c.video_id
            where cardinality(c.errors) = 0 and t.audio_fingerprint is not null"""
         )
@@ -212,7 +219,14 @@ def duplicates(
             )
         }
 
-    pairs = update(root, sorted(rank), fetch, part, memory_mb=thresholds.duplicate_memory_mb).pairs
+    span = {r["clip_id"]: (r["_video"], r["_start"], r["_end"]) for r in rows}
+    pairs = [
+        (a, b, error)
+        for a, b, error in update(
+            root, sorted(rank), fetch, part, memory_mb=thresholds.duplicate_memory_mb
+        ).pairs
+        if not same_footage(span[a], span[b])
+    ]
     return {
         clip: (kept, why_kept(kept, clip, standing, source))
         for clip, (kept, _) in twin_groups(

@@ -24,7 +24,7 @@ import os
 import resource
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -298,14 +298,18 @@ class SegmentStage:
                     plan.cut_start,
                     plan.cut_end,
                     self.fps,
-                    sum(
-                        max(0.0, min(plan.end_s, d["end_s"]) - max(plan.start_s, d["start_s"])) for d in spans
-                    ),
+                    damaged_seconds(spans, plan.start_s, plan.end_s),
                     {self.name: error_text("too_short", detail)} if short else {},
                 )
             )
         work.video["n_clips"] = len(work.clips)
         return work
+
+
+def damaged_seconds(spans: Iterable[Mapping[str, float]], start_s: float, end_s: float) -> float:
+    """Seconds of ``start_s``-``end_s`` inside the damaged ``spans`` of a source (its
+    ``damaged_spans``: dicts of ``start_s``, ``end_s``)."""
+    return sum(max(0.0, min(end_s, d["end_s"]) - max(start_s, d["start_s"])) for d in spans)
 
 
 class ExtractStage:
@@ -355,13 +359,18 @@ class ExtractStage:
 
 
 def stages(
-    config: Config, root: DatasetRoot, extractors: Sequence[Extractor], done: Committed
+    config: Config,
+    root: DatasetRoot,
+    extractors: Sequence[Extractor],
+    done: Committed,
+    planner: VideoStage | None = None,
 ) -> list[VideoStage | ExtractStage]:
-    """The stages of a run, in order: probe and segment each video, then one extract stage per
-    signal of ``extractors`` (``extractors.registry.build(config)``) on each clip."""
+    """The stages of a run, in order: probe each video, plan its clips (``planner``; default
+    :class:`SegmentStage`), then one extract stage per signal of ``extractors``
+    (``extractors.registry.build(config)``) on each clip."""
     return [
         ProbeStage(root, done),
-        SegmentStage(config),
+        planner or SegmentStage(config),
         *(ExtractStage(e, root, strict=config.run.strict) for e in extractors),
     ]
 

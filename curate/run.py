@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from curate.executors import Executor, SequentialExecutor
 from curate.filter import FilterSummary, apply_filters, check_rules
-from curate.pipeline import Pipeline, VideoWork, stages
+from curate.pipeline import ClipOutcome, Pipeline, VideoWork, stages
 from curate.ray_executor import RayExecutor, ray_map
+from curate.speaker_cuts import cut_speakers, cutting, pending_cuts
 from extractors.emotion.extractor import EmotionConfig
 from extractors.emotion.speaker import SpeakerLabelling, label_root
 from extractors.identity.assign import IdentityAssignment, assign_root
@@ -65,6 +66,7 @@ class RunSummary:
     clips_lost: int = 0  # finished, but their worker died before committing them ...
     videos_lost: int = 0  # ... and video rows likewise ...
     clips_redone: int = 0  # ... all done again at the end of the run
+    speaker_parts: int = 0  # clips cut out of clips whose speaker changes, at the end of the run
     filter: FilterSummary | None = None  # the decision set appended at the end of the run
     emotion_speakers: SpeakerLabelling | None = None  # speaker-relative emotion labels, at the end
     identities: IdentityAssignment | None = None  # the clips filed among the root's identities, at the end
@@ -92,9 +94,19 @@ class RunSummary:
         else:
             self.videos_processed += 1
             self.video_seconds += _seconds_processed(work)
-        self.clips += len(work.outcomes)
         self.clips_resumed += work.clips_resumed
-        for clip in work.outcomes:
+        self.count_clips(work.outcomes, reasons)
+
+    def add_parts(self, work: VideoWork) -> None:
+        """Count the parts of cut clips a cut round committed for one video."""
+        self.speaker_parts += len(work.outcomes)
+        self.count_clips(work.outcomes, Counter())
+
+    def count_clips(self, outcomes: list[ClipOutcome], reasons: Counter[str]) -> None:
+        """Count committed clips, adding their failures to ``reasons`` (the video's own) and
+        these to the run's."""
+        self.clips += len(outcomes)
+        for clip in outcomes:
             if clip.errors:
                 self.clips_with_failures += 1
             reasons.update(error_code(m) for m in clip.errors.values())
@@ -119,6 +131,10 @@ class RunSummary:
             f" {self.startup_seconds:.1f} s to start and load models, {self.shutdown_seconds:.1f} s to stop"
             + (f", workers busy {self.worker_busy_share:.0%} in between" if self.worker_busy_share else ""),
         ]
+        if self.speaker_parts:
+            lines.append(
+                f"  speaker cuts        {self.speaker_parts} of the clips are parts of clips cut where the speaker changes"
+            )
         if self.clips_lost or self.videos_lost:
             lines.append(
                 f"  lost with a worker  {self.clips_lost} clips, {self.videos_lost} video rows"
@@ -231,7 +247,7 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
     root = DatasetRoot(out)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     done = nothing_new(root, inputs)
-    if done:
+    if done and not (cutting(config) and pending_cuts(root, config)):
         # Nothing new: no cluster, and a new decision set only when the thresholds changed.
         summary = RunSummary(run_id, root.uri, "none (nothing new)", len(inputs))
         summary.videos_skipped_done, summary.videos_duplicate = done
@@ -282,6 +298,8 @@ def run(sources: list[str], out: str | Path, config: Config, progress: bool = Tr
             works = (VideoWork(uri, run_id, tags.get(uri, {})) for uri in again)
             for work in executor.run(build_pipeline(config, root), works):
                 summary.clips_redone += len(work.outcomes)
+        if cutting(config):
+            cut_speakers(root, config, executor, run_id, summary.add_parts)
         root.write_part("inputs", run_id, accounted, dataset_schemas()["inputs"])
         summary.wall_seconds = time.perf_counter() - started
         summary.worker_peak_rss_mb = executor.peak_worker_rss_mb()

@@ -144,7 +144,7 @@ def query_cmd(
     sql: Annotated[
         str,
         typer.Argument(
-            help="SQL over the views videos, clips (with each clip's identity_id), tracks, decisions, inputs, emotion_speaker, failures, current_decisions (each clip's latest decision), speaker_emotion (each clip's latest speaker-relative emotion label), clip_emotion (the emotion label each clip goes out with: a reviewer's, else the speaker-relative one, else its own), identities (each person: centroid, clips), clip_identity and identity_updates (every filing of clips among the identities)."
+            help="SQL over the views videos, clips (with each clip's identity_id), tracks, decisions, inputs, emotion_speaker, failures, current_decisions (each clip's latest decision), speaker_emotion (each clip's latest speaker-relative emotion label), clip_emotion (the emotion label each clip goes out with: a reviewer's, else the speaker-relative one, else its own), identities (each person: centroid, clips, voices), voice_matches (each clip's voice against its person's other clips), clip_identity and identity_updates (every filing of clips among the identities)."
         ),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet")] = "table",

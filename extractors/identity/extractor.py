@@ -50,6 +50,11 @@ class IdentityConfig(Section):
         description="distance (Euclidean between unit descriptors) under which a clip's face joins an "
         "identity (docs/scores.md, 'Identity')",
     )
+    cut: bool = Field(
+        True,
+        description="cut a clip whose subject becomes another person into one clip per person, each at least "
+        "[segment] min_clip_s long (the span between the two people's sampled faces left out)",
+    )
     voice: bool = Field(
         True, description="also describe the voice heard (identity_voice), for the voice check"
     )
@@ -76,6 +81,8 @@ class IdentityExtractor(Extractor):
         # Two people in the subject's track (a cut from one speaker to another that no shot
         # boundary caught): the clip goes to review, never rejected on it alone.
         "speaker_change": Rule(column="identity_people", max=1, beyond="review", missing="accept"),
+        # ... and when it was cut there, its parts stand for it (curate/speaker_cuts.py).
+        "speaker_cut": Rule(column="identity_parts", max=0, beyond="reject", missing="accept"),
     }
     clip_fields: ClassVar[list[pa.Field]] = [
         field("identity_faces", pa.int32(), "face crops of the subject looked at for its descriptor"),
@@ -87,7 +94,19 @@ class IdentityExtractor(Extractor):
         field(
             "identity_change_s",
             pa.float32(),
-            "seconds into the clip where the subject's face becomes another person's; null: one person",
+            "seconds into the clip of the first face of the second person; null: one person",
+        ),
+        field(
+            "identity_before_s",
+            pa.float32(),
+            "seconds into the clip of the last face of the first person (the change lies between it and "
+            "identity_change_s); null: one person",
+        ),
+        field(
+            "identity_parts",
+            pa.int32(),
+            "parts of a clip with two people that become clips of their own, one person each (at least "
+            "[segment] min_clip_s long): 0-2; null: one person, or [identity] cut off",
         ),
         field(
             "identity_skipped",
@@ -149,6 +168,18 @@ class IdentityExtractor(Extractor):
         if change is not None:  # two people: the clip's identity is the one shown longer
             out.clip["identity_people"] = 2
             out.clip["identity_change_s"] = chips[change][0] / clip.fps
+            out.clip["identity_before_s"] = chips[change - 1][0] / clip.fps
+            if self.settings.cut:
+                parts = part_spans(
+                    clip.start_s,
+                    clip.end_s,
+                    clip.fps,
+                    out.clip["identity_before_s"],
+                    out.clip["identity_change_s"],
+                )
+                out.clip["identity_parts"] = sum(
+                    1 for start, end in parts if end - start >= self.config.segment.min_clip_s
+                )
             keep = range(change, len(chips)) if 2 * change < len(chips) else range(change)
         elif chips:
             out.clip["identity_people"] = 1
@@ -177,6 +208,17 @@ class IdentityExtractor(Extractor):
             return
         out.clip["identity_voice_s"] = len(speech) / SPEECH_SR_HZ
         out.track["identity_voice"] = [float(v) for v in self._voice.embed(speech)]
+
+
+def part_spans(
+    start_s: float, end_s: float, fps: float, before_s: float, change_s: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The two one-person parts (source seconds) of the clip ``start_s``-``end_s`` (tracks at
+    ``fps``) whose subject changes between ``before_s`` (the first person's last sampled face)
+    and ``change_s`` (the second's first), both seconds into the clip: up to the end of that last
+    face's frame, and from that first face on; the span between, where either may show, belongs
+    to neither."""
+    return (start_s, min(end_s, start_s + before_s + 1.0 / fps)), (start_s + change_s, end_s)
 
 
 #: Crops on each side of a change of person, at least.

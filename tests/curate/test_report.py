@@ -95,7 +95,9 @@ def test_report_has_every_section_and_the_example_clips(report, judged_root) -> 
     assert page.count('alt="middle frame of') == 4  # one frame per example
     assert page.count('alt="id-') == people  # a face per person
     # the voice check: the NeRF copy of r3p_May_5s speaks with another voice, so both May clips are listed
-    assert re.search(r"Voice check: \d+ clip\(s\) whose person has another clip with a voice; 2 sound like", page)
+    assert re.search(
+        r"Voice check: \d+ clip\(s\) whose person has another clip with a voice; 2 sound like", page
+    )
     assert "<td>geneface_zozo_radnerf.mp4</td>" in page and "<td>r3p_May_5s.mp4</td>" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from the network
 

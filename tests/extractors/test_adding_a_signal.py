@@ -189,6 +189,7 @@ def test_rules_on_columns_of_extractors_the_run_leaves_out_are_off() -> None:
         "little_speech": "speech", "language_uncertain": "speech", "out_of_sync": "sync", "sync_undecided": "sync",
         "sync_offset": "sync", "face_too_small": "quality", "too_dark": "quality",
         "noisy_audio": "quality", "clipped_audio": "quality", "speaker_change": "identity",
+        "speaker_cut": "identity",
     }  # fmt: skip
     assert set(in_effect(config).active) == {"face_missing", "multiple_faces", "too_short"}
     assert in_effect(make_config()) == make_config().filter, "with every extractor on, every rule counts"
