@@ -28,8 +28,8 @@ from extractors.emotion.speech_model import SpeechEmotionModel
 from extractors.speech.window import SpeechWindow, encode_speech
 from ingest.media import SPEECH_SR_HZ
 
-SPEECH_EMOTION_SHA256 = "ab30ec2f164614b117f5618cbd6f78d803beff7a2aadf7b02c99258211c0d5e3"
-SPEECH_EMOTION_SIZE = 1828604
+SPEECH_EMOTION_SHA256 = "53be783571361470f2be2daffc3d0bfc33ee8f46287a3d4d603c57a4f0e8b482"
+SPEECH_EMOTION_SIZE = 929276
 SPEECH_EMOTION = trained_here(
     "speech-emotion",
     "Speech emotion, 7 classes, from whisper-base states, prosody and spectral statistics of a clip's "
