@@ -40,9 +40,11 @@ from typing import Any
 import numpy as np
 
 from extractors.base import square_crop
-from extractors.identity.clustering import assign, bcubed, pairwise_distances
+from extractors.identity.clustering import VoiceVeto, assign, bcubed, pairwise_distances
 from extractors.identity.embedding import FaceEmbedder
+from extractors.identity.extractor import VOICE_MIN_MATCH
 from extractors.identity.model import FACE_EMBEDDING
+from extractors.identity.voice import VOICE_DIM
 from settings.models import cache_dir, resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +80,7 @@ class Recording:
     detect_ms: float = 0.0
     embedding: np.ndarray | None = None
     embed_ms: float = 0.0
+    voice: np.ndarray | None = None  # the voice descriptor of its first 30 s of speech
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -185,17 +188,34 @@ def sample_crops(path: Path, finder: FaceFinder, frames: int) -> list[np.ndarray
 
 
 def file_tracks(
-    keys: Sequence[str], embeddings: np.ndarray, threshold: float, halves: bool = False
+    keys: Sequence[str],
+    embeddings: np.ndarray,
+    threshold: float,
+    halves: bool = False,
+    veto: VoiceVeto | None = None,
+    voices: np.ndarray | None = None,
 ) -> list[str]:
     """Identity ids of ``keys`` filed from no identity at ``threshold``: all at once, or the
-    first half then the second onto the first's identities (``halves``)."""
+    first half then the second onto the first's identities (``halves``); with a ``veto``, the
+    ``voices`` (n, 256; zero rows: none) keep apart what it says."""
     cuts = [0, len(keys) // 2, len(keys)] if halves else [0, len(keys)]
     ids: list[str] = []
     existing: list[str] = []
     centroids = np.zeros((0, embeddings.shape[1]))
     counts = np.zeros(0, dtype=np.int64)
     for lo, hi in itertools.pairwise(cuts):
-        done = assign(existing, centroids, counts, list(keys[lo:hi]), embeddings[lo:hi], threshold)
+        known_voices = None
+        if veto is not None and voices is not None:
+            known_voices = np.array(
+                [
+                    sum((voices[i] for i, p in enumerate(ids) if p == e), np.zeros(voices.shape[1]))
+                    for e in existing
+                ]
+            ).reshape(len(existing), voices.shape[1])
+        done = assign(
+            existing, centroids, counts, list(keys[lo:hi]), embeddings[lo:hi], threshold,
+            veto, None if voices is None else voices[lo:hi], known_voices,
+        )  # fmt: skip
         ids += done.ids
         existing, centroids, counts = done.identity_ids, done.centroids, done.counts
     return ids
@@ -286,6 +306,11 @@ def evaluate(items: list[Recording]) -> dict[str, Any]:
             "not_embedded": [r.key for r in items if r.split == split and r.embedding is None],
         }
 
+    voices = {
+        split: np.array([r.voice if r.voice is not None else np.zeros(VOICE_DIM) for r in items
+                         if r.split == split and r.embedding is not None]).reshape(-1, VOICE_DIM)
+        for split in by_split
+    }  # fmt: skip
     keys, truth, x = by_split["train"]
     rows = sweep(keys, truth, x)
     threshold = choose(rows)
@@ -349,6 +374,8 @@ def evaluate(items: list[Recording]) -> dict[str, Any]:
             for j, (k, t) in enumerate(zip(ek, et, strict=True))
         }  # fmt: skip
 
+    out["voice_veto"] = voice_veto(by_split, voices, threshold)
+
     done = [r for r in items if r.embedding is not None]
     start = time.perf_counter()
     for _ in range(5):
@@ -362,6 +389,45 @@ def evaluate(items: list[Recording]) -> dict[str, Any]:
         "machine": f"{os.cpu_count()} cores (shared)",
     }  # fmt: skip
     return out
+
+
+def voice_veto(
+    by_split: dict[str, tuple[list[str], list[str], np.ndarray]],
+    voices: dict[str, np.ndarray],
+    threshold: float,
+) -> dict[str, Any]:
+    """Filing with voices keeping faces apart (:class:`VoiceVeto`): from the smallest face
+    distance between two different training speakers (to 0.01 below), voices under the voice
+    check's threshold (chosen by bench.voice on its training speakers) part them. Train and test
+    as they come out, all at once and in halves."""
+    keys, truth, x = by_split["train"]
+    d = pairwise_distances(x, x)
+    different = np.array([[a != b for b in truth] for a in truth])
+    veto = VoiceVeto(float(np.floor(d[different].min() * 100) / 100), VOICE_MIN_MATCH)
+    out: dict[str, Any] = {"apart_from": veto.apart_from, "min_match": veto.min_match}
+    for split in ("train", "test"):
+        keys, truth, x = by_split[split]
+        v = voices[split]
+        pred = file_tracks(keys, x, threshold, veto=veto, voices=v)
+        p, r = bcubed(pred, truth)
+        hp, hr = bcubed(file_tracks(keys, x, threshold, halves=True, veto=veto, voices=v), truth)
+        out[split] = {
+            "with_voice": int((np.abs(v).sum(axis=1) > 0).sum()), "tracks": len(keys),
+            "precision": round(p, 4), "recall": round(r, 4),
+            "halves_precision": round(hp, 4), "halves_recall": round(hr, 4),
+            "mixed_clusters": mixed(keys, truth, pred), "split_ids": split_up(keys, truth, pred),
+        }  # fmt: skip
+    return out
+
+
+def describe_voices(items: list[Recording]) -> None:
+    """Set each recording's voice descriptor (its first 30 s of speech, as the identity signal
+    takes it; None under [identity] voice_min_speech_s)."""
+    from bench.voice import Voices, speech_of
+
+    voices = Voices()
+    for rec in items:
+        rec.voice = voices.of(speech_of(rec.path, 60.0))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -382,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{n:3d}/{len(items)} {rec.key:<62} {len(rec.crops)} faces "
               f"{'-' if rec.embedding is None else 'ok'}", flush=True)  # fmt: skip
     finder.close()
+    describe_voices(items)
 
     results = evaluate(items)
     results["frames_per_track"] = args.frames

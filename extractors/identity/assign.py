@@ -21,8 +21,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from extractors.identity.clustering import assign, pairwise_distances
+from extractors.identity.clustering import VoiceVeto, assign, pairwise_distances
 from extractors.identity.extractor import IdentityConfig
+from extractors.identity.voice import VOICE_DIM
 from extractors.registry import dataset_schemas
 from manifests.lock import hold
 from manifests.store import existing_root, new_key
@@ -49,15 +50,20 @@ class IdentityAssignment:
 
 def assign_root(root_path: str | Path, config: Config) -> IdentityAssignment:
     """File every clip of the root that has a face descriptor and no identity among the root's
-    identities at ``[identity] threshold``, and commit the result (under the root's lock)."""
+    identities at ``[identity] threshold`` (where faces are ambiguous, from ``[identity]
+    voice_apart_from``, voices that do not match keep them apart), and commit the result (under
+    the root's lock)."""
     root = existing_root(root_path)
     schemas = dataset_schemas()
-    threshold = config.section("identity", IdentityConfig).threshold
+    settings = config.section("identity", IdentityConfig)
+    veto = VoiceVeto(settings.voice_apart_from, settings.voice_min_match) if settings.voice else None
     with hold(root, f"identity-{new_key()}"):
         con = connect(root, schemas)
-        known = con.sql("select identity_id, centroid, clips from identities order by identity_id").fetchall()
+        known = con.sql(
+            "select identity_id, centroid, clips, voice_sum from identities order by identity_id"
+        ).fetchall()
         new = con.sql(
-            """select t.clip_id, t.identity_embedding from tracks t
+            """select t.clip_id, t.identity_embedding, t.identity_voice from tracks t
                where t.identity_embedding is not null
                  and t.clip_id not in (select clip_id from clip_identity) order by t.clip_id"""
         ).fetchall()
@@ -71,7 +77,10 @@ def assign_root(root_path: str | Path, config: Config) -> IdentityAssignment:
             [row[2] for row in known],
             [row[0] for row in new],
             np.array([row[1] for row in new], np.float64),
-            threshold,
+            settings.threshold,
+            veto,
+            voice_rows([row[2] for row in new]),
+            voice_rows([row[3] for row in known]),
         )
         assign_set, now = new_key(), datetime.now(UTC)
         position = {identity: i for i, identity in enumerate(result.identity_ids)}
@@ -110,6 +119,13 @@ def assign_root(root_path: str | Path, config: Config) -> IdentityAssignment:
         len(result.new_ids),
         len(result.identity_ids),
     )
+
+
+def voice_rows(voices: list[list[float] | None]) -> np.ndarray:
+    """Voice descriptors (or sums) as rows, shape (n, 256); a zero row where there is none."""
+    return np.array(
+        [np.zeros(VOICE_DIM) if v is None else np.asarray(v, np.float64) for v in voices]
+    ).reshape(len(voices), VOICE_DIM)
 
 
 def voice_sums(

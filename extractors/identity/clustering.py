@@ -13,6 +13,10 @@ Since the same measure decides merges within a batch and the match to an identit
 in two batches and all at once agree far more often than with centroid distances (which let a
 cluster join an identity whose members are, on average, farther than the threshold).
 
+Where faces alone are ambiguous (:class:`VoiceVeto`: a distance under the threshold but at
+least where different people's faces begin), voices that do not match keep two tracks, or a
+track and an identity, apart: never merged, never joined.
+
 Identities that exist never change their id; a new one is named after its founding key, the
 smallest key of its cluster (``id-`` + 12 hex digits of its SHA-1), so that the same tracks filed
 the same way get the same ids on every run, whatever their order in the batch.
@@ -76,19 +80,39 @@ def group_distances(means_a: np.ndarray, means_b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(2.0 - 2.0 * dots, 0.0, None))
 
 
-def agglomerate(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+class VoiceVeto(NamedTuple):
+    """When the voices keep two faces apart: their face distance is at least ``apart_from`` (where
+    different people's faces begin to come as close as one person's) and both have a voice,
+    whose cosine is under ``min_match``."""
+
+    apart_from: float
+    min_match: float
+
+    def apart(self, face_distances: np.ndarray, voices_a: np.ndarray, voices_b: np.ndarray) -> np.ndarray:
+        """(n, m) bool of the pairs kept apart, given their ``face_distances`` (n, m) and voices
+        ``voices_a`` (n, v), ``voices_b`` (m, v) (a zero row: no voice; rows need not be unit)."""
+        a, b = normalised(np.asarray(voices_a, np.float64)), normalised(np.asarray(voices_b, np.float64))
+        both = (np.abs(a).sum(axis=1) > 0)[:, None] & (np.abs(b).sum(axis=1) > 0)[None, :]
+        return (np.asarray(face_distances) >= self.apart_from) & both & (a @ b.T < self.min_match)
+
+
+def agglomerate(embeddings: np.ndarray, threshold: float, apart: np.ndarray | None = None) -> np.ndarray:
     """Cluster labels ((n,) int, each the lowest row index of its cluster) of agglomerative
     clustering of unit rows: the two clusters nearest by :func:`group_distances` merge while
-    that distance is below ``threshold``. Ties go to the lower row index, so the result depends
-    only on the rows' order. Time O(n^2) per merge at worst, memory O(n^2)."""
+    that distance is below ``threshold``, never two of which a member of one and a member of the
+    other are ``apart`` ((n, n) bool, symmetric; None: none). Ties go to the lower row index, so
+    the result depends only on the rows' order. Time O(n^2) per merge at worst, memory O(n^2)."""
     n = len(embeddings)
     labels = np.arange(n)
     if n < 2:
         return labels
     # Mean squared distances between clusters: 2 - 2 x the dot product of their means. A
     # merged cluster's mean is the size-weighted mean of its parts', so its row is the
-    # size-weighted mean of theirs (Lance-Williams, average linkage on squared distances).
+    # size-weighted mean of theirs (Lance-Williams, average linkage on squared distances); a
+    # pair kept apart is infinitely far, and so is any cluster holding one of it from the other.
     d = 2.0 - 2.0 * (embeddings @ embeddings.T)
+    if apart is not None:
+        d[np.asarray(apart, bool)] = np.inf
     np.fill_diagonal(d, np.inf)
     limit = threshold * threshold
     size = np.ones(n)
@@ -126,11 +150,19 @@ def assign(
     new_keys: Sequence[str],
     new_embeddings: np.ndarray,
     threshold: float,
+    veto: VoiceVeto | None = None,
+    new_voices: np.ndarray | None = None,
+    existing_voices: np.ndarray | None = None,
 ) -> Assignment:
     """File the tracks ``new_keys`` (unique, stable keys such as clip ids) with descriptors
     ``new_embeddings`` ((n, d), unit rows) among the identities ``existing_ids`` (their
     ``existing_centroids`` (k, d) and member ``existing_counts`` (k,)), at distance
     ``threshold`` (Euclidean between unit vectors; see the module's doc for the method).
+
+    With a ``veto``, voices keep apart what the faces alone would join (:class:`VoiceVeto`):
+    ``new_voices`` (n, v) and the identities' ``existing_voices`` (k, v; the sum or mean of
+    their members' voices), a zero row where there is none; a cluster then joins the nearest
+    identity under the threshold that its voice does not keep it from.
 
     Raises ``ValueError`` for mismatched shapes, repeated keys, or a key that already founded
     one of the existing identities (a track filed twice).
@@ -156,7 +188,10 @@ def assign(
     # Cluster in key order: the result does not depend on the order of the batch.
     order = sorted(range(len(keys)), key=keys.__getitem__)
     x_sorted = normalised(x[order])
-    labels = agglomerate(x_sorted, threshold)
+    voices = np.zeros((len(keys), 1)) if new_voices is None else np.asarray(new_voices, np.float64)[order]
+    known_voices = np.zeros((len(ids_in), voices.shape[1])) if existing_voices is None else existing_voices
+    apart = None if veto is None else veto.apart(group_distances(x_sorted, x_sorted), voices, voices)
+    labels = agglomerate(x_sorted, threshold, apart)
     cluster_rows = {label: np.flatnonzero(labels == label) for label in dict.fromkeys(labels.tolist())}
 
     out_ids = ids_in.copy()
@@ -173,9 +208,13 @@ def assign(
         target: int | None = None
         if known is not None:
             dist = group_distances(mean[None, :], known)[0]
-            best = int(dist.argmin())
-            if dist[best] < threshold:
-                target = best
+            barred = (
+                np.zeros(len(dist), bool)
+                if veto is None
+                else veto.apart(dist[None, :], voices[rows].sum(axis=0)[None, :], known_voices)[0]
+            )
+            near = [k for k in np.argsort(dist, kind="stable") if dist[k] < threshold and not barred[k]]
+            target = int(near[0]) if near else None
         if target is not None:
             sums[target] += members.sum(axis=0)
             counts[target] += len(rows)

@@ -34,6 +34,9 @@ from settings.config import Rule, Section
 
 #: Voice match under which a clip's voice is not its person's (docs/scores.md, "The voice heard").
 VOICE_MIN_MATCH = 0.81
+#: Face distance from which voices decide (the smallest between two different training speakers,
+#: bench/identity.py: docs/scores.md, "The voice heard").
+VOICE_APART_FROM = 0.27
 
 
 class IdentityConfig(Section):
@@ -62,12 +65,20 @@ class IdentityConfig(Section):
     voice_min_speech_s: float = Field(
         2.0, ge=0.5, description="seconds of speech (voice activity) a clip needs for a voice descriptor"
     )
+    voice_apart_from: float = Field(
+        VOICE_APART_FROM,
+        gt=0,
+        le=2,
+        description="face distance from which two clips whose voices differ (under voice_min_match) are "
+        "not filed as one person (docs/scores.md, 'The voice heard')",
+    )
     voice_min_match: float = Field(
         VOICE_MIN_MATCH,
         ge=-1,
         le=1,
         description="cosine of a clip's voice to its person's other clips' voices under which the report "
-        "flags it (voice-over, dubbing: docs/scores.md, 'The voice heard')",
+        "flags it (voice-over, dubbing), and under which voices keep ambiguous faces apart "
+        "(docs/scores.md, 'The voice heard')",
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from extractors.identity.clustering import (
     THRESHOLD,
+    VoiceVeto,
     agglomerate,
     assign,
     bcubed,
@@ -108,6 +109,39 @@ def test_assign_onto_existing_identities() -> None:
     # Nothing new: the identities as they were.
     same = assign(first.identity_ids, first.centroids, first.counts, [], np.zeros((0, 16)), 0.5)
     assert same.identity_ids == first.identity_ids and same.ids == [] and same.new_ids == []
+
+
+def faces_at(distance: float) -> np.ndarray:
+    """Two unit face descriptors ``distance`` apart, shape (2, 16)."""
+    angle = 2 * np.arcsin(distance / 2)
+    return np.array([np.eye(16)[0], np.cos(angle) * np.eye(16)[0] + np.sin(angle) * np.eye(16)[1]])
+
+
+def test_voices_keep_apart_only_faces_that_are_ambiguous() -> None:
+    veto = VoiceVeto(apart_from=0.27, min_match=0.8)
+    same_voice = np.vstack([np.eye(4)[0], np.eye(4)[0] + 0.1 * np.eye(4)[1]])  # cosine 0.995
+    other_voice = np.vstack([np.eye(4)[0], np.eye(4)[1] + np.eye(4)[0]])  # cosine 0.71
+    no_voice = np.vstack([np.eye(4)[0], np.zeros(4)])
+    keys = ["k0", "k1"]
+    ambiguous, clear = faces_at(0.30), faces_at(0.20)  # both under the threshold 0.33
+
+    def filed(faces: np.ndarray, voices: np.ndarray) -> list[str]:
+        return assign([], np.zeros((0, 16)), [], keys, faces, 0.33, veto, voices).ids
+
+    assert len(set(filed(ambiguous, other_voice))) == 2  # two people: their voices say so
+    assert len(set(filed(ambiguous, same_voice))) == 1
+    assert len(set(filed(ambiguous, no_voice))) == 1  # one has no voice: the face decides
+    assert len(set(filed(clear, other_voice))) == 1  # the face is clear: dubbing does not part it
+    assert len(set(assign([], np.zeros((0, 16)), [], keys, ambiguous, 0.33).ids)) == 1  # no veto
+    # Onto an identity: its members' voice sum keeps an ambiguous face with another voice out.
+    first = assign([], np.zeros((0, 16)), [], ["k0"], ambiguous[:1], 0.33, veto, other_voice[:1])
+    sums = other_voice[:1] * 3
+    out = assign(first.identity_ids, first.centroids, first.counts, ["k1"], ambiguous[1:], 0.33, veto,
+                 other_voice[1:], sums)  # fmt: skip
+    assert out.new_ids == ["id-" + hashlib.sha1(b"k1").hexdigest()[:12]]
+    joined = assign(first.identity_ids, first.centroids, first.counts, ["k1"], ambiguous[1:], 0.33, veto,
+                    same_voice[1:], sums)  # fmt: skip
+    assert joined.ids == first.ids and not joined.new_ids
 
 
 def test_assign_refuses_bad_input() -> None:
