@@ -132,7 +132,7 @@ def test_manifest_records_what_produced_the_export(exported, accepted_run) -> No
     assert manifest["config_hashes"] == sorted({r["config_hash"] for r in current})
     assert manifest["extractor_versions"] == {
         "face": "4", "speech": "1", "fingerprint": "1", "sync": "4", "emotion": "4", "quality": "2", "synthetic": "1",
-        "identity": "1",
+        "identity": "2",
     }  # fmt: skip
     assert manifest["runs"] == [accepted_run.summary.run_id]
     assert manifest["fps"] == 30 and manifest["sample_rate_hz"] == SPEECH_SR_HZ
