@@ -39,7 +39,7 @@ import numpy as np
 
 from bench.identity import GENERATED_OF_MAY, SHARED, recordings
 from extractors.identity.voice import VOICE_EMBEDDING, VoiceEmbedder
-from extractors.speech.window import WINDOW_SAMPLES, joined_speech, speech_spans
+from extractors.speech.window import window_speech
 from ingest.media import SPEECH_SR_HZ, read_audio
 from settings.models import cache_dir, resolve
 
@@ -76,7 +76,7 @@ def speech_of(path: Path, end_s: float | None = None) -> np.ndarray:
         audio = read_audio(path, 0.0, end_s)
     except (IndexError, ValueError):  # no audio stream
         return np.zeros(0, np.float32)
-    return joined_speech(audio, speech_spans(audio))[:WINDOW_SAMPLES]
+    return window_speech(audio)
 
 
 def emotional_speech_clips(voices: Voices) -> list[tuple[str, str, np.ndarray]]:

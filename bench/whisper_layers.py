@@ -32,7 +32,7 @@ from bench.speech_emotion import CORPORA, POOL, corpus_figures, load_pool, neste
 from extractors.emotion.fusion import EMOTION_CLASSES
 from extractors.emotion.speech_features import ENCODER, prosody, spectral
 from extractors.registry import model_spec
-from extractors.speech.window import WINDOW_SAMPLES, encode_speech, joined_speech, speech_spans, window_mel
+from extractors.speech.window import WINDOW_SAMPLES, encode_speech, window_mel, window_speech
 from ingest.media import read_audio
 from settings.models import cache_dir, resolve
 
@@ -141,7 +141,7 @@ def layer_features(rows: list[dict[str, str]], out: Path) -> tuple[np.ndarray, n
         started = time.perf_counter()
         for row in rows:
             audio = read_audio(POOL / row["file"])
-            speech = joined_speech(audio, speech_spans(audio))[:WINDOW_SAMPLES]
+            speech = window_speech(audio)
             if len(speech) < 3200:  # no voice activity found: the whole file
                 speech = audio[:WINDOW_SAMPLES]
             mel = whisper.feature_extractor(speech)

@@ -27,7 +27,7 @@ from extractors.face.extractor import too_few_face_frames
 from extractors.identity.embedding import DIM, FaceEmbedder, unit
 from extractors.identity.model import FACE_EMBEDDING
 from extractors.identity.voice import VOICE_DIM, VOICE_EMBEDDING, VoiceEmbedder
-from extractors.speech.window import SPEECH_WINDOW, WINDOW_SAMPLES, joined_speech, speech_spans
+from extractors.speech.window import SPEECH_WINDOW, window_speech
 from ingest.media import SPEECH_SR_HZ
 from manifests.schema import field
 from settings.config import Rule, Section
@@ -213,8 +213,7 @@ class IdentityExtractor(Extractor):
             window = derived[SPEECH_WINDOW]
             speech = window.audio if window is not None else np.zeros(0, np.float32)
         else:
-            audio = clip.audio()
-            speech = joined_speech(audio, speech_spans(audio))[:WINDOW_SAMPLES]
+            speech = window_speech(clip.audio())
         if len(speech) < self.settings.voice_min_speech_s * SPEECH_SR_HZ:
             return
         out.clip["identity_voice_s"] = len(speech) / SPEECH_SR_HZ

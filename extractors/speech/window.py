@@ -57,6 +57,12 @@ def joined_speech(audio: np.ndarray, spans: list[dict[str, int]]) -> np.ndarray:
     return np.concatenate(collect_chunks(audio, spans)[0]).astype(np.float32)
 
 
+def window_speech(audio: np.ndarray) -> np.ndarray:
+    """The speech of a window of 16 kHz ``audio``: its voice-activity spans joined, the first
+    30 s, shape (n,) float32 (empty without speech) — what :class:`SpeechWindow` holds."""
+    return joined_speech(audio, speech_spans(audio))[:WINDOW_SAMPLES]
+
+
 def window_mel(model: Any, speech: np.ndarray) -> np.ndarray:
     """The log-mel features of the first window of ``speech`` the encoder reads, shape
     (n_mels, 3000) float32, exactly as faster-whisper's transcription computes them (so that
